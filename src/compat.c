@@ -1,0 +1,169 @@
+/*
+ * compat.c - CPython version differences (see compat.h for the contract).
+ */
+#include "compat.h"
+
+Py_tss_t *compat_gilstate_key(void);   /* compat_core.c */
+
+PyThreadState *
+compat_current_tstate(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#elif PY_VERSION_HEX >= 0x030C0000
+    return _PyThreadState_UncheckedGet();   /* thread-local since 3.12 */
+#else
+    /* Up to 3.11 this is the GIL holder's state, whichever thread holds
+     * it: it is ours only if it is our gilstate-slot state.  Reading any
+     * field of it to find out would race with its owner freeing it. */
+    PyThreadState *current = _PyThreadState_UncheckedGet();
+    return current != NULL && current == compat_gilstate_get() ? current
+                                                               : NULL;
+#endif
+}
+
+PyThreadState *
+compat_current_tstate_attached(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return compat_current_tstate();
+#else
+    /* The caller is attached by precondition, so the GIL holder's state
+     * is stable; it is ours if it carries our thread ID (this also finds a
+     * state outside the gilstate slot, like the one Py_NewInterpreter
+     * returns). */
+    PyThreadState *current = _PyThreadState_UncheckedGet();
+    if (current == NULL || current == compat_gilstate_get())
+        return current;
+    return current->thread_id == PyThread_get_thread_ident() ? current
+                                                              : NULL;
+#endif
+}
+
+PyInterpreterState *
+compat_tstate_interp(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x03090000
+    return PyThreadState_GetInterpreter(tstate);
+#else
+    return tstate->interp;
+#endif
+}
+
+int
+compat_runtime_finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
+
+PyThreadState *
+compat_gilstate_get(void)
+{
+    return (PyThreadState *)PyThread_tss_get(compat_gilstate_key());
+}
+
+void
+compat_gilstate_set(PyThreadState *tstate)
+{
+    PyThreadState *old = compat_gilstate_get();
+    if (old == tstate)
+        return;
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12+ records in each state whether it is the bound one, and
+     * asserts (debug) or acts on (release) that flag when it is attached
+     * or deleted; keep the flag equal to the truth. */
+    if (old != NULL)
+        old->_status.bound_gilstate = 0;
+    if (tstate != NULL)
+        tstate->_status.bound_gilstate = 1;
+#endif
+    PyThread_tss_set(compat_gilstate_key(), tstate);
+}
+
+/* ---- shutdown hook ------------------------------------------------------ */
+
+typedef struct hook {
+    void (*fn)(void *);
+    void *arg;
+} hook;
+
+static void
+hook_capsule_free(PyObject *capsule)
+{
+    PyMem_RawFree(PyCapsule_GetPointer(capsule, "pygate.hook"));
+}
+
+static PyObject *
+hook_trampoline(PyObject *capsule, PyObject *unused)
+{
+    (void)unused;
+    hook *h = (hook *)PyCapsule_GetPointer(capsule, "pygate.hook");
+    if (h == NULL)
+        return NULL;
+    if (h->fn != NULL) {
+        void (*fn)(void *) = h->fn;
+        h->fn = NULL;   /* atexit._run_exitfuncs() may call us twice */
+        fn(h->arg);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef hook_def = {
+    "_pygate_shutdown", hook_trampoline, METH_NOARGS,
+    "pygate: close the interpreter's gate and drain native entries."
+};
+
+int
+compat_register_shutdown_hook(void (*fn)(void *), void *arg)
+{
+    /* Why the Python-level atexit stage: Py_FinalizeEx and Py_EndInterpreter
+     * run it on every version after joining non-daemon threads and before
+     * tearing down thread states (and before Py_EndInterpreter's "not the
+     * last thread" check).  PyUnstable_AtExit (3.13+) callbacks run later,
+     * while the interpreter is being cleared: too late to drain. */
+    hook *h = (hook *)PyMem_RawMalloc(sizeof *h);
+    if (h == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    h->fn = fn;
+    h->arg = arg;
+    PyObject *capsule = PyCapsule_New(h, "pygate.hook", hook_capsule_free);
+    if (capsule == NULL) {
+        PyMem_RawFree(h);
+        return -1;
+    }
+    PyObject *func = PyCFunction_New(&hook_def, capsule);
+    Py_DECREF(capsule);
+    if (func == NULL)
+        return -1;
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    PyObject *res = NULL;
+    if (atexit != NULL) {
+        res = PyObject_CallMethod(atexit, "register", "O", func);
+        Py_DECREF(atexit);
+    }
+    Py_DECREF(func);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+void
+compat_delete_foreign_tstate(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12+ PyThreadState_Delete() of a state flagged as bound clears the
+     * *calling* thread's gilstate slot.  The state is bound only on its own
+     * thread, so drop the flag first. */
+    if (tstate != compat_gilstate_get())
+        tstate->_status.bound_gilstate = 0;
+#endif
+    PyThreadState_Clear(tstate);
+    PyThreadState_Delete(tstate);
+}

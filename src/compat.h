@@ -1,0 +1,54 @@
+/*
+ * compat.h - every difference between CPython versions, in one place.
+ *
+ * The rest of pygate calls these functions and never tests PY_VERSION_HEX.
+ * Each one states the fact about CPython it relies on; tests/ checks each
+ * fact on every version the suite runs against.
+ */
+#ifndef PYGATE_COMPAT_H
+#define PYGATE_COMPAT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* The thread state the calling thread has attached, or NULL.  Never
+ * fails, never blocks.  On 3.8-3.11 CPython tracks only the GIL holder's
+ * state, process-wide; there a thread counts as attached when that state
+ * is its own gilstate-slot state, which pygate ensures for every state it
+ * attaches.  A thread attached to another state of its own (such as the
+ * one Py_NewInterpreter returns) is not seen on those versions. */
+PyThreadState *compat_current_tstate(void);
+
+/* The same, for callers that are attached by documented precondition:
+ * on 3.8-3.11 it also finds states outside the gilstate slot. */
+PyThreadState *compat_current_tstate_attached(void);
+
+/* The interpreter a thread state belongs to. */
+PyInterpreterState *compat_tstate_interp(PyThreadState *tstate);
+
+/* True once the runtime has begun Py_FinalizeEx past its atexit stage. */
+int compat_runtime_finalizing(void);
+
+/*
+ * The gilstate slot: the thread state PyGILState_GetThisThreadState()
+ * returns on the calling thread, which is the one PyGILState_Ensure()
+ * re-attaches.  CPython fills it with the first thread state created on a
+ * thread, whatever its interpreter (3.8-3.11), and also rebinds it on every
+ * attach (3.12+).  pygate keeps it pointing at the right state: see
+ * enter.c.  compat_gilstate_set() keeps 3.12+'s bound_gilstate flags
+ * consistent with the slot.
+ */
+PyThreadState *compat_gilstate_get(void);
+void compat_gilstate_set(PyThreadState *tstate);
+
+/* Registers fn(arg) to run in the current interpreter's shutdown, after
+ * non-daemon threads are joined and before any thread state is torn down
+ * (the Python-level atexit stage; see docs/ARCHITECTURE.md for why not
+ * PyUnstable_AtExit).  Returns 0, or -1 with a Python exception set. */
+int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
+
+/* Clears and deletes a detached thread state of the current interpreter
+ * that belongs to another (or no) thread. */
+void compat_delete_foreign_tstate(PyThreadState *tstate);
+
+#endif /* PYGATE_COMPAT_H */

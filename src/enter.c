@@ -1,0 +1,265 @@
+/*
+ * enter.c - entering and leaving: the one place where pygate attaches.
+ *
+ * Each thread keeps a stack of frames, one per open entry or detach; a
+ * re-entry into the interpreter already attached by the top frame only
+ * counts depth.  Every frame that entered holds a guard on its record, taken
+ * before anything is attached, so nothing is attached once shutdown began.
+ *
+ * The gilstate slot (compat.h): while pygate has a state attached, the slot
+ * points at it, so PyGILState_Ensure() in a callback finds the attached
+ * state.  At leave a main-interpreter state stays in the slot (so later
+ * PyGILState calls on this thread reuse it, never making a second); for a
+ * sub-interpreter the slot gets back what it held before the entry, so it
+ * never refers to a state that the sub-interpreter's end will delete.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+enum { TOKEN_ENTER = 0x454e5452, TOKEN_DETACH = 0x44455441 };
+
+static frame *
+push_frame(pygate_thread *t)
+{
+    if (t->nframes == t->cap) {
+        uint32_t cap = t->cap ? 2 * t->cap : 8;
+        frame *frames = (frame *)realloc(t->frames, cap * sizeof *frames);
+        if (frames == NULL)
+            return NULL;
+        t->frames = frames;
+        t->cap = cap;
+    }
+    frame *f = &t->frames[t->nframes++];
+    *f = (frame){0};
+    t->level++;
+    return f;
+}
+
+static void
+pop_frame(pygate_thread *t)
+{
+    t->nframes--;
+    t->level--;
+}
+
+static pygate_token
+make_token(pygate_thread *t, uint32_t kind)
+{
+    pygate_token token = {t, t->level, kind};
+    return token;
+}
+
+static frame *
+top_frame(pygate_thread *t)
+{
+    return t->nframes ? &t->frames[t->nframes - 1] : NULL;
+}
+
+/* Attaches a state for rec, switching away from `current` if set. */
+static int
+attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current)
+{
+    PyThreadState *slot = compat_gilstate_get();
+    PyThreadState *tstate;
+    int rc = thread_state_for(t, rec, &tstate);
+    if (rc != PYGATE_OK)
+        return rc;
+    f->kind = FRAME_ATTACH;
+    f->tstate = tstate;
+    f->prev = current;
+    f->gilstate_prev = slot;
+    f->restore_gilstate = !rec->is_main;
+    if (current != NULL)
+        PyEval_SaveThread();
+    PyEval_RestoreThread(tstate);
+    compat_gilstate_set(tstate);
+    return PYGATE_OK;
+}
+
+int
+pygate_enter_at(pygate_view *view, pygate_token *token,
+                const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    record *rec = view_record(view);
+    if (rec == NULL || token == NULL)
+        return PYGATE_EINVAL;
+    pygate_thread *t = thread_self(1);
+    if (t == NULL)
+        return PYGATE_ENOMEM;
+
+    PyThreadState *current = compat_current_tstate();
+    frame *top = top_frame(t);
+    if (top != NULL && top->rec == rec && top->kind != FRAME_DETACH
+            && top->tstate == current) {
+        top->depth++;   /* nested: covered by the outer frame's guard */
+        t->level++;
+        *token = make_token(t, TOKEN_ENTER);
+        return PYGATE_OK;
+    }
+
+    int rc = record_guard_acquire(rec);
+    if (rc != PYGATE_OK)
+        return rc;
+    frame *f = push_frame(t);
+    if (f == NULL) {
+        record_guard_release(rec);
+        return PYGATE_ENOMEM;
+    }
+    f->rec = rec;
+    if (current != NULL && compat_tstate_interp(current) == rec->interp) {
+        f->kind = FRAME_NEST;   /* attached already, by Python or the host */
+        f->tstate = current;
+    } else if ((rc = attach(t, f, rec, current)) != PYGATE_OK) {
+        pop_frame(t);
+        record_guard_release(rec);
+        return rc;
+    }
+    *token = make_token(t, TOKEN_ENTER);
+    return PYGATE_OK;
+}
+
+/* Checks that token names the calling thread's innermost frame. */
+static int
+check_token(pygate_thread *t, pygate_token token, uint32_t kind,
+            const char *file, int line)
+{
+    if (token.thread_ != NULL && token.thread_ != t)
+        return pygate_misuse(PYGATE_EWRONGTHREAD, file, line,
+                             "token used on a thread other than its own");
+    if (t == NULL || t->nframes == 0)
+        return pygate_misuse(PYGATE_ENOTENTERED, file, line,
+                             "leave or reattach without a matching entry");
+    frame *top = top_frame(t);
+    uint32_t top_kind = top->kind == FRAME_DETACH ? TOKEN_DETACH : TOKEN_ENTER;
+    if (token.thread_ != t || token.level_ != t->level || token.kind_ != kind
+            || top_kind != kind)
+        return pygate_misuse(PYGATE_EUNBALANCED, file, line,
+                             "token is not the innermost entry or detach");
+    return PYGATE_OK;
+}
+
+/* Detaches the frame's state and restores what was attached before. */
+static void
+detach(frame *f)
+{
+    PyEval_SaveThread();
+    if (f->restore_gilstate)
+        compat_gilstate_set(f->gilstate_prev);
+    if (f->prev != NULL)
+        PyEval_RestoreThread(f->prev);
+}
+
+int
+pygate_leave_at(pygate_token token, const char *file, int line)
+{
+    pygate_thread *t = thread_self(0);
+    int rc = check_token(t, token, TOKEN_ENTER, file, line);
+    if (rc != PYGATE_OK)
+        return rc;
+    frame *f = top_frame(t);
+    if (f->depth > 0) {
+        f->depth--;
+        t->level--;
+        return PYGATE_OK;
+    }
+    record *rec = f->rec;
+    if (f->kind == FRAME_ATTACH
+            && atomic_load_explicit(&rec->phase, memory_order_acquire)
+               != PHASE_GONE) {
+        /* GONE here means this very thread finalized the interpreter from
+         * inside its entry: the state is freed, leave it alone. */
+        if (compat_current_tstate() != f->tstate)
+            return pygate_misuse(PYGATE_EUNBALANCED, file, line,
+                                 "the attached thread state changed inside "
+                                 "the entry (unbalanced Py_BEGIN_ALLOW_THREADS"
+                                 " or PyThreadState_Swap?)");
+        if (PyErr_Occurred())
+            return pygate_misuse(PYGATE_EEXCEPTION, file, line,
+                                 "leaving with a Python exception set");
+        detach(f);
+    }
+    pop_frame(t);
+    record_guard_release(rec);
+    return PYGATE_OK;
+}
+
+int
+pygate_detach_at(pygate_token *token, const char *file, int line)
+{
+    if (token == NULL)
+        return PYGATE_EINVAL;
+    pygate_thread *t = thread_self(0);
+    frame *top = t != NULL ? top_frame(t) : NULL;
+    PyThreadState *current = compat_current_tstate();
+    if (top == NULL || top->kind == FRAME_DETACH || current == NULL
+            || current != top->tstate)
+        return pygate_misuse(PYGATE_ENOTATTACHED, file, line,
+                             "detach outside an attached pygate entry");
+    frame *f = push_frame(t);
+    if (f == NULL)
+        return PYGATE_ENOMEM;
+    f->kind = FRAME_DETACH;
+    f->tstate = PyEval_SaveThread();
+    *token = make_token(t, TOKEN_DETACH);
+    return PYGATE_OK;
+}
+
+int
+pygate_reattach_at(pygate_token token, const char *file, int line)
+{
+    pygate_thread *t = thread_self(0);
+    int rc = check_token(t, token, TOKEN_DETACH, file, line);
+    if (rc != PYGATE_OK)
+        return rc;
+    PyThreadState *tstate = top_frame(t)->tstate;
+    pop_frame(t);
+    /* The entry below still holds its guard: the interpreter is alive. */
+    PyEval_RestoreThread(tstate);
+    return PYGATE_OK;
+}
+
+/* ---- scoped forms ------------------------------------------------------- */
+
+pygate_scope_
+pygate_scope_enter_(pygate_view *view, int *rc, const char *file, int line)
+{
+    pygate_scope_ scope = {{0}, file, line, 0};
+    int r = pygate_enter_at(view, &scope.token, file, line);
+    if (rc != NULL)
+        *rc = r;
+    scope.active = r == PYGATE_OK;
+    return scope;
+}
+
+pygate_scope_
+pygate_scope_detach_(int *rc, const char *file, int line)
+{
+    pygate_scope_ scope = {{0}, file, line, 0};
+    int r = pygate_detach_at(&scope.token, file, line);
+    if (rc != NULL)
+        *rc = r;
+    scope.active = r == PYGATE_OK;
+    return scope;
+}
+
+void
+pygate_scope_end_(pygate_scope_ *scope)
+{
+    if (!scope->active)
+        return;
+    scope->active = 0;
+    if (scope->token.kind_ == TOKEN_DETACH) {
+        pygate_reattach_at(scope->token, scope->file, scope->line);
+        return;
+    }
+    if (pygate_leave_at(scope->token, scope->file, scope->line)
+            == PYGATE_EEXCEPTION) {
+        /* An exception cannot propagate out of a C scope: report it the
+         * way CPython reports exceptions nobody can receive. */
+        PyErr_WriteUnraisable(NULL);
+        pygate_leave_at(scope->token, scope->file, scope->line);
+    }
+}

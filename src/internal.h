@@ -1,0 +1,128 @@
+/*
+ * internal.h - pygate's data structures, shared by the files in src/.
+ *
+ *   record  (interp.c)  one per interpreter: ID, lifetime state, guard count,
+ *                       and the thread states pygate created for it.
+ *   view    (view.c)    a user's handle on a record.
+ *   entry   (thread.c)  one cached thread state: (thread, record) -> tstate.
+ *   thread  (thread.c)  a native thread's entries and its stack of frames.
+ *   frame   (enter.c)   one open entry or detach on a thread.
+ */
+#ifndef PYGATE_INTERNAL_H
+#define PYGATE_INTERNAL_H
+
+#include "compat.h"
+#include "pygate.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* ---- errors and misuse (error.c) ---------------------------------------- */
+
+/* Whether misuse aborts (debug mode) or only returns its code. */
+int pygate_debug_mode(void);
+
+/* Reports misuse at file:line.  In debug mode prints and aborts; otherwise
+ * returns err unchanged, so callers write `return misuse(...)`. */
+int pygate_misuse(int err, const char *file, int line, const char *what);
+
+/* ---- interpreter records (interp.c) ------------------------------------- */
+
+typedef enum record_phase {
+    PHASE_OPEN = 0,     /* entries allowed */
+    PHASE_CLOSING = 1,  /* shutdown hook running: no new guards */
+    PHASE_GONE = 2      /* thread states torn down; interp pointer invalid */
+} record_phase;
+
+typedef struct entry entry;
+
+typedef struct record {
+    int64_t id;                    /* interpreter ID: the record's identity */
+    PyInterpreterState *interp;    /* valid only while a guard is held */
+    int is_main;
+    _Atomic uint64_t guards;       /* GUARD_CLOSED bit | number held */
+    _Atomic int phase;             /* record_phase */
+    _Atomic long refs;             /* views + entries + registry + hook */
+    pthread_mutex_t lock;          /* protects entries and the wait below */
+    pthread_cond_t drained;        /* signalled when guards reach 0 closed */
+    entry *entries;                /* states pygate created for this interp */
+    struct record *next;           /* registry list */
+} record;
+
+#define GUARD_CLOSED ((uint64_t)1 << 63)
+
+/* Takes a guard: fails with PYGATE_EFINALIZING or PYGATE_EGONE, without
+ * blocking, once the shutdown hook has closed the record.  Lock-free. */
+int record_guard_acquire(record *rec);
+void record_guard_release(record *rec);
+
+/* The record for the interpreter the caller is attached to, created (and
+ * the shutdown hook installed) on first use; returns a new reference. */
+int record_for_current(record **out);
+/* The record of the main interpreter if it exists; a new reference. */
+record *record_find_main(void);
+void record_ref(record *rec);
+void record_unref(record *rec);
+int record_error(record *rec);   /* PYGATE_EFINALIZING or PYGATE_EGONE */
+
+/* Entry list of a record, under rec->lock (called by thread.c). */
+void record_link_entry(record *rec, entry *e);
+void record_unlink_entry(record *rec, entry *e);
+
+/* ---- views (view.c) ----------------------------------------------------- */
+
+struct pygate_view {
+    uint32_t magic;
+    record *rec;
+};
+
+record *view_record(pygate_view *view);   /* NULL when not a live view */
+
+/* ---- threads and their cached states (thread.c) ------------------------- */
+
+struct entry {
+    record *rec;                /* holds a reference */
+    PyThreadState *tstate;      /* NULL once the interpreter took it back */
+    int linked;                 /* in rec->entries (under rec->lock) */
+    int orphaned;               /* owner thread gone: the hook frees it */
+    entry *rec_prev, *rec_next; /* rec->entries list */
+    entry *thread_next;         /* owner thread's list */
+};
+
+typedef enum frame_kind {
+    FRAME_ATTACH,   /* attached a thread state (maybe switching interps) */
+    FRAME_NEST,     /* already attached to the interp: guard only */
+    FRAME_DETACH    /* pygate_detach: thread state saved */
+} frame_kind;
+
+typedef struct frame {
+    frame_kind kind;
+    record *rec;                   /* ATTACH, NEST: interpreter entered */
+    PyThreadState *tstate;         /* ATTACH: attached; DETACH: saved */
+    PyThreadState *prev;           /* ATTACH: re-attached at leave, or NULL */
+    PyThreadState *gilstate_prev;  /* ATTACH: gilstate slot to restore */
+    int restore_gilstate;
+    uint32_t depth;                /* nested re-entries folded in */
+} frame;
+
+typedef struct pygate_thread {
+    frame *frames;
+    uint32_t nframes, cap;
+    uint32_t level;                /* open entries + detaches, nested too */
+    entry *entries;
+    entry *last;                   /* most recently used entry */
+} pygate_thread;
+
+/* The calling thread's record, created on first use (NULL: out of memory
+ * when create is set, or none yet when it is not). */
+pygate_thread *thread_self(int create);
+
+/* The thread state to attach for (thread, rec): cached, borrowed from the
+ * gilstate slot, or newly created and cached.  Caller holds a guard. */
+int thread_state_for(pygate_thread *t, record *rec, PyThreadState **out);
+
+/* Called by the shutdown hook, after draining, for every entry of rec. */
+void thread_forget_entries(record *rec);
+
+#endif /* PYGATE_INTERNAL_H */

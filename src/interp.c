@@ -1,0 +1,309 @@
+/*
+ * interp.c - one record per interpreter: its lifetime gate and shutdown hook.
+ *
+ * The gate is one atomic word: a CLOSED bit and the number of guards held.
+ * Taking a guard is one fetch_add; if CLOSED was already set the guard is
+ * given back and the caller fails.  The shutdown hook sets CLOSED first and
+ * then waits for the count to drain, so busy threads cannot keep shutdown
+ * waiting for a quiet moment (the flaw DESIGN.md measured in PEP 788's
+ * reference implementation).
+ *
+ * A record is found from its interpreter through the interpreter's own dict
+ * (PyInterpreterState_GetDict), so it dies with the interpreter and a later
+ * interpreter that reuses the ID or the address gets a fresh record.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define RECORD_CAPSULE "pygate.record"
+#define DRAIN_REPORT_SECONDS 5
+
+static pthread_mutex_t main_lock = PTHREAD_MUTEX_INITIALIZER;
+static record *main_record;   /* holds a reference while the main is open */
+
+/* ---- references --------------------------------------------------------- */
+
+void
+record_ref(record *rec)
+{
+    atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+}
+
+void
+record_unref(record *rec)
+{
+    if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_destroy(&rec->lock);
+    pthread_cond_destroy(&rec->drained);
+    free(rec);
+}
+
+int
+record_error(record *rec)
+{
+    int phase = atomic_load_explicit(&rec->phase, memory_order_acquire);
+    return phase == PHASE_GONE ? PYGATE_EGONE : PYGATE_EFINALIZING;
+}
+
+/* ---- guards ------------------------------------------------------------- */
+
+int
+record_guard_acquire(record *rec)
+{
+    uint64_t old = atomic_fetch_add_explicit(&rec->guards, 1,
+                                             memory_order_acq_rel);
+    if (!(old & GUARD_CLOSED))
+        return PYGATE_OK;
+    record_guard_release(rec);
+    return record_error(rec);
+}
+
+void
+record_guard_release(record *rec)
+{
+    uint64_t old = atomic_fetch_sub_explicit(&rec->guards, 1,
+                                             memory_order_acq_rel);
+    if (old & GUARD_CLOSED) {
+        /* Only during shutdown: wake the hook to recount. */
+        pthread_mutex_lock(&rec->lock);
+        pthread_cond_broadcast(&rec->drained);
+        pthread_mutex_unlock(&rec->lock);
+    }
+}
+
+static uint64_t
+guards_held(record *rec)
+{
+    return atomic_load_explicit(&rec->guards, memory_order_acquire)
+           & ~GUARD_CLOSED;
+}
+
+/* Guards the calling thread itself holds on rec: the thread that runs the
+ * shutdown may be inside an entry of the interpreter it finalizes. */
+static uint64_t
+guards_held_by_caller(record *rec)
+{
+    pygate_thread *t = thread_self(0);
+    uint64_t n = 0;
+    for (uint32_t i = 0; t != NULL && i < t->nframes; i++)
+        if (t->frames[i].kind != FRAME_DETACH && t->frames[i].rec == rec)
+            n++;
+    return n;
+}
+
+static void
+wait_until_drained(record *rec, uint64_t own)
+{
+    pthread_mutex_lock(&rec->lock);
+    while (guards_held(rec) > own) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += DRAIN_REPORT_SECONDS;
+        if (pthread_cond_timedwait(&rec->drained, &rec->lock, &deadline)
+                == ETIMEDOUT && guards_held(rec) > own)
+            fprintf(stderr, "pygate: shutdown of interpreter %lld is waiting"
+                    " for %llu native entries to leave\n",
+                    (long long)rec->id,
+                    (unsigned long long)(guards_held(rec) - own));
+    }
+    pthread_mutex_unlock(&rec->lock);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void
+forget_main_record(record *rec)
+{
+    pthread_mutex_lock(&main_lock);
+    int was_main = main_record == rec;
+    if (was_main)
+        main_record = NULL;
+    pthread_mutex_unlock(&main_lock);
+    if (was_main)
+        record_unref(rec);
+}
+
+/* Runs in the interpreter's atexit stage, on the finalizing thread, with
+ * the GIL held.  From here on no guard can be taken. */
+static void
+record_shutdown(void *arg)
+{
+    record *rec = (record *)arg;
+    atomic_store_explicit(&rec->phase, PHASE_CLOSING, memory_order_release);
+    atomic_fetch_or_explicit(&rec->guards, GUARD_CLOSED, memory_order_acq_rel);
+
+    uint64_t own = guards_held_by_caller(rec);
+    if (guards_held(rec) > own) {
+        Py_BEGIN_ALLOW_THREADS
+        wait_until_drained(rec, own);
+        Py_END_ALLOW_THREADS
+    }
+    thread_forget_entries(rec);
+    atomic_store_explicit(&rec->phase, PHASE_GONE, memory_order_release);
+    forget_main_record(rec);
+    record_unref(rec);   /* the hook's reference */
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static void
+record_capsule_free(PyObject *capsule)
+{
+    record_unref((record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE));
+}
+
+static record *
+record_new(PyInterpreterState *interp, int64_t id)
+{
+    record *rec = (record *)calloc(1, sizeof *rec);
+    if (rec == NULL)
+        return NULL;
+    rec->id = id;
+    rec->interp = interp;
+    rec->is_main = interp == PyInterpreterState_Main();
+    atomic_init(&rec->guards, 0);
+    atomic_init(&rec->phase, PHASE_OPEN);
+    atomic_init(&rec->refs, 1);
+    pthread_mutex_init(&rec->lock, NULL);
+    pthread_cond_init(&rec->drained, NULL);
+    return rec;
+}
+
+static void
+record_abandon(record *rec)
+{
+    atomic_fetch_or(&rec->guards, GUARD_CLOSED);
+    atomic_store(&rec->phase, PHASE_GONE);
+}
+
+/* Stores rec in the interpreter dict (one reference) and installs the hook
+ * (another).  On failure the Python exception is left set. */
+static int
+record_install(record *rec, PyObject *dict)
+{
+    PyObject *capsule = PyCapsule_New(rec, RECORD_CAPSULE,
+                                      record_capsule_free);
+    if (capsule == NULL)
+        return PYGATE_EPYTHON;
+    record_ref(rec);   /* owned by the capsule from here */
+    int failed = PyDict_SetItemString(dict, RECORD_CAPSULE, capsule) < 0;
+    Py_DECREF(capsule);
+    if (failed)
+        return PYGATE_EPYTHON;
+
+    record_ref(rec);   /* the hook's */
+    if (compat_register_shutdown_hook(record_shutdown, rec) < 0) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyDict_DelItemString(dict, RECORD_CAPSULE) < 0)
+            PyErr_Clear();   /* ours to clear: the caller gets the first */
+        PyErr_Restore(type, value, tb);
+        record_abandon(rec);
+        record_unref(rec);
+        return PYGATE_EPYTHON;
+    }
+    return PYGATE_OK;
+}
+
+static void
+remember_main_record(record *rec)
+{
+    record_ref(rec);
+    pthread_mutex_lock(&main_lock);
+    record *stale = main_record;   /* only if its hook never ran */
+    main_record = rec;
+    pthread_mutex_unlock(&main_lock);
+    if (stale != NULL)
+        record_unref(stale);
+}
+
+int
+record_for_current(record **out)
+{
+    PyThreadState *tstate = compat_current_tstate_attached();
+    if (tstate == NULL)
+        return PYGATE_ENOTATTACHED;
+    PyInterpreterState *interp = compat_tstate_interp(tstate);
+    PyObject *dict = PyInterpreterState_GetDict(interp);
+    if (dict == NULL)
+        return PYGATE_ENOMEM;
+
+    PyObject *capsule = PyDict_GetItemString(dict, RECORD_CAPSULE);
+    if (capsule != NULL) {
+        record *rec = (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
+        if (rec == NULL)
+            return PYGATE_EPYTHON;
+        if (atomic_load(&rec->phase) != PHASE_OPEN)
+            return record_error(rec);
+        record_ref(rec);
+        *out = rec;
+        return PYGATE_OK;
+    }
+    /* No record yet and the runtime already past its atexit stage: a hook
+     * installed now would never run. */
+    if (compat_runtime_finalizing())
+        return PYGATE_EFINALIZING;
+
+    int64_t id = PyInterpreterState_GetID(interp);
+    if (id < 0)
+        return PYGATE_EPYTHON;
+    record *rec = record_new(interp, id);
+    if (rec == NULL)
+        return PYGATE_ENOMEM;
+    int rc = record_install(rec, dict);
+    if (rc != PYGATE_OK) {
+        record_unref(rec);
+        return rc;
+    }
+    if (rec->is_main)
+        remember_main_record(rec);
+    *out = rec;
+    return PYGATE_OK;
+}
+
+record *
+record_find_main(void)
+{
+    pthread_mutex_lock(&main_lock);
+    record *rec = main_record;
+    if (rec != NULL)
+        record_ref(rec);
+    pthread_mutex_unlock(&main_lock);
+    return rec;
+}
+
+/* ---- entry lists -------------------------------------------------------- */
+
+void
+record_link_entry(record *rec, entry *e)
+{
+    pthread_mutex_lock(&rec->lock);
+    e->rec_prev = NULL;
+    e->rec_next = rec->entries;
+    if (rec->entries != NULL)
+        rec->entries->rec_prev = e;
+    rec->entries = e;
+    e->linked = 1;
+    pthread_mutex_unlock(&rec->lock);
+}
+
+void
+record_unlink_entry(record *rec, entry *e)
+{
+    pthread_mutex_lock(&rec->lock);
+    if (e->linked) {
+        if (e->rec_prev != NULL)
+            e->rec_prev->rec_next = e->rec_next;
+        else
+            rec->entries = e->rec_next;
+        if (e->rec_next != NULL)
+            e->rec_next->rec_prev = e->rec_prev;
+        e->linked = 0;
+    }
+    pthread_mutex_unlock(&rec->lock);
+}

@@ -1,0 +1,257 @@
+/*
+ * thread.c - each native thread's cached thread states, and their end.
+ *
+ * An entry caches the thread state pygate created for (this thread, that
+ * interpreter).  It sits on two lists: its thread's (to find it on entry)
+ * and its record's (so that the shutdown hook can take it back).  Who frees
+ * an entry:
+ *   - its thread, at exit or pygate_thread_release(), when the interpreter
+ *     is alive (guard taken) or the hook has already taken the state back;
+ *   - the hook, when the thread ended while the hook was running (orphaned).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static __thread pygate_thread *thread_tls;
+
+static void thread_destroy(void *arg);
+
+static void
+thread_key_create(void)
+{
+    if (pthread_key_create(&thread_key, thread_destroy) != 0) {
+        /* Without the key threads would leak their states silently. */
+        fprintf(stderr, "pygate: pthread_key_create failed\n");
+        abort();
+    }
+}
+
+pygate_thread *
+thread_self(int create)
+{
+    pygate_thread *t = thread_tls;
+    if (t != NULL || !create)
+        return t;
+    pthread_once(&thread_key_once, thread_key_create);
+    t = (pygate_thread *)calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    if (pthread_setspecific(thread_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    thread_tls = t;
+    return t;
+}
+
+/* ---- finding or making the state to attach ------------------------------ */
+
+static void
+entry_free(entry *e)
+{
+    record_unref(e->rec);
+    free(e);
+}
+
+/* Drops entries whose interpreter is gone (the hook unlinked them and took
+ * their states), so a long-lived thread does not accumulate them. */
+static void
+prune_gone_entries(pygate_thread *t)
+{
+    entry **link = &t->entries;
+    while (*link != NULL) {
+        entry *e = *link;
+        if (atomic_load_explicit(&e->rec->phase, memory_order_acquire)
+                == PHASE_GONE) {
+            *link = e->thread_next;
+            if (t->last == e)
+                t->last = NULL;
+            entry_free(e);
+        } else {
+            link = &e->thread_next;
+        }
+    }
+}
+
+static entry *
+find_entry(pygate_thread *t, record *rec)
+{
+    for (entry *e = t->entries; e != NULL; e = e->thread_next)
+        if (e->rec == rec)
+            return e;
+    return NULL;
+}
+
+static int
+create_entry(pygate_thread *t, record *rec, entry **out)
+{
+    entry *e = (entry *)calloc(1, sizeof *e);
+    if (e == NULL)
+        return PYGATE_ENOMEM;
+    e->tstate = PyThreadState_New(rec->interp);
+    if (e->tstate == NULL) {
+        free(e);
+        return PYGATE_ENOMEM;
+    }
+    record_ref(rec);
+    e->rec = rec;
+    record_link_entry(rec, e);
+    prune_gone_entries(t);
+    e->thread_next = t->entries;
+    t->entries = e;
+    *out = e;
+    return PYGATE_OK;
+}
+
+int
+thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
+{
+    entry *e = t->last;
+    if (e == NULL || e->rec != rec)
+        e = find_entry(t, rec);
+    if (e == NULL) {
+        /* A state CPython already made for this thread and interpreter
+         * (main thread, threading.Thread, PyGILState_Ensure) is used, never
+         * doubled.  It is not ours, so it is not cached: its owner may
+         * delete it between two entries. */
+        PyThreadState *existing = compat_gilstate_get();
+        if (existing != NULL && compat_tstate_interp(existing) == rec->interp) {
+            *out = existing;
+            return PYGATE_OK;
+        }
+        int rc = create_entry(t, rec, &e);
+        if (rc != PYGATE_OK)
+            return rc;
+    }
+    t->last = e;
+    *out = e->tstate;
+    return PYGATE_OK;
+}
+
+/* ---- releasing ---------------------------------------------------------- */
+
+/* Deletes the entry's state on its own thread: attach, clear, delete.
+ * Caller holds a guard, so the interpreter is alive. */
+static void
+delete_own_state(entry *e)
+{
+    PyThreadState *outer = compat_current_tstate();
+    PyThreadState *slot = compat_gilstate_get();
+    if (outer != NULL)
+        PyEval_SaveThread();
+    PyEval_RestoreThread(e->tstate);
+    /* At thread exit glibc empties every key, CPython's gilstate key too,
+     * before running key destructors: bind the state again, or CPython
+     * (3.8-3.11) takes the attached thread for one without the GIL. */
+    compat_gilstate_set(e->tstate);
+    PyThreadState_Clear(e->tstate);
+    PyThreadState_DeleteCurrent();   /* also empties the gilstate slot */
+    if (slot != e->tstate)
+        compat_gilstate_set(slot);
+    if (outer != NULL)
+        PyEval_RestoreThread(outer);
+}
+
+static void
+release_entry(entry *e)
+{
+    record *rec = e->rec;
+    if (record_guard_acquire(rec) == PYGATE_OK) {
+        record_unlink_entry(rec, e);
+        delete_own_state(e);
+        record_guard_release(rec);
+        entry_free(e);
+        return;
+    }
+    /* Shutting down or gone: never touch the state.  If the hook has not
+     * reached this entry yet, it will delete the state and free the entry. */
+    pthread_mutex_lock(&rec->lock);
+    int hook_frees = e->linked;
+    if (hook_frees)
+        e->orphaned = 1;
+    pthread_mutex_unlock(&rec->lock);
+    if (!hook_frees)
+        entry_free(e);
+}
+
+static void
+release_all_entries(pygate_thread *t)
+{
+    entry *e = t->entries;
+    t->entries = NULL;
+    t->last = NULL;
+    while (e != NULL) {
+        entry *next = e->thread_next;
+        release_entry(e);
+        e = next;
+    }
+}
+
+int
+pygate_thread_release(void)
+{
+    pygate_thread *t = thread_self(0);
+    if (t == NULL)
+        return PYGATE_OK;
+    if (t->nframes != 0)
+        return PYGATE_EBUSY;
+    release_all_entries(t);
+    return PYGATE_OK;
+}
+
+unsigned
+pygate_thread_depth(void)
+{
+    pygate_thread *t = thread_self(0);
+    return t != NULL ? t->level : 0;
+}
+
+/* pthread key destructor: the thread is ending. */
+static void
+thread_destroy(void *arg)
+{
+    pygate_thread *t = (pygate_thread *)arg;
+    if (t->nframes != 0)
+        fprintf(stderr, "pygate: a thread ended inside %u pygate entries;"
+                " its guards stay held and shutdown will wait for them\n",
+                t->nframes);
+    else
+        release_all_entries(t);
+    free(t->frames);
+    thread_tls = NULL;
+    free(t);
+}
+
+/* ---- the shutdown hook's part ------------------------------------------- */
+
+void
+thread_forget_entries(record *rec)
+{
+    /* Guards are closed and drained: no thread links or unlinks entries of
+     * rec now; owner threads may only mark theirs orphaned, under the lock.
+     * The list is walked without the lock because deleting a state runs
+     * arbitrary Python code (finalizers) that may call into pygate. */
+    if (!rec->is_main) {
+        /* Py_EndInterpreter aborts if the interpreter has another thread
+         * state left ("not the last thread"), so take ours back now.
+         * The main interpreter's are freed by Py_FinalizeEx itself. */
+        for (entry *e = rec->entries; e != NULL; e = e->rec_next)
+            compat_delete_foreign_tstate(e->tstate);
+    }
+    pthread_mutex_lock(&rec->lock);
+    entry *e = rec->entries;
+    rec->entries = NULL;
+    while (e != NULL) {
+        entry *next = e->rec_next;
+        e->tstate = NULL;
+        e->linked = 0;
+        if (e->orphaned)
+            entry_free(e);
+        e = next;
+    }
+    pthread_mutex_unlock(&rec->lock);
+}

@@ -1,0 +1,154 @@
+/*
+ * harness.h - the tests' small shared toolkit.
+ *
+ * Each test program holds scenarios; ctest runs each scenario in its own
+ * process (`prog scenario`), because most of them initialize or finalize
+ * Python.  A failed CHECK prints file:line and exits 1.
+ */
+#ifndef PYGATE_TEST_HARNESS_H
+#define PYGATE_TEST_HARNESS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pygate.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,         \
+                    __LINE__, #cond);                                      \
+            exit(1);                                                       \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_RC(expr, want)                                               \
+    do {                                                                   \
+        int rc_ = (expr);                                                  \
+        if (rc_ != (want)) {                                               \
+            fprintf(stderr, "%s:%d: %s returned %s (%d), wanted %s\n",     \
+                    __FILE__, __LINE__, #expr, pygate_err_name(rc_), rc_,  \
+                    #want);                                                \
+            exit(1);                                                       \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_RC(expr, PYGATE_OK)
+
+typedef struct scenario {
+    const char *name;
+    void (*run)(void);
+} scenario;
+
+/* Runs the scenario named by argv[1]; prints its name when it passes. */
+static inline int
+run_scenario(int argc, char **argv, const scenario *list)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s SCENARIO\n", argv[0]);
+        return 2;
+    }
+    for (const scenario *s = list; s->name != NULL; s++) {
+        if (strcmp(s->name, argv[1]) == 0) {
+            s->run();
+            printf("ok %s\n", s->name);
+            return 0;
+        }
+    }
+    fprintf(stderr, "no scenario %s\n", argv[1]);
+    return 2;
+}
+
+/* Initializes Python and detaches the main thread, as a host should. */
+static inline PyThreadState *
+start_python(void)
+{
+    Py_InitializeEx(0);
+    CHECK(Py_IsInitialized());
+    return PyEval_SaveThread();
+}
+
+/* A view of the main interpreter, made attached (installs pygate's hook). */
+static inline pygate_view *
+main_view(PyThreadState *main_tstate)
+{
+    pygate_view *view = NULL;
+    PyEval_RestoreThread(main_tstate);
+    CHECK_OK(pygate_view_from_main(&view));
+    PyEval_SaveThread();
+    return view;
+}
+
+/* Thread states in the interpreter's list.  Caller is attached to it. */
+static inline int
+count_thread_states(PyInterpreterState *interp)
+{
+    int n = 0;
+    for (PyThreadState *t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t))
+        n++;
+    return n;
+}
+
+/* Resident set size in KiB. */
+static inline long
+rss_kib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Runs fn(arg) on a new native thread and waits for it. */
+static inline void
+on_native_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, fn, arg) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+}
+
+/* Evaluates a Python expression in __main__; new reference or NULL. */
+static inline PyObject *
+eval(const char *expr)
+{
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *globals = PyModule_GetDict(main);
+    return PyRun_String(expr, Py_eval_input, globals, globals);
+}
+
+static inline void
+exec_ok(const char *code)
+{
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *globals = PyModule_GetDict(main);
+    PyObject *res = PyRun_String(code, Py_file_input, globals, globals);
+    if (res == NULL)
+        PyErr_Print();
+    CHECK(res != NULL);
+    Py_DECREF(res);
+}
+
+static inline long
+eval_long(const char *expr)
+{
+    PyObject *res = eval(expr);
+    if (res == NULL)
+        PyErr_Print();
+    CHECK(res != NULL);
+    long v = PyLong_AsLong(res);
+    Py_DECREF(res);
+    return v;
+}
+
+#endif /* PYGATE_TEST_HARNESS_H */

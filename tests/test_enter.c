@@ -1,0 +1,431 @@
+/*
+ * test_enter.c - entering and leaving from native threads.
+ */
+#include "harness.h"
+
+static PyThreadState *main_ts;
+static pygate_view *view;
+
+static void
+setup(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    main_ts = start_python();
+    view = main_view(main_ts);
+}
+
+static void
+teardown(void)
+{
+    CHECK_OK(pygate_view_close(view));
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* ---- one native thread keeps one thread state --------------------------- */
+
+static int states_before, states_during;
+
+static void *
+enter_1000_times(void *arg)
+{
+    (void)arg;
+    PyThreadState *first = NULL;
+    for (int i = 0; i < 1000; i++) {
+        pygate_token tok;
+        CHECK_OK(pygate_enter(view, &tok));
+        PyThreadState *ts = PyThreadState_Get();
+        if (first == NULL) {
+            first = ts;
+            states_during = count_thread_states(PyInterpreterState_Main());
+        }
+        CHECK(ts == first);
+        CHECK(ts != main_ts);
+        CHECK(PyGILState_Check());
+        PyObject *r = eval("sum(range(10))");
+        CHECK(r != NULL && PyLong_AsLong(r) == 45);
+        Py_DECREF(r);
+        CHECK_OK(pygate_leave(tok));
+        CHECK(PyGILState_Check() == 0);
+    }
+    return NULL;
+}
+
+static void
+same_tstate_across_entries(void)
+{
+    setup();
+    PyEval_RestoreThread(main_ts);
+    states_before = count_thread_states(PyInterpreterState_Main());
+    PyEval_SaveThread();
+    on_native_thread(enter_1000_times, NULL);
+    /* One state for the thread while it lived, none left after it ended. */
+    CHECK(states_during == states_before + 1);
+    PyEval_RestoreThread(main_ts);
+    CHECK(count_thread_states(PyInterpreterState_Main()) == states_before);
+    PyEval_SaveThread();
+    teardown();
+}
+
+/* ---- nesting ------------------------------------------------------------ */
+
+static void *
+nest(void *arg)
+{
+    (void)arg;
+    pygate_token outer, inner, innermost;
+    CHECK(pygate_thread_depth() == 0);
+    CHECK_OK(pygate_enter(view, &outer));
+    PyThreadState *ts = PyThreadState_Get();
+    CHECK_OK(pygate_enter(view, &inner));
+    CHECK_OK(pygate_enter(view, &innermost));
+    CHECK(pygate_thread_depth() == 3);
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(innermost));
+    CHECK_OK(pygate_leave(inner));
+    /* Leaving an inner level keeps the thread attached. */
+    CHECK(PyGILState_Check());
+    CHECK(PyThreadState_Get() == ts);
+    CHECK(eval_long("1 + 1") == 2);
+    CHECK_OK(pygate_leave(outer));
+    CHECK(PyGILState_Check() == 0);
+    CHECK(pygate_thread_depth() == 0);
+    return NULL;
+}
+
+static void
+nesting(void)
+{
+    setup();
+    on_native_thread(nest, NULL);
+    teardown();
+}
+
+/* ---- threading.local survives between entries --------------------------- */
+
+static void *
+use_threading_local(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    exec_ok("import threading\n"
+            "if 'tl' not in globals(): tl = threading.local()\n"
+            "tl.value = 'kept'\n");
+    CHECK_OK(pygate_leave(tok));
+
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(eval_long("getattr(tl, 'value', None) == 'kept'") == 1);
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void
+threading_local_persists(void)
+{
+    setup();
+    on_native_thread(use_threading_local, NULL);
+    /* Another thread does not see the first one's value. */
+    PyEval_RestoreThread(main_ts);
+    CHECK(eval_long("getattr(tl, 'value', None) is None") == 1);
+    PyEval_SaveThread();
+    teardown();
+}
+
+/* ---- PyGILState interoperation ------------------------------------------ */
+
+static void *
+gilstate_inside_entry(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    PyThreadState *ts = PyThreadState_Get();
+    /* Code inside a callback that uses PyGILState finds pygate's state. */
+    CHECK(PyGILState_GetThisThreadState() == ts);
+    PyGILState_STATE g = PyGILState_Ensure();
+    CHECK(g == PyGILState_LOCKED);
+    CHECK(PyThreadState_Get() == ts);
+    PyGILState_Release(g);
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(tok));
+
+    /* After leaving, PyGILState on this thread reuses the same state
+     * rather than creating and destroying another. */
+    g = PyGILState_Ensure();
+    CHECK(g == PyGILState_UNLOCKED);
+    CHECK(PyThreadState_Get() == ts);
+    PyGILState_Release(g);
+    CHECK(PyGILState_GetThisThreadState() == ts);
+
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void
+gilstate_from_pygate(void)
+{
+    setup();
+    on_native_thread(gilstate_inside_entry, NULL);
+    teardown();
+}
+
+static int gilstate_states_before;
+
+static void *
+pygate_inside_gilstate(void *arg)
+{
+    (void)arg;
+    /* A thread pinned with PyGILState_Ensure (seed 000's pattern). */
+    PyGILState_STATE outer = PyGILState_Ensure();
+    PyThreadState *ts = PyThreadState_Get();
+    int states = count_thread_states(PyInterpreterState_Main());
+    CHECK(states == gilstate_states_before + 1);
+
+    /* pygate nests on it while attached... */
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(tok));
+    CHECK(PyThreadState_Get() == ts);
+
+    /* ...and re-attaches that same state when detached. */
+    PyThreadState *saved = PyEval_SaveThread();
+    CHECK(saved == ts);
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(PyThreadState_Get() == ts);
+    CHECK(count_thread_states(PyInterpreterState_Main()) == states);
+    CHECK_OK(pygate_leave(tok));
+    CHECK(PyGILState_Check() == 0);
+
+    PyEval_RestoreThread(saved);
+    PyGILState_Release(outer);
+    /* pygate did not keep a reference to the borrowed state. */
+    CHECK_OK(pygate_thread_release());
+    return NULL;
+}
+
+static void
+gilstate_into_pygate(void)
+{
+    setup();
+    PyEval_RestoreThread(main_ts);
+    gilstate_states_before = count_thread_states(PyInterpreterState_Main());
+    PyEval_SaveThread();
+    on_native_thread(pygate_inside_gilstate, NULL);
+    PyEval_RestoreThread(main_ts);
+    CHECK(count_thread_states(PyInterpreterState_Main())
+          == gilstate_states_before);
+    PyEval_SaveThread();
+    teardown();
+}
+
+/* ---- threads that already have a state ---------------------------------- */
+
+static void
+main_thread_reuses_its_state(void)
+{
+    setup();
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(PyThreadState_Get() == main_ts);
+    CHECK_OK(pygate_leave(tok));
+    /* Attached already: entry only nests. */
+    PyEval_RestoreThread(main_ts);
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(PyThreadState_Get() == main_ts);
+    CHECK_OK(pygate_leave(tok));
+    CHECK(PyThreadState_Get() == main_ts);
+    PyEval_SaveThread();
+    teardown();
+}
+
+/* Called from a threading.Thread: detaches, then enters through pygate. */
+static PyObject *
+enter_from_python_thread(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyThreadState *own = PyThreadState_Get();
+    PyThreadState *saved = PyEval_SaveThread();
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    int same = PyThreadState_Get() == own;
+    CHECK_OK(pygate_leave(tok));
+    PyEval_RestoreThread(saved);
+    return PyBool_FromLong(same);
+}
+
+static PyMethodDef enter_def = {"enter_from_python_thread",
+                                enter_from_python_thread, METH_NOARGS, NULL};
+
+static void
+python_thread_reuses_its_state(void)
+{
+    setup();
+    PyEval_RestoreThread(main_ts);
+    PyObject *fn = PyCFunction_New(&enter_def, NULL);
+    CHECK(fn != NULL);
+    CHECK(PyDict_SetItemString(PyModule_GetDict(PyImport_AddModule("__main__")),
+                               "probe", fn) == 0);
+    Py_DECREF(fn);
+    exec_ok("import threading\n"
+            "result = []\n"
+            "t = threading.Thread(target=lambda: result.append(probe()))\n"
+            "t.start(); t.join()\n");
+    CHECK(eval_long("result == [True]") == 1);
+    PyEval_SaveThread();
+    teardown();
+}
+
+/* ---- exceptions stay the user's ------------------------------------------ */
+
+static void *
+raise_inside(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK(eval("1/0") == NULL);
+    CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
+    /* Leaving would lose it: refused, nothing changes, nothing cleared. */
+    CHECK_RC(pygate_leave(tok), PYGATE_EEXCEPTION);
+    CHECK(PyGILState_Check());
+    CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
+    PyErr_Clear();
+    CHECK_OK(pygate_leave(tok));
+
+    /* An inner leave does not detach, so the exception may pass outward. */
+    pygate_token inner;
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(view, &inner));
+    CHECK(eval("1/0") == NULL);
+    CHECK_OK(pygate_leave(inner));
+    CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
+    PyErr_Clear();
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void
+exception_stays_with_user(void)
+{
+    setup();
+    on_native_thread(raise_inside, NULL);
+    teardown();
+}
+
+/* ---- scoped forms ------------------------------------------------------- */
+
+static int
+scoped_early_return(void)
+{
+    int rc;
+    PYGATE_ENTERED(view, &rc) {
+        if (eval_long("2 * 21") == 42)
+            return 42;   /* the scope still leaves */
+    }
+    return rc;
+}
+
+static volatile int other_ran;
+
+static void *
+other_python_thread(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    other_ran = 1;
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void *
+scoped_blocks(void *arg)
+{
+    (void)arg;
+    CHECK(scoped_early_return() == 42);
+    CHECK(pygate_thread_depth() == 0);
+    CHECK(PyGILState_Check() == 0);
+
+    int rc, rc2 = -1;
+    PYGATE_ENTERED(view, &rc) {
+        CHECK(PyGILState_Check());
+        PYGATE_DETACHED(&rc2) {
+            /* Detached: another thread can run Python meanwhile. */
+            CHECK(PyGILState_Check() == 0);
+            on_native_thread(other_python_thread, NULL);
+            CHECK(other_ran);
+        }
+        CHECK_OK(rc2);
+        CHECK(PyGILState_Check());
+        for (;;) {
+            break;   /* a break inside does not skip the leave */
+        }
+    }
+    CHECK_OK(rc);
+    CHECK(pygate_thread_depth() == 0);
+    CHECK(PyGILState_Check() == 0);
+    return NULL;
+}
+
+static void
+scoped_forms(void)
+{
+    setup();
+    on_native_thread(scoped_blocks, NULL);
+    teardown();
+}
+
+/* ---- detach / reattach --------------------------------------------------- */
+
+static void *
+detach_and_enter_inside(void *arg)
+{
+    (void)arg;
+    pygate_token tok, det, again;
+    CHECK_OK(pygate_enter(view, &tok));
+    PyThreadState *ts = PyThreadState_Get();
+    CHECK_OK(pygate_detach(&det));
+    CHECK(PyGILState_Check() == 0);
+    /* Entering inside a detached stretch really attaches. */
+    CHECK_OK(pygate_enter(view, &again));
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(again));
+    CHECK(PyGILState_Check() == 0);
+    CHECK_OK(pygate_reattach(det));
+    CHECK(PyThreadState_Get() == ts);
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void
+detach_reattach(void)
+{
+    setup();
+    on_native_thread(detach_and_enter_inside, NULL);
+    teardown();
+}
+
+static const scenario scenarios[] = {
+    {"same_tstate_across_entries", same_tstate_across_entries},
+    {"nesting", nesting},
+    {"threading_local_persists", threading_local_persists},
+    {"gilstate_from_pygate", gilstate_from_pygate},
+    {"gilstate_into_pygate", gilstate_into_pygate},
+    {"main_thread_reuses_its_state", main_thread_reuses_its_state},
+    {"python_thread_reuses_its_state", python_thread_reuses_its_state},
+    {"exception_stays_with_user", exception_stays_with_user},
+    {"scoped_forms", scoped_forms},
+    {"detach_reattach", detach_reattach},
+    {NULL, NULL}
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
