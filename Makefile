@@ -1,0 +1,24 @@
+# pygate - the two commands a newcomer needs:
+#   make demo   build and run the main demonstration
+#   make test   build and run the whole suite on every CPython found
+PYTHON ?= python3
+PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+DEMO_BUILD := build/demo
+
+.PHONY: all demo test clean
+
+all: $(DEMO_BUILD)/Makefile
+	cmake --build $(DEMO_BUILD) -j
+
+$(DEMO_BUILD)/Makefile:
+	cmake -S . -B $(DEMO_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) -DCMAKE_BUILD_TYPE=Release
+
+demo: all
+	$(DEMO_BUILD)/examples/json_threads 2000
+	$(DEMO_BUILD)/examples/repeated_calls 1000000
+
+test:
+	tests/run_matrix.sh
+
+clean:
+	rm -rf build

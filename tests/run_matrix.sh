@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds and runs the whole suite once per CPython found on this machine,
+# then once more under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Prints one summary line per run and fails if any run fails.
+#
+#   tests/run_matrix.sh            every CPython found
+#   PYGATE_ONLY=3.12 tests/...     only runs whose label contains "3.12"
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=build/matrix
+mkdir -p "$OUT"
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+# label|python executable|cmake build type|extra cmake flags
+runs=()
+missing=()
+pyenv_root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+for minor in 8 9 10 11 12 13 14; do
+  found=""
+  for dir in $(ls -d "$pyenv_root"/versions/3.$minor.* 2>/dev/null | sort -V); do
+    [ -x "$dir/bin/python3.$minor" ] && found="$dir/bin/python3.$minor"
+  done
+  if [ -n "$found" ]; then
+    ver=$(basename "$(dirname "$(dirname "$found")")")
+    runs+=("CPython $ver (pyenv)|$found|RelWithDebInfo|")
+  elif [ "$minor" -le 13 ]; then
+    missing+=("CPython 3.$minor (pyenv)")
+  fi
+done
+for minor in 8 9 10 11 12 13 14; do
+  exe=/usr/bin/python3.$minor
+  [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') (Debian)|$exe|RelWithDebInfo|")
+  exe=/usr/bin/python3.$minor-dbg
+  [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') debug (Debian -dbg)|$exe|Debug|")
+done
+[ -x /usr/bin/python3.11 ] || missing+=("CPython 3.11 (Debian python3.11)")
+[ -x /usr/bin/python3.11-dbg ] || missing+=("CPython 3.11 debug (Debian python3.11-dbg)")
+
+# The sanitizer run: the newest pyenv CPython (runs are in version order),
+# else any release build found.
+if [ ${#runs[@]} -gt 0 ]; then
+  sanitizer_python=""
+  for r in "${runs[@]}"; do
+    IFS='|' read -r label exe type flags <<<"$r"
+    case "$label" in
+      *pyenv*) sanitizer_python=$exe; sanitizer_label=$label ;;
+      *debug*) ;;
+      *) [ -z "$sanitizer_python" ] && { sanitizer_python=$exe; sanitizer_label=$label; } ;;
+    esac
+  done
+  [ -n "$sanitizer_python" ] && runs+=("${sanitizer_label} + ASan/UBSan|$sanitizer_python|Debug|-DPYGATE_SANITIZE=ON")
+fi
+
+summary=()
+total_pass=0
+total_fail=0
+status=0
+for r in "${runs[@]}"; do
+  IFS='|' read -r label exe type flags <<<"$r"
+  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
+  dir="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')"
+  log="$dir.log"
+  echo "=== $label: $exe ($type${flags:+, $flags})"
+  if ! { cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
+           -DCMAKE_BUILD_TYPE="$type" $flags &&
+         cmake --build "$dir" -j "$JOBS"; } >"$log" 2>&1; then
+    tail -30 "$log"
+    summary+=("FAIL  $label: build failed (see $log)")
+    status=1
+    total_fail=$((total_fail + 1))
+    continue
+  fi
+  (cd "$dir" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+     UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest -j "$JOBS" --output-on-failure) >>"$log" 2>&1
+  rc=$?
+  line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)
+  ran=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+  failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed.*/\1/')
+  [ -z "$ran" ] && ran=0 && failed=1
+  passed=$((ran - failed))
+  total_pass=$((total_pass + passed))
+  total_fail=$((total_fail + failed))
+  if [ $rc -eq 0 ] && [ "$failed" -eq 0 ] && [ "$ran" -gt 0 ]; then
+    summary+=("PASS  $label: $passed passed, 0 failed")
+  else
+    grep -E "\*\*\*|Failed|CHECK failed|misuse|ERROR: AddressSanitizer|runtime error" "$log" | head -20
+    summary+=("FAIL  $label: $passed passed, $failed failed (see $log)")
+    status=1
+  fi
+done
+
+echo
+echo "pygate test summary"
+for s in "${summary[@]}"; do echo "  $s"; done
+for m in "${missing[@]}"; do echo "  NOT FOUND  $m"; done
+[ ${#summary[@]} -eq 0 ] && { echo "  no CPython found"; status=1; }
+echo "$total_pass passed, $total_fail failed"
+exit $status
