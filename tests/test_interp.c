@@ -1,0 +1,262 @@
+/*
+ * test_interp.c - native threads and sub-interpreters.
+ */
+#include "harness.h"
+
+#define SKIP 77   /* ctest SKIP_RETURN_CODE */
+
+static PyThreadState *main_ts;
+static pygate_view *main_v;
+
+typedef struct sub {
+    PyThreadState *tstate;
+    pygate_view *view;
+} sub;
+
+/* Creates a sub-interpreter (own GIL if asked, 3.12+), marks its __main__
+ * with `where = name`, makes a view of it, and returns detached. */
+static sub
+make_sub(int own_gil, const char *name)
+{
+    sub s = {NULL, NULL};
+    PyEval_RestoreThread(main_ts);
+#if PY_VERSION_HEX >= 0x030C0000
+    if (own_gil) {
+        PyInterpreterConfig config = {
+            .use_main_obmalloc = 0,
+            .allow_fork = 0,
+            .allow_exec = 0,
+            .allow_threads = 1,
+            .allow_daemon_threads = 0,
+            .check_multi_interp_extensions = 1,
+            .gil = PyInterpreterConfig_OWN_GIL,
+        };
+        PyStatus st = Py_NewInterpreterFromConfig(&s.tstate, &config);
+        CHECK(!PyStatus_Exception(st));
+    } else
+#endif
+    {
+        CHECK(!own_gil);
+        s.tstate = Py_NewInterpreter();
+    }
+    CHECK(s.tstate != NULL);
+    char code[64];
+    snprintf(code, sizeof code, "where = '%s'\n", name);
+    exec_ok(code);
+    CHECK_OK(pygate_view_from_current(&s.view));
+    CHECK(pygate_view_id(s.view) > 0);
+    PyThreadState_Swap(main_ts);
+    PyEval_SaveThread();
+    return s;
+}
+
+static void
+end_sub(sub *s)
+{
+    PyEval_RestoreThread(s->tstate);
+    Py_EndInterpreter(s->tstate);
+    PyThreadState_Swap(main_ts);
+    PyEval_SaveThread();
+}
+
+static void
+start(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    main_ts = start_python();
+    PyEval_RestoreThread(main_ts);
+    exec_ok("where = 'main'\n");
+    PyEval_SaveThread();
+    main_v = main_view(main_ts);
+}
+
+static void
+stop(void)
+{
+    CHECK_OK(pygate_view_close(main_v));
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* True when the attached interpreter's __main__ says `where == name`. */
+static int
+in(const char *name)
+{
+    PyObject *where = eval("where");
+    CHECK(where != NULL);
+    int same = PyUnicode_CompareWithASCIIString(where, name) == 0;
+    Py_DECREF(where);
+    return same;
+}
+
+/* ---- threads entering main and sub in any order ------------------------- */
+
+typedef struct walker {
+    sub *subs;
+    int nsubs;
+    unsigned seed;
+    int parked;            /* set when done; the thread then waits */
+} walker;
+
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static int release_parked;
+
+static void
+enter_check_leave(pygate_view *v, const char *name)
+{
+    pygate_token tok;
+    CHECK_OK(pygate_enter(v, &tok));
+    CHECK(in(name));
+    CHECK_OK(pygate_leave(tok));
+}
+
+static void *
+walk(void *arg)
+{
+    walker *w = (walker *)arg;
+    char name[16];
+    for (int i = 0; i < 300; i++) {
+        int k = (int)(rand_r(&w->seed) % (unsigned)(w->nsubs + 1));
+        if (k == w->nsubs) {
+            enter_check_leave(main_v, "main");
+            continue;
+        }
+        snprintf(name, sizeof name, "sub%d", k);
+        /* Switch inside an entry of main: the leave restores main. */
+        pygate_token outer, inner;
+        CHECK_OK(pygate_enter(main_v, &outer));
+        PyThreadState *mts = PyThreadState_Get();
+        CHECK(in("main"));
+        CHECK_OK(pygate_enter(w->subs[k].view, &inner));
+        CHECK(in(name));
+        CHECK(PyThreadState_Get() != mts);
+        CHECK(PyGILState_GetThisThreadState() == PyThreadState_Get());
+        CHECK_OK(pygate_leave(inner));
+        CHECK(PyThreadState_Get() == mts);
+        CHECK(in("main"));
+        CHECK_OK(pygate_leave(outer));
+        /* And straight in from outside. */
+        enter_check_leave(w->subs[k].view, name);
+        /* The gilstate slot never keeps a sub-interpreter's state. */
+        PyThreadState *slot = PyGILState_GetThisThreadState();
+        CHECK(slot == NULL || slot == mts);
+    }
+    pthread_mutex_lock(&park_lock);
+    w->parked = 1;
+    pthread_cond_broadcast(&park_cond);
+    while (!release_parked)
+        pthread_cond_wait(&park_cond, &park_lock);
+    pthread_mutex_unlock(&park_lock);
+    /* The subs were ended while this thread held states for them. */
+    pygate_token tok;
+    for (int k = 0; k < w->nsubs; k++)
+        CHECK_RC(pygate_enter(w->subs[k].view, &tok), PYGATE_EGONE);
+    enter_check_leave(main_v, "main");
+    return NULL;
+}
+
+#define WALKERS 4
+
+static void
+walk_interpreters(int own_gil)
+{
+    start();
+    sub subs[2] = {make_sub(own_gil, "sub0"), make_sub(own_gil, "sub1")};
+    pthread_t th[WALKERS];
+    walker w[WALKERS];
+    release_parked = 0;
+    for (int i = 0; i < WALKERS; i++) {
+        w[i] = (walker){subs, 2, (unsigned)i + 1, 0};
+        CHECK(pthread_create(&th[i], NULL, walk, &w[i]) == 0);
+    }
+    pthread_mutex_lock(&park_lock);
+    for (int i = 0; i < WALKERS; i++)
+        while (!w[i].parked)
+            pthread_cond_wait(&park_cond, &park_lock);
+    pthread_mutex_unlock(&park_lock);
+
+    /* Every walker holds a cached state in each sub: ending them must not
+     * abort with "not the last thread". */
+    for (int k = 0; k < 2; k++)
+        end_sub(&subs[k]);
+
+    pthread_mutex_lock(&park_lock);
+    release_parked = 1;
+    pthread_cond_broadcast(&park_cond);
+    pthread_mutex_unlock(&park_lock);
+    for (int i = 0; i < WALKERS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    for (int k = 0; k < 2; k++)
+        CHECK_OK(pygate_view_close(subs[k].view));
+    stop();
+}
+
+static void
+shared_gil_subinterpreters(void)
+{
+    walk_interpreters(0);
+}
+
+static void
+own_gil_subinterpreters(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    walk_interpreters(1);
+#else
+    printf("skipped: own-GIL interpreters need CPython 3.12+\n");
+    exit(SKIP);
+#endif
+}
+
+/* ---- views name interpreters by ID, not address ------------------------- */
+
+static void *
+enter_first(void *arg)
+{
+    enter_check_leave(((sub *)arg)->view, "first");
+    return NULL;
+}
+
+static void *
+enter_gone_and_new(void *arg)
+{
+    sub *s = (sub *)arg;
+    pygate_token tok;
+    CHECK_RC(pygate_enter(s[0].view, &tok), PYGATE_EGONE);
+    enter_check_leave(s[1].view, "second");
+    return NULL;
+}
+
+static void
+views_survive_their_interpreter(void)
+{
+    start();
+    sub s[2];
+    s[0] = make_sub(0, "first");
+    on_native_thread(enter_first, &s[0]);   /* leaves a cached state */
+    end_sub(&s[0]);
+    s[1] = make_sub(0, "second");   /* may reuse the first one's address */
+    CHECK(pygate_view_id(s[0].view) != pygate_view_id(s[1].view));
+    on_native_thread(enter_gone_and_new, s);
+    /* The main thread too: the old view fails, closing it still works. */
+    pygate_token tok;
+    CHECK_RC(pygate_enter(s[0].view, &tok), PYGATE_EGONE);
+    CHECK_OK(pygate_view_close(s[0].view));
+    end_sub(&s[1]);
+    CHECK_OK(pygate_view_close(s[1].view));
+    stop();
+}
+
+static const scenario scenarios[] = {
+    {"shared_gil_subinterpreters", shared_gil_subinterpreters},
+    {"own_gil_subinterpreters", own_gil_subinterpreters},
+    {"views_survive_their_interpreter", views_survive_their_interpreter},
+    {NULL, NULL}
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}

@@ -1,0 +1,257 @@
+/*
+ * test_misuse.c - bad input and misuse: an error code in release mode
+ * (nothing changed), a loud abort naming the caller's line in debug mode.
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+static PyThreadState *main_ts;
+static pygate_view *view;
+
+static void
+start(void)
+{
+    main_ts = start_python();
+    view = main_view(main_ts);
+}
+
+static void
+stop(void)
+{
+    CHECK_OK(pygate_view_close(view));
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* ---- error names -------------------------------------------------------- */
+
+static void
+every_code_is_named(void)
+{
+    const int codes[] = {
+        PYGATE_OK, PYGATE_EINVAL, PYGATE_ENOMEM, PYGATE_ENOTINIT,
+        PYGATE_ENOTATTACHED, PYGATE_EFINALIZING, PYGATE_EGONE,
+        PYGATE_ENOTENTERED, PYGATE_EWRONGTHREAD, PYGATE_EUNBALANCED,
+        PYGATE_EEXCEPTION, PYGATE_EPYTHON, PYGATE_EBUSY};
+    size_t n = sizeof codes / sizeof codes[0];
+    for (size_t i = 0; i < n; i++) {
+        CHECK(strcmp(pygate_strerror(codes[i]), "unknown error") != 0);
+        CHECK(strncmp(pygate_err_name(codes[i]), "PYGATE_", 7) == 0);
+        for (size_t j = 0; j < i; j++)
+            CHECK(strcmp(pygate_strerror(codes[i]),
+                         pygate_strerror(codes[j])) != 0);
+    }
+    CHECK(strcmp(pygate_strerror(-9999), "unknown error") == 0);
+    CHECK(strcmp(pygate_err_name(12345), "PYGATE_UNKNOWN") == 0);
+}
+
+/* ---- release mode: codes ------------------------------------------------ */
+
+static void
+bad_arguments(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    pygate_view *v = NULL;
+    pygate_token tok;
+    CHECK_RC(pygate_view_from_main(&v), PYGATE_ENOTINIT);
+    CHECK_RC(pygate_view_from_main(NULL), PYGATE_EINVAL);
+    CHECK_RC(pygate_view_from_current(NULL), PYGATE_EINVAL);
+    CHECK_RC(pygate_view_close(NULL), PYGATE_EINVAL);
+    CHECK(pygate_view_id(NULL) == PYGATE_EINVAL);
+    CHECK_RC(pygate_enter(NULL, &tok), PYGATE_EINVAL);
+    CHECK_RC(pygate_detach(NULL), PYGATE_EINVAL);
+
+    main_ts = start_python();
+    /* Not attached: no view of "the current interpreter", and no first
+     * view of main either (that one installs the hook). */
+    CHECK_RC(pygate_view_from_current(&v), PYGATE_ENOTATTACHED);
+    CHECK_RC(pygate_view_from_main(&v), PYGATE_ENOTATTACHED);
+    view = main_view(main_ts);
+    CHECK(pygate_view_id(view) == 0);
+    CHECK_RC(pygate_enter(view, NULL), PYGATE_EINVAL);
+    /* Once one exists, any thread may make more. */
+    CHECK_OK(pygate_view_from_main(&v));
+    CHECK_OK(pygate_view_close(v));
+    stop();
+}
+
+static void
+leave_without_enter(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    pygate_token zero = {0};
+    CHECK_RC(pygate_leave(zero), PYGATE_ENOTENTERED);
+    CHECK_RC(pygate_reattach(zero), PYGATE_ENOTENTERED);
+    start();
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_leave(tok));
+    CHECK_RC(pygate_leave(tok), PYGATE_ENOTENTERED);   /* twice */
+    CHECK(pygate_thread_depth() == 0);
+    stop();
+}
+
+static pygate_token shared_token;
+
+static void *
+leave_someone_elses(void *arg)
+{
+    (void)arg;
+    CHECK_RC(pygate_leave(shared_token), PYGATE_EWRONGTHREAD);
+    return NULL;
+}
+
+static void
+leave_on_another_thread(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    start();
+    CHECK_OK(pygate_enter(view, &shared_token));
+    PyThreadState *ts = PyThreadState_Get();
+    on_native_thread(leave_someone_elses, NULL);
+    /* Nothing changed for the owner. */
+    CHECK(PyThreadState_Get() == ts);
+    CHECK(pygate_thread_depth() == 1);
+    CHECK_OK(pygate_leave(shared_token));
+    stop();
+}
+
+static void
+unbalanced_nesting(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    start();
+    pygate_token outer, inner, det;
+    CHECK_OK(pygate_enter(view, &outer));
+    CHECK_OK(pygate_enter(view, &inner));
+    CHECK_RC(pygate_leave(outer), PYGATE_EUNBALANCED);
+    CHECK(pygate_thread_depth() == 2);
+    CHECK_RC(pygate_reattach(inner), PYGATE_EUNBALANCED);
+    CHECK_OK(pygate_detach(&det));
+    CHECK_RC(pygate_leave(inner), PYGATE_EUNBALANCED);   /* detach is open */
+    CHECK_OK(pygate_reattach(det));
+    CHECK_RC(pygate_thread_release(), PYGATE_EBUSY);
+    CHECK_OK(pygate_leave(inner));
+    CHECK_OK(pygate_leave(outer));
+    CHECK_RC(pygate_detach(&det), PYGATE_ENOTATTACHED);  /* not entered */
+    CHECK_OK(pygate_thread_release());
+    stop();
+}
+
+/* ---- debug mode: abort with the caller's location ----------------------- */
+
+/* Runs misuse() in a child with PYGATE_DEBUG=1 and checks that it aborts
+ * and that its report names this file and the line the child announced. */
+static void
+expect_abort(void (*misuse)(void))
+{
+    int out[2];
+    CHECK(pipe(out) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(out[1], 2);
+        setenv("PYGATE_DEBUG", "1", 1);
+        misuse();
+        printf("no abort\n");
+        fflush(stdout);
+        _exit(0);
+    }
+    close(out[1]);
+    char buf[4096] = {0};
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof buf - 1
+           && (got = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)got;
+    close(out[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    fprintf(stderr, "child said:\n%s", buf);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    char where[128];
+    const char *line = strstr(buf, "expect line ");
+    CHECK(line != NULL);
+    snprintf(where, sizeof where, "test_misuse.c:%d", atoi(line + 12));
+    CHECK(strstr(buf, where) != NULL);
+    CHECK(strstr(buf, "pygate: misuse at") != NULL);
+}
+
+#define ANNOUNCE_NEXT_LINE() \
+    (printf("expect line %d\n", __LINE__ + 1), fflush(stdout))
+
+static void
+child_leave_without_enter(void)
+{
+    pygate_token zero = {0};
+    ANNOUNCE_NEXT_LINE();
+    pygate_leave(zero);
+}
+
+static void *
+leave_someone_elses_loudly(void *arg)
+{
+    (void)arg;
+    ANNOUNCE_NEXT_LINE();
+    pygate_leave(shared_token);
+    return NULL;
+}
+
+static void
+child_leave_on_another_thread(void)
+{
+    start();
+    CHECK_OK(pygate_enter(view, &shared_token));
+    on_native_thread(leave_someone_elses_loudly, NULL);
+}
+
+static void
+child_unbalanced(void)
+{
+    start();
+    pygate_token outer, inner;
+    CHECK_OK(pygate_enter(view, &outer));
+    CHECK_OK(pygate_enter(view, &inner));
+    ANNOUNCE_NEXT_LINE();
+    pygate_leave(outer);
+}
+
+static void
+child_exception_at_leave(void)
+{
+    start();
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    PyErr_SetString(PyExc_RuntimeError, "left set");
+    ANNOUNCE_NEXT_LINE();
+    pygate_leave(tok);
+}
+
+static void
+debug_mode_aborts_with_location(void)
+{
+    expect_abort(child_leave_without_enter);
+    expect_abort(child_leave_on_another_thread);
+    expect_abort(child_unbalanced);
+    expect_abort(child_exception_at_leave);
+}
+
+static const scenario scenarios[] = {
+    {"every_code_is_named", every_code_is_named},
+    {"bad_arguments", bad_arguments},
+    {"leave_without_enter", leave_without_enter},
+    {"leave_on_another_thread", leave_on_another_thread},
+    {"unbalanced_nesting", unbalanced_nesting},
+    {"debug_mode_aborts_with_location", debug_mode_aborts_with_location},
+    {NULL, NULL}
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
