@@ -18,6 +18,19 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Built with AddressSanitizer (gcc defines the macro, clang has the
+ * feature test). */
+#if defined(__SANITIZE_ADDRESS__)
+#  define UNDER_ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define UNDER_ASAN 1
+#  endif
+#endif
+#ifndef UNDER_ASAN
+#  define UNDER_ASAN 0
+#endif
+
 #define CHECK(cond)                                                        \
     do {                                                                   \
         if (!(cond)) {                                                     \

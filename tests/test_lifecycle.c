@@ -1,0 +1,260 @@
+/*
+ * test_lifecycle.c - thread exit, and threads around Py_FinalizeEx.
+ */
+#include "harness.h"
+
+#include <time.h>
+
+static PyThreadState *main_ts;
+static pygate_view *view;
+
+static void
+start(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    main_ts = start_python();
+    view = main_view(main_ts);
+}
+
+static int
+main_state_count(void)
+{
+    PyEval_RestoreThread(main_ts);
+    int n = count_thread_states(PyInterpreterState_Main());
+    PyEval_SaveThread();
+    return n;
+}
+
+static double
+now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- 100,000 short-lived threads ----------------------------------------- */
+
+static void *
+enter_once(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    PyObject *r = eval("[1, 2, 3]");   /* touch the frame stack too */
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    CHECK_OK(pygate_leave(tok));
+    return NULL;
+}
+
+static void
+churn(long threads)
+{
+    for (long i = 0; i < threads; i++)
+        on_native_thread(enter_once, NULL);
+}
+
+static void
+thread_exit_frees_states(void)
+{
+    start();
+    long total = UNDER_ASAN ? 20000 : 100000;   /* ASan: 5x slower */
+    const char *env = getenv("PYGATE_CHURN_THREADS");
+    if (env != NULL)
+        total = atol(env);
+    int before = main_state_count();
+    churn(total / 10);   /* warm up allocator caches */
+    long rss_warm = rss_kib();
+    churn(total - total / 10);
+    long rss_end = rss_kib();
+    int after = main_state_count();
+    printf("%ld threads: thread states %d -> %d, RSS %ld KiB -> %ld KiB\n",
+           total, before, after, rss_warm, rss_end);
+    CHECK(after == before);
+#if UNDER_ASAN
+    printf("RSS not checked: ASan's quarantine keeps freed memory\n");
+#else
+    /* A leaked thread state costs hundreds of bytes to tens of KiB; 90,000
+     * of them would be tens of MiB.  Allow 4 MiB of allocator noise. */
+    CHECK(rss_end - rss_warm < 4096);
+#endif
+    CHECK_OK(pygate_view_close(view));
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* ---- explicit release ---------------------------------------------------- */
+
+static int count_inside;
+
+static void *
+release_early(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    count_inside = count_thread_states(PyInterpreterState_Main());
+    CHECK_OK(pygate_leave(tok));
+    CHECK_OK(pygate_thread_release());
+    CHECK(PyGILState_GetThisThreadState() == NULL);
+    CHECK_OK(pygate_enter(view, &tok));   /* a fresh state */
+    CHECK(count_thread_states(PyInterpreterState_Main()) == count_inside);
+    CHECK_OK(pygate_leave(tok));
+    CHECK_OK(pygate_thread_release());
+    CHECK_OK(pygate_thread_release());    /* nothing left: still fine */
+    return NULL;
+}
+
+static void
+explicit_release(void)
+{
+    start();
+    int before = main_state_count();
+    on_native_thread(release_early, NULL);
+    CHECK(count_inside == before + 1);
+    CHECK(main_state_count() == before);
+    CHECK_OK(pygate_view_close(view));
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* ---- threads with cached states outlive the interpreter ----------------- */
+
+#define SLEEPERS 4
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int ready, finalized;
+
+static void *
+cache_then_wait(void *arg)
+{
+    (void)arg;
+    enter_once(NULL);
+    pthread_mutex_lock(&lock);
+    ready++;
+    pthread_cond_broadcast(&cond);
+    while (!finalized)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    /* The interpreter is gone: a clean error, then a clean thread exit
+     * that must not touch the freed state (ASan checks). */
+    pygate_token tok;
+    CHECK_RC(pygate_enter(view, &tok), PYGATE_EGONE);
+    CHECK(pygate_thread_depth() == 0);
+    return NULL;
+}
+
+static void *
+first_entry_after_finalize(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_RC(pygate_enter(view, &tok), PYGATE_EGONE);
+    return NULL;
+}
+
+static void
+threads_outlive_interpreter(void)
+{
+    start();
+    pthread_t th[SLEEPERS];
+    for (int i = 0; i < SLEEPERS; i++)
+        CHECK(pthread_create(&th[i], NULL, cache_then_wait, NULL) == 0);
+    pthread_mutex_lock(&lock);
+    while (ready < SLEEPERS)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);   /* plain: the host calls no pygate */
+
+    pthread_mutex_lock(&lock);
+    finalized = 1;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < SLEEPERS; i++)
+        CHECK(pthread_join(th[i], NULL) == 0);
+    on_native_thread(first_entry_after_finalize, NULL);
+    CHECK_OK(pygate_view_close(view));
+}
+
+/* ---- shutdown waits for an entry in flight ------------------------------- */
+
+static volatile int inflight_done;
+static volatile int inflight_started;
+static double inflight_left_at;
+
+static void *
+long_call(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    CHECK_OK(pygate_enter(view, &tok));
+    inflight_started = 1;
+    /* time.sleep releases the GIL: Py_FinalizeEx starts meanwhile. */
+    exec_ok("import time\ntime.sleep(0.5)\n");
+    CHECK_OK(pygate_leave(tok));
+    inflight_left_at = now_seconds();
+    inflight_done = 1;
+    return NULL;
+}
+
+static volatile int hammer_stop;
+static volatile int hammer_result;
+
+/* Enters and leaves until refused; the refusal must be a clean code. */
+static void *
+hammer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pygate_token tok;
+        int rc = pygate_enter(view, &tok);
+        if (rc != PYGATE_OK) {
+            hammer_result = rc;
+            return NULL;
+        }
+        PyObject *r = eval("1 + 1");
+        CHECK(r != NULL);
+        Py_DECREF(r);
+        CHECK_OK(pygate_leave(tok));
+    }
+}
+
+static void
+finalize_waits_for_entries(void)
+{
+    start();
+    pthread_t slow, busy;
+    CHECK(pthread_create(&slow, NULL, long_call, NULL) == 0);
+    CHECK(pthread_create(&busy, NULL, hammer, NULL) == 0);
+    while (!inflight_started)
+        usleep(1000);
+    PyEval_RestoreThread(main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    double finished_at = now_seconds();
+    /* The entry in flight completed before finalization went on. */
+    CHECK(inflight_done);
+    CHECK(inflight_left_at <= finished_at);
+    CHECK(pthread_join(slow, NULL) == 0);
+    CHECK(pthread_join(busy, NULL) == 0);
+    CHECK(hammer_result == PYGATE_EFINALIZING || hammer_result == PYGATE_EGONE);
+    printf("busy thread stopped with %s\n", pygate_err_name(hammer_result));
+    CHECK_OK(pygate_view_close(view));
+}
+
+static const scenario scenarios[] = {
+    {"thread_exit_frees_states", thread_exit_frees_states},
+    {"explicit_release", explicit_release},
+    {"threads_outlive_interpreter", threads_outlive_interpreter},
+    {"finalize_waits_for_entries", finalize_waits_for_entries},
+    {NULL, NULL}
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
