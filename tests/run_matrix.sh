@@ -55,6 +55,7 @@ fi
 summary=()
 total_pass=0
 total_fail=0
+total_skip=0
 status=0
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags <<<"$r"
@@ -79,11 +80,13 @@ for r in "${runs[@]}"; do
   ran=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
   failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed.*/\1/')
   [ -z "$ran" ] && ran=0 && failed=1
-  passed=$((ran - failed))
+  skipped=$(grep -c "(Skipped)" "$log")
+  passed=$((ran - failed - skipped))
   total_pass=$((total_pass + passed))
+  total_skip=$((total_skip + skipped))
   total_fail=$((total_fail + failed))
   if [ $rc -eq 0 ] && [ "$failed" -eq 0 ] && [ "$ran" -gt 0 ]; then
-    summary+=("PASS  $label: $passed passed, 0 failed")
+    summary+=("PASS  $label: $passed passed, 0 failed, $skipped skipped")
   else
     grep -E "\*\*\*|Failed|CHECK failed|misuse|ERROR: AddressSanitizer|runtime error" "$log" | head -20
     summary+=("FAIL  $label: $passed passed, $failed failed (see $log)")
@@ -96,5 +99,5 @@ echo "pygate test summary"
 for s in "${summary[@]}"; do echo "  $s"; done
 for m in "${missing[@]}"; do echo "  NOT FOUND  $m"; done
 [ ${#summary[@]} -eq 0 ] && { echo "  no CPython found"; status=1; }
-echo "$total_pass passed, $total_fail failed"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 exit $status
