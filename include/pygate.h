@@ -60,6 +60,7 @@ extern "C" {
 #define PYGATE_EEXCEPTION    (-10) /* a Python exception is set at leave */
 #define PYGATE_EPYTHON       (-11) /* a CPython call failed; exception set */
 #define PYGATE_EBUSY         (-12) /* the thread is still inside an entry */
+#define PYGATE_EALREADY      (-13) /* host init done already (or by others) */
 
 /* Returns a one-line English description of err ("unknown error" for a
  * code pygate does not define).  Never NULL; the string is static. */
@@ -89,14 +90,17 @@ typedef struct pygate_view pygate_view;
  *         the Python exception is left set for the caller). */
 int pygate_view_from_current(pygate_view **out);
 
-/* Makes a view of the main interpreter.  May be called from any thread,
- * attached or not, once a view of the main interpreter has been made while
- * attached to it (by pygate_view_from_current or this function); until then
- * it must be called attached to the main interpreter, because that first
- * call installs the shutdown hook.
+/* Makes a view of the main interpreter.  May be called from any thread
+ * once Python is initialized: attached to the main interpreter, or not
+ * attached at all.  The first view of the main interpreter installs the
+ * shutdown hook; if the caller is not attached then, pygate attaches a
+ * temporary thread state (PyGILState) for it, which it cannot do for a
+ * thread that has a thread state of another interpreter (or a detached
+ * one of its own): such a thread gets PYGATE_ENOTATTACHED until a view of
+ * the main interpreter exists.  May block on the GIL the first time.
  * Errors: PYGATE_EINVAL, PYGATE_ENOTINIT (Python is not initialized),
- *         PYGATE_ENOTATTACHED (no hook yet and not attached to main),
- *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM, PYGATE_EPYTHON. */
+ *         PYGATE_ENOTATTACHED (see above), PYGATE_EFINALIZING,
+ *         PYGATE_EGONE, PYGATE_ENOMEM, PYGATE_EPYTHON. */
 int pygate_view_from_main(pygate_view **out);
 
 /* Closes a view.  Any thread, any time, attached or not, also after the
@@ -106,6 +110,61 @@ int pygate_view_close(pygate_view *view);
 
 /* Returns the interpreter ID the view names (>= 0), or PYGATE_EINVAL. */
 int64_t pygate_view_id(const pygate_view *view);
+
+/* ------------------------------------------------------------------------ */
+/* Guards: holding an interpreter back from finalizing                      */
+/* ------------------------------------------------------------------------ */
+
+/* While a guard is held, the interpreter's shutdown (Py_FinalizeEx,
+ * Py_EndInterpreter) waits in pygate's hook, before any thread state is
+ * torn down, with its GIL released.  Once shutdown has begun no guard can
+ * be taken.  Every entry holds one implicitly; an explicit guard is for
+ * native work that must finish before the interpreter goes (flushing a
+ * queue of Python callbacks, holding a lock the finalizer needs) and lets
+ * the holder enter with pygate_enter_guarded(), which then cannot fail for
+ * lifetime reasons.  A guard is closed exactly once, on any thread.
+ * Forgetting to close one makes shutdown wait (see
+ * pygate_set_drain_limits for the bound and the reports). */
+typedef struct pygate_guard pygate_guard;
+
+/* Takes a guard on the interpreter named by view.  Any thread, attached or
+ * not.  Lock-free: one atomic add; never blocks.  In debug mode it also
+ * records the caller's file:line, which shutdown reports while waiting.
+ * Errors: PYGATE_EINVAL (view or out NULL, view closed),
+ *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM. */
+#define pygate_guard_from_view(view, out) \
+    pygate_guard_from_view_at((view), (out), __FILE__, __LINE__)
+
+/* Takes a guard on the interpreter the calling thread is attached to.
+ * Errors: PYGATE_EINVAL, PYGATE_ENOTATTACHED, PYGATE_EFINALIZING,
+ *         PYGATE_ENOMEM, PYGATE_EPYTHON (as pygate_view_from_current). */
+#define pygate_guard_from_current(out) \
+    pygate_guard_from_current_at((out), __FILE__, __LINE__)
+
+int pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
+                              const char *file, int line);
+int pygate_guard_from_current_at(pygate_guard **out,
+                                 const char *file, int line);
+
+/* Releases a guard; a shutdown waiting only for it proceeds.  Any thread,
+ * attached or not.  Does not block.
+ * Errors: PYGATE_EINVAL (NULL or already closed, as far as detectable). */
+int pygate_guard_close(pygate_guard *guard);
+
+/* Returns the interpreter ID the guard holds (>= 0), or PYGATE_EINVAL. */
+int64_t pygate_guard_id(const pygate_guard *guard);
+
+/* Bounds shutdown's wait for guards and entries.  While waiting, pygate
+ * prints on stderr every report_every seconds (default 5) how many are
+ * outstanding and, in debug mode, where each was taken.  After
+ * give_up_after seconds (default: < 0, wait for ever) shutdown proceeds
+ * anyway: threads still inside are then on their own, as CPython's daemon
+ * threads are (killed or hung on their next attach, by CPython version),
+ * and a sub-interpreter whose states are still in use cannot be ended
+ * (CPython aborts).  A bound trades that risk for a process that exits.
+ * Any thread, any time; applies to shutdowns that start afterwards.
+ * Errors: PYGATE_EINVAL (report_every not > 0, or a value above 1e6). */
+int pygate_set_drain_limits(double report_every, double give_up_after);
 
 /* ------------------------------------------------------------------------ */
 /* Entering and leaving                                                     */
@@ -169,8 +228,19 @@ typedef struct pygate_token {
  * Errors: PYGATE_ENOTENTERED, PYGATE_EWRONGTHREAD, PYGATE_EUNBALANCED. */
 #define pygate_reattach(token) pygate_reattach_at((token), __FILE__, __LINE__)
 
+/* Enters like pygate_enter(), for a caller that holds guard: the entry
+ * then succeeds even while the interpreter's shutdown is waiting for
+ * guards (it is waiting for this caller).  Blocks while waiting for the GIL.
+ * Errors: PYGATE_EINVAL (guard or token NULL, guard closed),
+ *         PYGATE_EGONE (only after shutdown gave up waiting),
+ *         PYGATE_ENOMEM. */
+#define pygate_enter_guarded(guard, token) \
+    pygate_enter_guarded_at((guard), (token), __FILE__, __LINE__)
+
 int pygate_enter_at(pygate_view *view, pygate_token *token,
                     const char *file, int line);
+int pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
+                            const char *file, int line);
 int pygate_leave_at(pygate_token token, const char *file, int line);
 int pygate_detach_at(pygate_token *token, const char *file, int line);
 int pygate_reattach_at(pygate_token token, const char *file, int line);
@@ -191,6 +261,47 @@ unsigned pygate_thread_depth(void);
  * interpreter's GIL.
  * Errors: PYGATE_EBUSY (the thread is inside an entry or detach). */
 int pygate_thread_release(void);
+
+/* ------------------------------------------------------------------------ */
+/* Host lifecycle (embedders)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* For a host that embeds Python.  Initializes Python unless it already is
+ * (config: a PyConfig to initialize with, or NULL for the defaults with
+ * Python's signal handlers left out, as Py_InitializeEx(0)), installs
+ * pygate's shutdown hook in the main interpreter and then detaches the
+ * calling thread, so that Python threads and other native threads run
+ * while the host does native work (without it, seed 001's host keeps the
+ * GIL and every other thread stalls).  Afterwards the host enters like any
+ * other thread, with pygate_view_from_main() or pygate_host_view().
+ * If Python was initialized by someone else, config must be NULL; the
+ * calling thread is detached if it is attached.
+ * Any thread.  Blocks while Python initializes.
+ * Errors: PYGATE_EALREADY (host init done already and not shut down, or
+ *         config given while Python is already initialized),
+ *         PYGATE_EBUSY (another thread is in host init or shutdown),
+ *         PYGATE_EPYTHON (initialization failed: the reason is printed on
+ *         stderr; or the hook could not be installed), PYGATE_ENOMEM. */
+#if defined(Py_PYTHON_H) && !defined(Py_LIMITED_API)
+int pygate_host_init(const PyConfig *config);
+#endif
+
+/* The main interpreter's view kept by pygate_host_init (owned by pygate:
+ * do not close it), or NULL outside host init..shutdown. */
+pygate_view *pygate_host_view(void);
+
+/* Shuts Python down: waits for pygate guards and entries to drain, then
+ * finalizes (Py_FinalizeEx; non-daemon threading threads are joined
+ * first, as usual).  Callable from any thread, not only the one that
+ * called pygate_host_init(); the caller must not be attached (detach or
+ * leave first).  Blocks until shutdown completes.  pygate_host_init() may
+ * be called again afterwards.
+ * Errors: PYGATE_ENOTINIT (no pygate_host_init, or shut down already),
+ *         PYGATE_EBUSY (the caller is attached or inside an entry, or
+ *         another thread is in host init or shutdown),
+ *         PYGATE_EPYTHON (Py_FinalizeEx reported an error flushing
+ *         buffered data; Python is finalized all the same). */
+int pygate_host_shutdown(void);
 
 /* ------------------------------------------------------------------------ */
 /* Scoped forms (gcc and clang)                                             */

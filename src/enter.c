@@ -50,6 +50,13 @@ make_token(pygate_thread *t, uint32_t kind)
     return token;
 }
 
+pygate_token
+entry_token(uint32_t level)
+{
+    pygate_token token = {thread_self(0), level, TOKEN_ENTER};
+    return token;
+}
+
 static frame *
 top_frame(pygate_thread *t)
 {
@@ -77,15 +84,12 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current)
     return PYGATE_OK;
 }
 
-int
-pygate_enter_at(pygate_view *view, pygate_token *token,
-                const char *file, int line)
+/* Enters rec.  `guarded`: the caller holds a guard of its own on rec, so
+ * the entry's guard is taken even while the hook waits for guards. */
+static int
+enter_record(record *rec, int guarded, pygate_token *token,
+             const char *file, int line)
 {
-    (void)file;
-    (void)line;
-    record *rec = view_record(view);
-    if (rec == NULL || token == NULL)
-        return PYGATE_EINVAL;
     pygate_thread *t = thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
@@ -100,7 +104,14 @@ pygate_enter_at(pygate_view *view, pygate_token *token,
         return PYGATE_OK;
     }
 
-    int rc = record_guard_acquire(rec);
+    int rc = PYGATE_OK;
+    if (!guarded)
+        rc = record_guard_acquire(rec);
+    else if (atomic_load_explicit(&rec->phase, memory_order_acquire)
+             == PHASE_GONE)
+        rc = PYGATE_EGONE;   /* only after the hook gave up waiting */
+    else
+        record_guard_add(rec);
     if (rc != PYGATE_OK)
         return rc;
     frame *f = push_frame(t);
@@ -117,8 +128,29 @@ pygate_enter_at(pygate_view *view, pygate_token *token,
         record_guard_release(rec);
         return rc;
     }
+    f->site = record_site_add(rec, file, line);
     *token = make_token(t, TOKEN_ENTER);
     return PYGATE_OK;
+}
+
+int
+pygate_enter_at(pygate_view *view, pygate_token *token,
+                const char *file, int line)
+{
+    record *rec = view_record(view);
+    if (rec == NULL || token == NULL)
+        return PYGATE_EINVAL;
+    return enter_record(rec, 0, token, file, line);
+}
+
+int
+pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
+                        const char *file, int line)
+{
+    record *rec = guard_record(guard);
+    if (rec == NULL || token == NULL)
+        return PYGATE_EINVAL;
+    return enter_record(rec, 1, token, file, line);
 }
 
 /* Checks that token names the calling thread's innermost frame. */
@@ -181,6 +213,7 @@ pygate_leave_at(pygate_token token, const char *file, int line)
                                  "leaving with a Python exception set");
         detach(f);
     }
+    record_site_remove(rec, f->site);
     pop_frame(t);
     record_guard_release(rec);
     return PYGATE_OK;
@@ -255,11 +288,18 @@ pygate_scope_end_(pygate_scope_ *scope)
         pygate_reattach_at(scope->token, scope->file, scope->line);
         return;
     }
-    if (pygate_leave_at(scope->token, scope->file, scope->line)
-            == PYGATE_EEXCEPTION) {
+    leave_reporting_exception(scope->token, scope->file, scope->line);
+}
+
+int
+leave_reporting_exception(pygate_token token, const char *file, int line)
+{
+    int rc = pygate_leave_at(token, file, line);
+    if (rc == PYGATE_EEXCEPTION) {
         /* An exception cannot propagate out of a C scope: report it the
          * way CPython reports exceptions nobody can receive. */
         PyErr_WriteUnraisable(NULL);
-        pygate_leave_at(scope->token, scope->file, scope->line);
+        rc = pygate_leave_at(token, file, line);
     }
+    return rc;
 }

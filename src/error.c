@@ -20,7 +20,10 @@
     X(PYGATE_EUNBALANCED, "the token is not the thread's innermost entry")   \
     X(PYGATE_EEXCEPTION, "a Python exception is still set; handle it first") \
     X(PYGATE_EPYTHON, "a CPython call failed; its exception is set")         \
-    X(PYGATE_EBUSY, "the thread is still inside an entry")
+    X(PYGATE_EBUSY, "busy: the thread is attached or inside an entry, or "  \
+                    "another thread is in host init or shutdown")            \
+    X(PYGATE_EALREADY, "already done: host init was called before, or "     \
+                       "Python was initialized by someone else")
 
 const char *
 pygate_strerror(int err)

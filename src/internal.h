@@ -37,6 +37,14 @@ typedef enum record_phase {
 
 typedef struct entry entry;
 
+/* Debug mode only: where a guard was taken, for the shutdown report. */
+typedef struct guard_site {
+    const char *file;
+    int line;
+    unsigned long thread;          /* PyThread_get_thread_ident() */
+    struct guard_site *prev, *next;
+} guard_site;
+
 typedef struct record {
     int64_t id;                    /* interpreter ID: the record's identity */
     PyInterpreterState *interp;    /* valid only while a guard is held */
@@ -47,7 +55,7 @@ typedef struct record {
     pthread_mutex_t lock;          /* protects entries and the wait below */
     pthread_cond_t drained;        /* signalled when guards reach 0 closed */
     entry *entries;                /* states pygate created for this interp */
-    struct record *next;           /* registry list */
+    guard_site *sites;             /* debug mode: guards held, by site */
 } record;
 
 #define GUARD_CLOSED ((uint64_t)1 << 63)
@@ -56,6 +64,14 @@ typedef struct record {
  * blocking, once the shutdown hook has closed the record.  Lock-free. */
 int record_guard_acquire(record *rec);
 void record_guard_release(record *rec);
+/* Takes one more guard for a caller that already holds one (so the hook
+ * cannot have drained yet): never fails, even while closing. */
+void record_guard_add(record *rec);
+
+/* Debug mode: remembers where a guard was taken (NULL otherwise, or when
+ * out of memory); record_site_remove() accepts NULL. */
+guard_site *record_site_add(record *rec, const char *file, int line);
+void record_site_remove(record *rec, guard_site *site);
 
 /* The record for the interpreter the caller is attached to, created (and
  * the shutdown hook installed) on first use; returns a new reference. */
@@ -79,6 +95,20 @@ struct pygate_view {
 
 record *view_record(pygate_view *view);   /* NULL when not a live view */
 
+/* ---- guards (guard.c) --------------------------------------------------- */
+
+record *guard_record(pygate_guard *guard);   /* NULL when not a live guard */
+
+/* ---- entering (enter.c) ------------------------------------------------- */
+
+/* pygate_leave(), except that a Python exception still set is reported
+ * through sys.unraisablehook (a misuse in debug mode) and then left. */
+int leave_reporting_exception(pygate_token token, const char *file, int line);
+
+/* The token of the calling thread's entry at `level` (for pep788.c, whose
+ * tokens carry only the level). */
+pygate_token entry_token(uint32_t level);
+
 /* ---- threads and their cached states (thread.c) ------------------------- */
 
 struct entry {
@@ -98,6 +128,7 @@ typedef enum frame_kind {
 
 typedef struct frame {
     frame_kind kind;
+    guard_site *site;              /* ATTACH, NEST: debug mode only */
     record *rec;                   /* ATTACH, NEST: interpreter entered */
     PyThreadState *tstate;         /* ATTACH: attached; DETACH: saved */
     PyThreadState *prev;           /* ATTACH: re-attached at leave, or NULL */
@@ -122,7 +153,9 @@ pygate_thread *thread_self(int create);
  * gilstate slot, or newly created and cached.  Caller holds a guard. */
 int thread_state_for(pygate_thread *t, record *rec, PyThreadState **out);
 
-/* Called by the shutdown hook, after draining, for every entry of rec. */
-void thread_forget_entries(record *rec);
+/* Called by the shutdown hook, after draining, for every entry of rec.
+ * When the wait gave up (drained is 0) some states may still be in use,
+ * so none is deleted. */
+void thread_forget_entries(record *rec, int drained);
 
 #endif /* PYGATE_INTERNAL_H */

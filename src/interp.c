@@ -20,10 +20,13 @@
 #include <time.h>
 
 #define RECORD_CAPSULE "pygate.record"
-#define DRAIN_REPORT_SECONDS 5
 
 static pthread_mutex_t main_lock = PTHREAD_MUTEX_INITIALIZER;
 static record *main_record;   /* holds a reference while the main is open */
+
+/* pygate_set_drain_limits(), in milliseconds; give-up < 0 means never. */
+static _Atomic long drain_report_ms = 5000;
+static _Atomic long drain_give_up_ms = -1;
 
 /* ---- references --------------------------------------------------------- */
 
@@ -76,6 +79,49 @@ record_guard_release(record *rec)
     }
 }
 
+void
+record_guard_add(record *rec)
+{
+    atomic_fetch_add_explicit(&rec->guards, 1, memory_order_acq_rel);
+}
+
+guard_site *
+record_site_add(record *rec, const char *file, int line)
+{
+    if (!pygate_debug_mode())
+        return NULL;
+    guard_site *site = (guard_site *)malloc(sizeof *site);
+    if (site == NULL)
+        return NULL;
+    site->file = file;
+    site->line = line;
+    site->thread = PyThread_get_thread_ident();
+    site->prev = NULL;
+    pthread_mutex_lock(&rec->lock);
+    site->next = rec->sites;
+    if (rec->sites != NULL)
+        rec->sites->prev = site;
+    rec->sites = site;
+    pthread_mutex_unlock(&rec->lock);
+    return site;
+}
+
+void
+record_site_remove(record *rec, guard_site *site)
+{
+    if (site == NULL)
+        return;
+    pthread_mutex_lock(&rec->lock);
+    if (site->prev != NULL)
+        site->prev->next = site->next;
+    else
+        rec->sites = site->next;
+    if (site->next != NULL)
+        site->next->prev = site->prev;
+    pthread_mutex_unlock(&rec->lock);
+    free(site);
+}
+
 static uint64_t
 guards_held(record *rec)
 {
@@ -96,22 +142,83 @@ guards_held_by_caller(record *rec)
     return n;
 }
 
+int
+pygate_set_drain_limits(double report_every, double give_up_after)
+{
+    if (!(report_every > 0) || report_every > 1e6 || give_up_after > 1e6
+            || give_up_after != give_up_after)
+        return PYGATE_EINVAL;
+    atomic_store(&drain_report_ms, (long)(report_every * 1000));
+    atomic_store(&drain_give_up_ms,
+                 give_up_after < 0 ? -1 : (long)(give_up_after * 1000));
+    return PYGATE_OK;
+}
+
+static double
+seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec)
+           + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Under rec->lock.  Debug mode lists each guard's site. */
 static void
+report_outstanding(record *rec, uint64_t own, double waited)
+{
+    fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
+            " for %llu native guards or entries to be released\n",
+            (long long)rec->id, waited,
+            (unsigned long long)(guards_held(rec) - own));
+    for (guard_site *s = rec->sites; s != NULL; s = s->next)
+        fprintf(stderr, "pygate:   guard taken at %s:%d on thread %#lx\n",
+                s->file, s->line, s->thread);
+}
+
+/* Returns 1 once the guards drained, 0 when the give-up bound passed. */
+static int
 wait_until_drained(record *rec, uint64_t own)
 {
+    long report_ms = atomic_load(&drain_report_ms);
+    long give_up_ms = atomic_load(&drain_give_up_ms);
+    struct timespec start, last_report;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    last_report = start;
+    int drained = 1;
     pthread_mutex_lock(&rec->lock);
     while (guards_held(rec) > own) {
+        long wait_ms = report_ms;
+        double waited = seconds_since(&start);
+        if (give_up_ms >= 0) {
+            long left = give_up_ms - (long)(waited * 1000);
+            if (left <= 0) {
+                report_outstanding(rec, own, waited);
+                fprintf(stderr, "pygate: giving up the wait; those threads"
+                        " are now on their own, like daemon threads\n");
+                drained = 0;
+                break;
+            }
+            if (left < wait_ms)
+                wait_ms = left;
+        }
         struct timespec deadline;
         clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += DRAIN_REPORT_SECONDS;
-        if (pthread_cond_timedwait(&rec->drained, &rec->lock, &deadline)
-                == ETIMEDOUT && guards_held(rec) > own)
-            fprintf(stderr, "pygate: shutdown of interpreter %lld is waiting"
-                    " for %llu native entries to leave\n",
-                    (long long)rec->id,
-                    (unsigned long long)(guards_held(rec) - own));
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&rec->drained, &rec->lock, &deadline);
+        if (guards_held(rec) > own
+                && seconds_since(&last_report) * 1000 >= report_ms) {
+            report_outstanding(rec, own, seconds_since(&start));
+            clock_gettime(CLOCK_MONOTONIC, &last_report);
+        }
     }
     pthread_mutex_unlock(&rec->lock);
+    return drained;
 }
 
 /* ---- shutdown ----------------------------------------------------------- */
@@ -138,15 +245,19 @@ record_shutdown(void *arg)
     atomic_fetch_or_explicit(&rec->guards, GUARD_CLOSED, memory_order_acq_rel);
 
     uint64_t own = guards_held_by_caller(rec);
+    int drained = 1;
     if (guards_held(rec) > own) {
         Py_BEGIN_ALLOW_THREADS
-        wait_until_drained(rec, own);
+        drained = wait_until_drained(rec, own);
         Py_END_ALLOW_THREADS
     }
-    thread_forget_entries(rec);
+    thread_forget_entries(rec, drained);
     atomic_store_explicit(&rec->phase, PHASE_GONE, memory_order_release);
     forget_main_record(rec);
-    record_unref(rec);   /* the hook's reference */
+    /* Frames still open (the caller's own, or any left after giving up)
+     * point at rec without a reference: keep it alive for them. */
+    if (own == 0 && drained)
+        record_unref(rec);   /* the hook's reference */
 }
 
 /* ---- creation ----------------------------------------------------------- */

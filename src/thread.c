@@ -229,13 +229,13 @@ thread_destroy(void *arg)
 /* ---- the shutdown hook's part ------------------------------------------- */
 
 void
-thread_forget_entries(record *rec)
+thread_forget_entries(record *rec, int drained)
 {
     /* Guards are closed and drained: no thread links or unlinks entries of
      * rec now; owner threads may only mark theirs orphaned, under the lock.
      * The list is walked without the lock because deleting a state runs
      * arbitrary Python code (finalizers) that may call into pygate. */
-    if (!rec->is_main) {
+    if (!rec->is_main && drained) {
         /* Py_EndInterpreter aborts if the interpreter has another thread
          * state left ("not the last thread"), so take ours back now.
          * The main interpreter's are freed by Py_FinalizeEx itself. */

@@ -48,12 +48,25 @@ pygate_view_from_main(pygate_view **out)
         return rc;
     }
     /* No record of the main interpreter yet: making one installs the hook,
-     * which needs the caller attached to the main interpreter. */
+     * which needs a thread attached to the main interpreter. */
     PyThreadState *current = compat_current_tstate();
-    if (current == NULL
-            || compat_tstate_interp(current) != PyInterpreterState_Main())
+    if (current != NULL)
+        return compat_tstate_interp(current) == PyInterpreterState_Main()
+                   ? pygate_view_from_current(out)
+                   : PYGATE_ENOTATTACHED;
+    /* A thread with no thread state at all gets a main-interpreter one
+     * from PyGILState for the moment.  Not once the runtime is finalizing
+     * (the attach could kill or hang the thread), and not on a thread
+     * whose gilstate slot holds some state (it may be a sub-interpreter's,
+     * or one its owner is about to delete). */
+    if (compat_runtime_finalizing())
+        return PYGATE_EFINALIZING;
+    if (compat_gilstate_get() != NULL)
         return PYGATE_ENOTATTACHED;
-    return pygate_view_from_current(out);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int rc = pygate_view_from_current(out);
+    PyGILState_Release(gil);
+    return rc;
 }
 
 int

@@ -1,0 +1,139 @@
+/*
+ * host.c - the embedder's lifecycle: initialize and detach (seed 001), and
+ * shut down from any thread.
+ *
+ * One process-wide state machine, NONE -> BUSY -> RUNNING -> BUSY -> NONE,
+ * moved by compare-and-swap, so that a second init, a shutdown without
+ * init, or two threads racing get an error code instead of a crash.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+enum { HOST_NONE, HOST_BUSY, HOST_RUNNING };
+
+static _Atomic int host_phase = HOST_NONE;
+/* Written only by the thread that holds HOST_BUSY. */
+static pygate_view *host_view;
+static PyThreadState *host_saved;   /* the init thread's state, detached */
+static pthread_t host_thread;
+
+/* Moves the phase from `from` to BUSY, or says why it cannot. */
+static int
+host_claim(int from)
+{
+    int seen = from;
+    if (atomic_compare_exchange_strong(&host_phase, &seen, HOST_BUSY))
+        return PYGATE_OK;
+    if (seen == HOST_BUSY)
+        return PYGATE_EBUSY;
+    return from == HOST_NONE ? PYGATE_EALREADY : PYGATE_ENOTINIT;
+}
+
+static int
+initialize(const PyConfig *config)
+{
+    if (config == NULL) {
+        Py_InitializeEx(0);   /* aborts on failure, as CPython does */
+        return PYGATE_OK;
+    }
+    PyStatus status = Py_InitializeFromConfig(config);
+    if (PyStatus_Exception(status)) {
+        fprintf(stderr, "pygate: Python initialization failed: %s%s%s\n",
+                status.func != NULL ? status.func : "",
+                status.func != NULL ? ": " : "",
+                status.err_msg != NULL ? status.err_msg
+                                       : "it asked to exit the process");
+        return PYGATE_EPYTHON;
+    }
+    return PYGATE_OK;
+}
+
+static int
+host_start(const PyConfig *config)
+{
+    if (Py_IsInitialized()) {
+        if (config != NULL)
+            return PYGATE_EALREADY;   /* it could not be applied */
+    } else {
+        int rc = initialize(config);
+        if (rc != PYGATE_OK)
+            return rc;
+    }
+    PyThreadState *current = compat_current_tstate();
+    int rc = pygate_view_from_main(&host_view);
+    if (rc != PYGATE_OK)
+        return rc;
+    host_saved = current != NULL ? PyEval_SaveThread() : NULL;
+    host_thread = pthread_self();
+    return PYGATE_OK;
+}
+
+int
+pygate_host_init(const PyConfig *config)
+{
+    int rc = host_claim(HOST_NONE);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = host_start(config);
+    atomic_store(&host_phase, rc == PYGATE_OK ? HOST_RUNNING : HOST_NONE);
+    return rc;
+}
+
+pygate_view *
+pygate_host_view(void)
+{
+    return atomic_load(&host_phase) == HOST_RUNNING ? host_view : NULL;
+}
+
+/* Attaches the calling thread to the main interpreter for Py_FinalizeEx:
+ * the init thread takes its own state back; any other thread enters. */
+static int
+attach_for_finalize(pygate_token *token, int *entered)
+{
+    *entered = 0;
+    if (host_saved != NULL && pthread_equal(host_thread, pthread_self())) {
+        PyEval_RestoreThread(host_saved);
+        host_saved = NULL;
+        return PYGATE_OK;
+    }
+    int rc = pygate_enter(host_view, token);
+    if (rc == PYGATE_OK) {
+        *entered = 1;
+        host_saved = NULL;   /* Py_FinalizeEx deletes it with the others */
+    }
+    return rc;
+}
+
+static int
+host_finalize(void)
+{
+    pygate_thread *t = thread_self(0);
+    if ((t != NULL && t->nframes != 0) || compat_current_tstate() != NULL)
+        return PYGATE_EBUSY;
+    pygate_token token;
+    int entered;
+    int rc = attach_for_finalize(&token, &entered);
+    if (rc != PYGATE_OK)
+        return rc;
+    /* The hook runs inside, on this thread, and waits for every other
+     * guard; this thread's own entry is not counted. */
+    int status = Py_FinalizeEx();
+    if (entered)
+        pygate_leave(token);   /* interpreter gone: only pops the frame */
+    pygate_view_close(host_view);
+    host_view = NULL;
+    return status < 0 ? PYGATE_EPYTHON : PYGATE_OK;
+}
+
+int
+pygate_host_shutdown(void)
+{
+    int rc = host_claim(HOST_RUNNING);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = host_finalize();
+    int finalized = rc == PYGATE_OK || rc == PYGATE_EPYTHON;
+    atomic_store(&host_phase, finalized ? HOST_NONE : HOST_RUNNING);
+    return rc;
+}

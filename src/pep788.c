@@ -1,0 +1,108 @@
+/*
+ * pep788.c - PEP 788's names on CPython 3.8-3.14, as thin wrappers over
+ * pygate's guards, views and entries.  On 3.15+ CPython has its own and
+ * this file compiles to nothing.
+ */
+#include "internal.h"
+#include "pygate/pep788.h"
+
+#if PY_VERSION_HEX < 0x030F0000
+
+/* The PEP's opaque types are pygate's, under other names. */
+#define AS_GUARD(g) ((pygate_guard *)(g))
+#define AS_VIEW(v) ((pygate_view *)(v))
+
+/* Sets the exception PEP 788 promises for a failure while attached. */
+static void
+raise_for(int rc)
+{
+    if (rc == PYGATE_EPYTHON && PyErr_Occurred())
+        return;
+    if (rc == PYGATE_ENOMEM)
+        PyErr_NoMemory();
+    else
+        PyErr_Format(PyExc_RuntimeError, "pygate: %s", pygate_strerror(rc));
+}
+
+PyInterpreterGuard *
+PyInterpreterGuard_FromCurrent(void)
+{
+    pygate_guard *guard = NULL;
+    int rc = pygate_guard_from_current(&guard);
+    if (rc != PYGATE_OK)
+        raise_for(rc);
+    return (PyInterpreterGuard *)guard;
+}
+
+PyInterpreterGuard *
+PyInterpreterGuard_FromView(PyInterpreterView *view)
+{
+    pygate_guard *guard = NULL;
+    pygate_guard_from_view(AS_VIEW(view), &guard);
+    return (PyInterpreterGuard *)guard;
+}
+
+void
+PyInterpreterGuard_Close(PyInterpreterGuard *guard)
+{
+    pygate_guard_close(AS_GUARD(guard));
+}
+
+PyInterpreterView *
+PyInterpreterView_FromCurrent(void)
+{
+    pygate_view *view = NULL;
+    int rc = pygate_view_from_current(&view);
+    if (rc != PYGATE_OK)
+        raise_for(rc);
+    return (PyInterpreterView *)view;
+}
+
+PyInterpreterView *
+PyInterpreterView_FromMain(void)
+{
+    pygate_view *view = NULL;
+    pygate_view_from_main(&view);
+    return (PyInterpreterView *)view;
+}
+
+void
+PyInterpreterView_Close(PyInterpreterView *view)
+{
+    pygate_view_close(AS_VIEW(view));
+}
+
+/* A token is the thread's entry level (never 0 after an entry); the
+ * thread is implicit, since Release must run on the thread that entered. */
+static PyThreadStateToken *
+token_encode(pygate_token token)
+{
+    return (PyThreadStateToken *)(uintptr_t)token.level_;
+}
+
+PyThreadStateToken *
+PyThreadState_Ensure(PyInterpreterGuard *guard)
+{
+    pygate_token token;
+    if (pygate_enter_guarded(AS_GUARD(guard), &token) != PYGATE_OK)
+        return NULL;
+    return token_encode(token);
+}
+
+PyThreadStateToken *
+PyThreadState_EnsureFromView(PyInterpreterView *view)
+{
+    pygate_token token;
+    if (pygate_enter(AS_VIEW(view), &token) != PYGATE_OK)
+        return NULL;
+    return token_encode(token);
+}
+
+void
+PyThreadState_Release(PyThreadStateToken *token)
+{
+    leave_reporting_exception(entry_token((uint32_t)(uintptr_t)token),
+                              __FILE__, __LINE__);
+}
+
+#endif /* PY_VERSION_HEX < 3.15 */
