@@ -97,6 +97,33 @@ main_view(PyThreadState *main_tstate)
     return view;
 }
 
+/* A test's Python: the main thread's detached state and a main view. */
+typedef struct harness_python {
+    PyThreadState *main_ts;
+    pygate_view *view;
+} harness_python;
+
+/* Starts Python for a test: release mode unless PYGATE_DEBUG is set
+ * (misuse tests set it), the main thread detached, a main view made. */
+static inline harness_python
+harness_start(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    harness_python py;
+    py.main_ts = start_python();
+    py.view = main_view(py.main_ts);
+    return py;
+}
+
+/* Closes the view and finalizes from the main thread. */
+static inline void
+harness_stop(harness_python *py)
+{
+    CHECK_OK(pygate_view_close(py->view));
+    PyEval_RestoreThread(py->main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
 /* Thread states in the interpreter's list.  Caller is attached to it. */
 static inline int
 count_thread_states(PyInterpreterState *interp)

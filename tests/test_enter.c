@@ -3,23 +3,18 @@
  */
 #include "harness.h"
 
-static PyThreadState *main_ts;
-static pygate_view *view;
+static harness_python py;
 
 static void
 setup(void)
 {
-    setenv("PYGATE_DEBUG", "0", 1);
-    main_ts = start_python();
-    view = main_view(main_ts);
+    py = harness_start();
 }
 
 static void
 teardown(void)
 {
-    CHECK_OK(pygate_view_close(view));
-    PyEval_RestoreThread(main_ts);
-    CHECK(Py_FinalizeEx() == 0);
+    harness_stop(&py);
 }
 
 /* ---- one native thread keeps one thread state --------------------------- */
@@ -33,14 +28,14 @@ enter_1000_times(void *arg)
     PyThreadState *first = NULL;
     for (int i = 0; i < 1000; i++) {
         pygate_token tok;
-        CHECK_OK(pygate_enter(view, &tok));
+        CHECK_OK(pygate_enter(py.view, &tok));
         PyThreadState *ts = PyThreadState_Get();
         if (first == NULL) {
             first = ts;
             states_during = count_thread_states(PyInterpreterState_Main());
         }
         CHECK(ts == first);
-        CHECK(ts != main_ts);
+        CHECK(ts != py.main_ts);
         CHECK(PyGILState_Check());
         PyObject *r = eval("sum(range(10))");
         CHECK(r != NULL && PyLong_AsLong(r) == 45);
@@ -55,13 +50,13 @@ static void
 same_tstate_across_entries(void)
 {
     setup();
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     states_before = count_thread_states(PyInterpreterState_Main());
     PyEval_SaveThread();
     on_native_thread(enter_1000_times, NULL);
     /* One state for the thread while it lived, none left after it ended. */
     CHECK(states_during == states_before + 1);
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     CHECK(count_thread_states(PyInterpreterState_Main()) == states_before);
     PyEval_SaveThread();
     teardown();
@@ -75,10 +70,10 @@ nest(void *arg)
     (void)arg;
     pygate_token outer, inner, innermost;
     CHECK(pygate_thread_depth() == 0);
-    CHECK_OK(pygate_enter(view, &outer));
+    CHECK_OK(pygate_enter(py.view, &outer));
     PyThreadState *ts = PyThreadState_Get();
-    CHECK_OK(pygate_enter(view, &inner));
-    CHECK_OK(pygate_enter(view, &innermost));
+    CHECK_OK(pygate_enter(py.view, &inner));
+    CHECK_OK(pygate_enter(py.view, &innermost));
     CHECK(pygate_thread_depth() == 3);
     CHECK(PyThreadState_Get() == ts);
     CHECK_OK(pygate_leave(innermost));
@@ -108,13 +103,13 @@ use_threading_local(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     exec_ok("import threading\n"
             "if 'tl' not in globals(): tl = threading.local()\n"
             "tl.value = 'kept'\n");
     CHECK_OK(pygate_leave(tok));
 
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(eval_long("getattr(tl, 'value', None) == 'kept'") == 1);
     CHECK_OK(pygate_leave(tok));
     return NULL;
@@ -126,7 +121,7 @@ threading_local_persists(void)
     setup();
     on_native_thread(use_threading_local, NULL);
     /* Another thread does not see the first one's value. */
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     CHECK(eval_long("getattr(tl, 'value', None) is None") == 1);
     PyEval_SaveThread();
     teardown();
@@ -139,7 +134,7 @@ gilstate_inside_entry(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     PyThreadState *ts = PyThreadState_Get();
     /* Code inside a callback that uses PyGILState finds pygate's state. */
     CHECK(PyGILState_GetThisThreadState() == ts);
@@ -158,7 +153,7 @@ gilstate_inside_entry(void *arg)
     PyGILState_Release(g);
     CHECK(PyGILState_GetThisThreadState() == ts);
 
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(PyThreadState_Get() == ts);
     CHECK_OK(pygate_leave(tok));
     return NULL;
@@ -186,7 +181,7 @@ pygate_inside_gilstate(void *arg)
 
     /* pygate nests on it while attached... */
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(PyThreadState_Get() == ts);
     CHECK_OK(pygate_leave(tok));
     CHECK(PyThreadState_Get() == ts);
@@ -194,7 +189,7 @@ pygate_inside_gilstate(void *arg)
     /* ...and re-attaches that same state when detached. */
     PyThreadState *saved = PyEval_SaveThread();
     CHECK(saved == ts);
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(PyThreadState_Get() == ts);
     CHECK(count_thread_states(PyInterpreterState_Main()) == states);
     CHECK_OK(pygate_leave(tok));
@@ -211,11 +206,11 @@ static void
 gilstate_into_pygate(void)
 {
     setup();
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     gilstate_states_before = count_thread_states(PyInterpreterState_Main());
     PyEval_SaveThread();
     on_native_thread(pygate_inside_gilstate, NULL);
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     CHECK(count_thread_states(PyInterpreterState_Main())
           == gilstate_states_before);
     PyEval_SaveThread();
@@ -229,15 +224,15 @@ main_thread_reuses_its_state(void)
 {
     setup();
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
-    CHECK(PyThreadState_Get() == main_ts);
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK(PyThreadState_Get() == py.main_ts);
     CHECK_OK(pygate_leave(tok));
     /* Attached already: entry only nests. */
-    PyEval_RestoreThread(main_ts);
-    CHECK_OK(pygate_enter(view, &tok));
-    CHECK(PyThreadState_Get() == main_ts);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK(PyThreadState_Get() == py.main_ts);
     CHECK_OK(pygate_leave(tok));
-    CHECK(PyThreadState_Get() == main_ts);
+    CHECK(PyThreadState_Get() == py.main_ts);
     PyEval_SaveThread();
     teardown();
 }
@@ -251,7 +246,7 @@ enter_from_python_thread(PyObject *self, PyObject *unused)
     PyThreadState *own = PyThreadState_Get();
     PyThreadState *saved = PyEval_SaveThread();
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     int same = PyThreadState_Get() == own;
     CHECK_OK(pygate_leave(tok));
     PyEval_RestoreThread(saved);
@@ -265,7 +260,7 @@ static void
 python_thread_reuses_its_state(void)
 {
     setup();
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     PyObject *fn = PyCFunction_New(&enter_def, NULL);
     CHECK(fn != NULL);
     CHECK(PyDict_SetItemString(PyModule_GetDict(PyImport_AddModule("__main__")),
@@ -287,7 +282,7 @@ raise_inside(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(eval("1/0") == NULL);
     CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
     /* Leaving would lose it: refused, nothing changes, nothing cleared. */
@@ -299,8 +294,8 @@ raise_inside(void *arg)
 
     /* An inner leave does not detach, so the exception may pass outward. */
     pygate_token inner;
-    CHECK_OK(pygate_enter(view, &tok));
-    CHECK_OK(pygate_enter(view, &inner));
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK_OK(pygate_enter(py.view, &inner));
     CHECK(eval("1/0") == NULL);
     CHECK_OK(pygate_leave(inner));
     CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
@@ -323,7 +318,7 @@ static int
 scoped_early_return(void)
 {
     int rc;
-    PYGATE_ENTERED(view, &rc) {
+    PYGATE_ENTERED(py.view, &rc) {
         if (eval_long("2 * 21") == 42)
             return 42;   /* the scope still leaves */
     }
@@ -337,7 +332,7 @@ other_python_thread(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     other_ran = 1;
     CHECK_OK(pygate_leave(tok));
     return NULL;
@@ -352,7 +347,7 @@ scoped_blocks(void *arg)
     CHECK(PyGILState_Check() == 0);
 
     int rc, rc2 = -1;
-    PYGATE_ENTERED(view, &rc) {
+    PYGATE_ENTERED(py.view, &rc) {
         CHECK(PyGILState_Check());
         PYGATE_DETACHED(&rc2) {
             /* Detached: another thread can run Python meanwhile. */
@@ -387,12 +382,12 @@ detach_and_enter_inside(void *arg)
 {
     (void)arg;
     pygate_token tok, det, again;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     PyThreadState *ts = PyThreadState_Get();
     CHECK_OK(pygate_detach(&det));
     CHECK(PyGILState_Check() == 0);
     /* Entering inside a detached stretch really attaches. */
-    CHECK_OK(pygate_enter(view, &again));
+    CHECK_OK(pygate_enter(py.view, &again));
     CHECK(PyThreadState_Get() == ts);
     CHECK_OK(pygate_leave(again));
     CHECK(PyGILState_Check() == 0);

@@ -5,8 +5,7 @@
 
 #define SKIP 77   /* ctest SKIP_RETURN_CODE */
 
-static PyThreadState *main_ts;
-static pygate_view *main_v;
+static harness_python py;
 
 typedef struct sub {
     PyThreadState *tstate;
@@ -19,7 +18,7 @@ static sub
 make_sub(int own_gil, const char *name)
 {
     sub s = {NULL, NULL};
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
 #if PY_VERSION_HEX >= 0x030C0000
     if (own_gil) {
         PyInterpreterConfig config = {
@@ -45,7 +44,7 @@ make_sub(int own_gil, const char *name)
     exec_ok(code);
     CHECK_OK(pygate_view_from_current(&s.view));
     CHECK(pygate_view_id(s.view) > 0);
-    PyThreadState_Swap(main_ts);
+    PyThreadState_Swap(py.main_ts);
     PyEval_SaveThread();
     return s;
 }
@@ -55,27 +54,23 @@ end_sub(sub *s)
 {
     PyEval_RestoreThread(s->tstate);
     Py_EndInterpreter(s->tstate);
-    PyThreadState_Swap(main_ts);
+    PyThreadState_Swap(py.main_ts);
     PyEval_SaveThread();
 }
 
 static void
 start(void)
 {
-    setenv("PYGATE_DEBUG", "0", 1);
-    main_ts = start_python();
-    PyEval_RestoreThread(main_ts);
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
     exec_ok("where = 'main'\n");
     PyEval_SaveThread();
-    main_v = main_view(main_ts);
 }
 
 static void
 stop(void)
 {
-    CHECK_OK(pygate_view_close(main_v));
-    PyEval_RestoreThread(main_ts);
-    CHECK(Py_FinalizeEx() == 0);
+    harness_stop(&py);
 }
 
 /* True when the attached interpreter's __main__ says `where == name`. */
@@ -119,13 +114,13 @@ walk(void *arg)
     for (int i = 0; i < 300; i++) {
         int k = (int)(rand_r(&w->seed) % (unsigned)(w->nsubs + 1));
         if (k == w->nsubs) {
-            enter_check_leave(main_v, "main");
+            enter_check_leave(py.view, "main");
             continue;
         }
         snprintf(name, sizeof name, "sub%d", k);
         /* Switch inside an entry of main: the leave restores main. */
         pygate_token outer, inner;
-        CHECK_OK(pygate_enter(main_v, &outer));
+        CHECK_OK(pygate_enter(py.view, &outer));
         PyThreadState *mts = PyThreadState_Get();
         CHECK(in("main"));
         CHECK_OK(pygate_enter(w->subs[k].view, &inner));
@@ -152,7 +147,7 @@ walk(void *arg)
     pygate_token tok;
     for (int k = 0; k < w->nsubs; k++)
         CHECK_RC(pygate_enter(w->subs[k].view, &tok), PYGATE_EGONE);
-    enter_check_leave(main_v, "main");
+    enter_check_leave(py.view, "main");
     return NULL;
 }
 

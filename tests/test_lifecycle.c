@@ -5,21 +5,18 @@
 
 #include <time.h>
 
-static PyThreadState *main_ts;
-static pygate_view *view;
+static harness_python py;
 
 static void
 start(void)
 {
-    setenv("PYGATE_DEBUG", "0", 1);
-    main_ts = start_python();
-    view = main_view(main_ts);
+    py = harness_start();
 }
 
 static int
 main_state_count(void)
 {
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     int n = count_thread_states(PyInterpreterState_Main());
     PyEval_SaveThread();
     return n;
@@ -40,7 +37,7 @@ enter_once(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     PyObject *r = eval("[1, 2, 3]");   /* touch the frame stack too */
     CHECK(r != NULL);
     Py_DECREF(r);
@@ -79,8 +76,8 @@ thread_exit_frees_states(void)
      * of them would be tens of MiB.  Allow 4 MiB of allocator noise. */
     CHECK(rss_end - rss_warm < 4096);
 #endif
-    CHECK_OK(pygate_view_close(view));
-    PyEval_RestoreThread(main_ts);
+    CHECK_OK(pygate_view_close(py.view));
+    PyEval_RestoreThread(py.main_ts);
     CHECK(Py_FinalizeEx() == 0);
 }
 
@@ -93,12 +90,12 @@ release_early(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     count_inside = count_thread_states(PyInterpreterState_Main());
     CHECK_OK(pygate_leave(tok));
     CHECK_OK(pygate_thread_release());
     CHECK(PyGILState_GetThisThreadState() == NULL);
-    CHECK_OK(pygate_enter(view, &tok));   /* a fresh state */
+    CHECK_OK(pygate_enter(py.view, &tok));   /* a fresh state */
     CHECK(count_thread_states(PyInterpreterState_Main()) == count_inside);
     CHECK_OK(pygate_leave(tok));
     CHECK_OK(pygate_thread_release());
@@ -114,8 +111,8 @@ explicit_release(void)
     on_native_thread(release_early, NULL);
     CHECK(count_inside == before + 1);
     CHECK(main_state_count() == before);
-    CHECK_OK(pygate_view_close(view));
-    PyEval_RestoreThread(main_ts);
+    CHECK_OK(pygate_view_close(py.view));
+    PyEval_RestoreThread(py.main_ts);
     CHECK(Py_FinalizeEx() == 0);
 }
 
@@ -141,7 +138,7 @@ cache_then_wait(void *arg)
     /* The interpreter is gone: a clean error, then a clean thread exit
      * that must not touch the freed state (ASan checks). */
     pygate_token tok;
-    CHECK_RC(pygate_enter(view, &tok), PYGATE_EGONE);
+    CHECK_RC(pygate_enter(py.view, &tok), PYGATE_EGONE);
     CHECK(pygate_thread_depth() == 0);
     return NULL;
 }
@@ -151,7 +148,7 @@ first_entry_after_finalize(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_RC(pygate_enter(view, &tok), PYGATE_EGONE);
+    CHECK_RC(pygate_enter(py.view, &tok), PYGATE_EGONE);
     return NULL;
 }
 
@@ -167,7 +164,7 @@ threads_outlive_interpreter(void)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
 
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     CHECK(Py_FinalizeEx() == 0);   /* plain: the host calls no pygate */
 
     pthread_mutex_lock(&lock);
@@ -177,7 +174,7 @@ threads_outlive_interpreter(void)
     for (int i = 0; i < SLEEPERS; i++)
         CHECK(pthread_join(th[i], NULL) == 0);
     on_native_thread(first_entry_after_finalize, NULL);
-    CHECK_OK(pygate_view_close(view));
+    CHECK_OK(pygate_view_close(py.view));
 }
 
 /* ---- shutdown waits for an entry in flight ------------------------------- */
@@ -191,7 +188,7 @@ long_call(void *arg)
 {
     (void)arg;
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     inflight_started = 1;
     /* time.sleep releases the GIL: Py_FinalizeEx starts meanwhile. */
     exec_ok("import time\ntime.sleep(0.5)\n");
@@ -210,7 +207,7 @@ hammer(void *arg)
     (void)arg;
     for (;;) {
         pygate_token tok;
-        int rc = pygate_enter(view, &tok);
+        int rc = pygate_enter(py.view, &tok);
         if (rc != PYGATE_OK) {
             hammer_result = rc;
             return NULL;
@@ -232,7 +229,7 @@ finalize_waits_for_entries(void)
     while (!inflight_started)
         usleep(1000);
     double started_at = now_seconds();
-    PyEval_RestoreThread(main_ts);
+    PyEval_RestoreThread(py.main_ts);
     CHECK(Py_FinalizeEx() == 0);
     /* The entry in flight finished its Python work before finalization
      * went on (the hook waited for it), and its leave succeeded. */
@@ -244,7 +241,7 @@ finalize_waits_for_entries(void)
     CHECK(pthread_join(busy, NULL) == 0);
     CHECK(hammer_result == PYGATE_EFINALIZING || hammer_result == PYGATE_EGONE);
     printf("busy thread stopped with %s\n", pygate_err_name(hammer_result));
-    CHECK_OK(pygate_view_close(view));
+    CHECK_OK(pygate_view_close(py.view));
 }
 
 static const scenario scenarios[] = {

@@ -7,22 +7,18 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-static PyThreadState *main_ts;
-static pygate_view *view;
+static harness_python py;
 
 static void
 start(void)
 {
-    main_ts = start_python();
-    view = main_view(main_ts);
+    py = harness_start();
 }
 
 static void
 stop(void)
 {
-    CHECK_OK(pygate_view_close(view));
-    PyEval_RestoreThread(main_ts);
-    CHECK(Py_FinalizeEx() == 0);
+    harness_stop(&py);
 }
 
 /* ---- error names -------------------------------------------------------- */
@@ -63,14 +59,14 @@ bad_arguments(void)
     CHECK_RC(pygate_enter(NULL, &tok), PYGATE_EINVAL);
     CHECK_RC(pygate_detach(NULL), PYGATE_EINVAL);
 
-    main_ts = start_python();
-    /* Not attached: no view of "the current interpreter", and no first
-     * view of main either (that one installs the hook). */
+    py.main_ts = start_python();
+    /* Not attached: no py.view of "the current interpreter", and no first
+     * py.view of main either (that one installs the hook). */
     CHECK_RC(pygate_view_from_current(&v), PYGATE_ENOTATTACHED);
     CHECK_RC(pygate_view_from_main(&v), PYGATE_ENOTATTACHED);
-    view = main_view(main_ts);
-    CHECK(pygate_view_id(view) == 0);
-    CHECK_RC(pygate_enter(view, NULL), PYGATE_EINVAL);
+    py.view = main_view(py.main_ts);
+    CHECK(pygate_view_id(py.view) == 0);
+    CHECK_RC(pygate_enter(py.view, NULL), PYGATE_EINVAL);
     /* Once one exists, any thread may make more. */
     CHECK_OK(pygate_view_from_main(&v));
     CHECK_OK(pygate_view_close(v));
@@ -86,7 +82,7 @@ leave_without_enter(void)
     CHECK_RC(pygate_reattach(zero), PYGATE_ENOTENTERED);
     start();
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     CHECK_OK(pygate_leave(tok));
     CHECK_RC(pygate_leave(tok), PYGATE_ENOTENTERED);   /* twice */
     CHECK(pygate_thread_depth() == 0);
@@ -108,7 +104,7 @@ leave_on_another_thread(void)
 {
     setenv("PYGATE_DEBUG", "0", 1);
     start();
-    CHECK_OK(pygate_enter(view, &shared_token));
+    CHECK_OK(pygate_enter(py.view, &shared_token));
     PyThreadState *ts = PyThreadState_Get();
     on_native_thread(leave_someone_elses, NULL);
     /* Nothing changed for the owner. */
@@ -124,8 +120,8 @@ unbalanced_nesting(void)
     setenv("PYGATE_DEBUG", "0", 1);
     start();
     pygate_token outer, inner, det;
-    CHECK_OK(pygate_enter(view, &outer));
-    CHECK_OK(pygate_enter(view, &inner));
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK_OK(pygate_enter(py.view, &inner));
     CHECK_RC(pygate_leave(outer), PYGATE_EUNBALANCED);
     CHECK(pygate_thread_depth() == 2);
     CHECK_RC(pygate_reattach(inner), PYGATE_EUNBALANCED);
@@ -205,7 +201,7 @@ static void
 child_leave_on_another_thread(void)
 {
     start();
-    CHECK_OK(pygate_enter(view, &shared_token));
+    CHECK_OK(pygate_enter(py.view, &shared_token));
     on_native_thread(leave_someone_elses_loudly, NULL);
 }
 
@@ -214,8 +210,8 @@ child_unbalanced(void)
 {
     start();
     pygate_token outer, inner;
-    CHECK_OK(pygate_enter(view, &outer));
-    CHECK_OK(pygate_enter(view, &inner));
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK_OK(pygate_enter(py.view, &inner));
     ANNOUNCE_NEXT_LINE();
     pygate_leave(outer);
 }
@@ -225,7 +221,7 @@ child_exception_at_leave(void)
 {
     start();
     pygate_token tok;
-    CHECK_OK(pygate_enter(view, &tok));
+    CHECK_OK(pygate_enter(py.view, &tok));
     PyErr_SetString(PyExc_RuntimeError, "left set");
     ANNOUNCE_NEXT_LINE();
     pygate_leave(tok);
