@@ -1,0 +1,278 @@
+/*
+ * test_torture.c - native threads hammering an interpreter while it shuts
+ * down, run many times, each run in its own forked process.
+ *
+ * One run: N native threads loop enter -> call Python -> (sometimes detach
+ * around native work) -> leave, while the main thread ends the interpreter
+ * after a random delay (Py_FinalizeEx, or Py_EndInterpreter for a
+ * sub-interpreter).  The run passes when every thread reached the end of
+ * its function having seen only success or PYGATE_EFINALIZING/EGONE, no
+ * Python call failed, and the process exited 0.  The driver kills a run
+ * that outlives the watchdog bound and counts it as a hang.
+ *
+ * PYGATE_TORTURE_RUNS sets the runs per scenario (default 70, so each
+ * version gets 210 finalization runs and 210 sub-interpreter runs);
+ * `make torture` sets it to 3334 (10,002 runs per kind and version).
+ */
+#include "harness.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define MAX_THREADS 16
+#define WATCHDOG_SECONDS 60
+#define MAX_DELAY_US 20000
+
+typedef struct worker {
+    pthread_t th;
+    pygate_view *view;
+    PyObject *work;          /* borrowed from the run: alive while entered */
+    unsigned seed;
+    long calls;
+    int end_rc;              /* the code that stopped the loop */
+    int bad;                 /* a failed call or an unexpected code */
+    _Atomic int reached_end;
+} worker;
+
+/* What the runs did, summed over all children (shared memory). */
+typedef struct totals {
+    _Atomic long calls, ended_finalizing, ended_gone;
+} totals;
+static totals *shared;
+
+/* ---- one run (in the child) ---------------------------------------------- */
+
+static void
+native_work(unsigned *seed)
+{
+    volatile unsigned x = 0;
+    for (unsigned i = rand_r(seed) % 2000; i > 0; i--)
+        x += i;
+}
+
+/* One entry: call work(i), sometimes detached around native work.  Returns
+ * the enter code; a failure inside is recorded in w->bad. */
+static int
+one_entry(worker *w, long i)
+{
+    pygate_token tok;
+    int rc = pygate_enter(w->view, &tok);
+    if (rc != PYGATE_OK)
+        return rc;
+    PyObject *res = PyObject_CallFunction(w->work, "l", i);
+    if (res == NULL) {
+        PyErr_Print();
+        w->bad = 1;
+    }
+    Py_XDECREF(res);
+    if (i % 8 == 0) {
+        pygate_token d;
+        if (pygate_detach(&d) != PYGATE_OK)
+            w->bad = 1;
+        else {
+            native_work(&w->seed);
+            if (pygate_reattach(d) != PYGATE_OK)
+                w->bad = 1;
+        }
+    }
+    if (pygate_leave(tok) != PYGATE_OK)
+        w->bad = 1;
+    w->calls++;
+    return PYGATE_OK;
+}
+
+static void *
+worker_main(void *arg)
+{
+    worker *w = (worker *)arg;
+    int rc;
+    for (long i = 0; (rc = one_entry(w, i)) == PYGATE_OK && !w->bad; i++)
+        ;
+    w->end_rc = rc;
+    if (rc != PYGATE_OK && rc != PYGATE_EFINALIZING && rc != PYGATE_EGONE)
+        w->bad = 1;
+    atomic_store(&w->reached_end, 1);
+    return NULL;
+}
+
+static PyObject *
+define_work(void)
+{
+    exec_ok("import json\n"
+            "def work(i):\n"
+            "    return len(json.dumps({'i': i, 'sq': i * i}))\n");
+    PyObject *work = eval("work");
+    CHECK(work != NULL);
+    return work;
+}
+
+static void
+start_workers(worker *ws, int n, pygate_view *view, PyObject *work,
+              unsigned seed)
+{
+    for (int i = 0; i < n; i++) {
+        ws[i] = (worker){0};
+        ws[i].view = view;
+        ws[i].work = work;
+        ws[i].seed = seed + (unsigned)i;
+        CHECK(pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) == 0);
+    }
+}
+
+static void
+join_and_check(worker *ws, int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK(pthread_join(ws[i].th, NULL) == 0);
+        CHECK(atomic_load(&ws[i].reached_end));
+        if (ws[i].bad)
+            fprintf(stderr, "worker %d: end code %s after %ld calls\n", i,
+                    pygate_err_name(ws[i].end_rc), ws[i].calls);
+        CHECK(!ws[i].bad);
+        atomic_fetch_add(&shared->calls, ws[i].calls);
+        atomic_fetch_add(ws[i].end_rc == PYGATE_EGONE
+                             ? &shared->ended_gone
+                             : &shared->ended_finalizing, 1);
+    }
+}
+
+static void
+finalize_run(int n, unsigned seed)
+{
+    harness_python py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    PyObject *work = define_work();
+    PyEval_SaveThread();
+
+    worker ws[MAX_THREADS];
+    start_workers(ws, n, py.view, work, seed);
+    usleep(rand_r(&seed) % MAX_DELAY_US);
+    PyEval_RestoreThread(py.main_ts);
+    Py_DECREF(work);
+    CHECK(Py_FinalizeEx() == 0);
+    join_and_check(ws, n);
+    CHECK_OK(pygate_view_close(py.view));
+}
+
+static void
+subinterp_run(int n, unsigned seed)
+{
+    harness_python py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    PyThreadState *sub_ts = Py_NewInterpreter();
+    CHECK(sub_ts != NULL);
+    PyObject *work = define_work();
+    pygate_view *sub_view;
+    CHECK_OK(pygate_view_from_current(&sub_view));
+    PyEval_SaveThread();
+
+    worker ws[MAX_THREADS];
+    start_workers(ws, n, sub_view, work, seed);
+    usleep(rand_r(&seed) % MAX_DELAY_US);
+    PyEval_RestoreThread(sub_ts);
+    Py_DECREF(work);
+    Py_EndInterpreter(sub_ts);
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+    join_and_check(ws, n);
+    CHECK_OK(pygate_view_close(sub_view));
+    harness_stop(&py);
+}
+
+/* ---- the driver (in the parent, which never starts Python) -------------- */
+
+typedef struct tally {
+    int runs, hangs, crashes, failures;
+} tally;
+
+/* Waits for pid up to the watchdog bound; kills it on expiry. */
+static int
+wait_with_watchdog(pid_t pid, int *status)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return 1;
+        CHECK(r == 0);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > WATCHDOG_SECONDS) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return 0;
+        }
+        usleep(2000);
+    }
+}
+
+static void
+drive(const char *kind, void (*run)(int, unsigned), int n)
+{
+    const char *env = getenv("PYGATE_TORTURE_RUNS");
+    int runs = env != NULL ? atoi(env) : 70;
+    CHECK(runs > 0);
+    tally t = {0};
+    shared = (totals *)mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(shared != MAP_FAILED);
+    unsigned base = (unsigned)time(NULL);
+    for (int i = 0; i < runs; i++) {
+        unsigned seed = base * 7919u + (unsigned)i;
+        fflush(NULL);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            run(n, seed);
+            exit(0);
+        }
+        int status = 0;
+        t.runs++;
+        if (!wait_with_watchdog(pid, &status)) {
+            t.hangs++;
+            fprintf(stderr, "%s n=%d seed %u: hang (killed after %d s)\n",
+                    kind, n, seed, WATCHDOG_SECONDS);
+        } else if (WIFSIGNALED(status)) {
+            t.crashes++;
+            fprintf(stderr, "%s n=%d seed %u: killed by signal %d\n",
+                    kind, n, seed, WTERMSIG(status));
+        } else if (WEXITSTATUS(status) != 0) {
+            t.failures++;
+            fprintf(stderr, "%s n=%d seed %u: exit code %d\n",
+                    kind, n, seed, WEXITSTATUS(status));
+        }
+    }
+    printf("torture %s threads=%d: %d runs, %d hangs, %d crashes, "
+           "%d failed checks; %ld calls; threads stopped by "
+           "EFINALIZING %ld, EGONE %ld\n", kind, n, t.runs, t.hangs,
+           t.crashes, t.failures, atomic_load(&shared->calls),
+           atomic_load(&shared->ended_finalizing),
+           atomic_load(&shared->ended_gone));
+    CHECK(t.hangs == 0 && t.crashes == 0 && t.failures == 0);
+}
+
+static void finalize_1(void) { drive("finalize", finalize_run, 1); }
+static void finalize_4(void) { drive("finalize", finalize_run, 4); }
+static void finalize_16(void) { drive("finalize", finalize_run, 16); }
+static void subinterp_1(void) { drive("end_interpreter", subinterp_run, 1); }
+static void subinterp_4(void) { drive("end_interpreter", subinterp_run, 4); }
+static void subinterp_16(void) { drive("end_interpreter", subinterp_run, 16); }
+
+static const scenario scenarios[] = {
+    {"finalize_1", finalize_1},
+    {"finalize_4", finalize_4},
+    {"finalize_16", finalize_16},
+    {"subinterp_1", subinterp_1},
+    {"subinterp_4", subinterp_4},
+    {"subinterp_16", subinterp_16},
+    {NULL, NULL}
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
