@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Built with AddressSanitizer (gcc defines the macro, clang has the
@@ -147,6 +148,15 @@ rss_kib(void)
         resident = -1;
     fclose(f);
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Monotonic clock, in seconds. */
+static inline double
+now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Runs fn(arg) on a new native thread and waits for it. */

@@ -22,14 +22,6 @@ main_state_count(void)
     return n;
 }
 
-static double
-now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* ---- 100,000 short-lived threads ----------------------------------------- */
 
 static void *
