@@ -154,6 +154,36 @@ compat_register_shutdown_hook(void (*fn)(void *), void *arg)
     return 0;
 }
 
+int
+compat_finish_main_thread_object(void)
+{
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030D0000
+    /* What threading._shutdown() does for the main Thread when it runs on
+     * it, done from here (Lib/threading.py, 3.9-3.12). */
+    static const char code[] =
+        "import sys\n"
+        "t = sys.modules.get('threading')\n"
+        "if t is not None:\n"
+        "    m = t._main_thread\n"
+        "    if m.ident != t.get_ident() and not m._is_stopped:\n"
+        "        lock = m._tstate_lock\n"
+        "        if lock is not None and lock.locked():\n"
+        "            lock.release()\n"
+        "        m._stop()\n";
+    PyObject *globals = PyDict_New();
+    if (globals == NULL)
+        return -1;
+    PyObject *res = NULL;
+    if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0)
+        res = PyRun_String(code, Py_file_input, globals, globals);
+    Py_DECREF(globals);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+#endif
+    return 0;
+}
+
 void
 compat_delete_foreign_tstate(PyThreadState *tstate)
 {

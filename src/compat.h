@@ -47,6 +47,15 @@ void compat_gilstate_set(PyThreadState *tstate);
  * PyUnstable_AtExit).  Returns 0, or -1 with a Python exception set. */
 int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
 
+/* Before Py_FinalizeEx on a thread other than the one that imported
+ * threading (its "main thread"): marks that Thread object finished, as
+ * threading._shutdown() does itself when it runs on it.  On 3.9-3.12
+ * _shutdown() otherwise waits for the main Thread's lock, which is only
+ * released when that thread's state is deleted, after shutdown: a hang
+ * (3.8 and 3.13+ mark it finished whichever thread shuts down).  Caller is
+ * attached to the main interpreter.  Returns 0, or -1 with an exception. */
+int compat_finish_main_thread_object(void);
+
 /* Clears and deletes a detached thread state of the current interpreter
  * that belongs to another (or no) thread. */
 void compat_delete_foreign_tstate(PyThreadState *tstate);

@@ -98,11 +98,16 @@ attach_for_finalize(pygate_token *token, int *entered)
         return PYGATE_OK;
     }
     int rc = pygate_enter(host_view, token);
-    if (rc == PYGATE_OK) {
-        *entered = 1;
-        host_saved = NULL;   /* Py_FinalizeEx deletes it with the others */
+    if (rc != PYGATE_OK)
+        return rc;
+    *entered = 1;
+    host_saved = NULL;   /* Py_FinalizeEx deletes it with the others */
+    if (compat_finish_main_thread_object() < 0) {
+        /* Shutdown may then wait for the init thread's state to go;
+         * report why rather than hide it. */
+        PyErr_WriteUnraisable(NULL);
     }
-    return rc;
+    return PYGATE_OK;
 }
 
 static int
