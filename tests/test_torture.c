@@ -10,11 +10,17 @@
  * Python call failed, and the process exited 0.  The driver kills a run
  * that outlives the watchdog bound and counts it as a hang.
  *
+ * The pep788_* scenarios run the same with only PEP 788's names
+ * (PyInterpreterView_*, PyThreadState_EnsureFromView/Release, and
+ * Py_BEGIN_ALLOW_THREADS for the native work), as code written for 3.15
+ * would.
+ *
  * PYGATE_TORTURE_RUNS sets the runs per scenario (default 70, so each
  * version gets 210 finalization runs and 210 sub-interpreter runs);
  * `make torture` sets it to 3334 (10,002 runs per kind and version).
  */
 #include "harness.h"
+#include <pygate/pep788.h>
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -26,9 +32,12 @@
 #define WATCHDOG_SECONDS 60
 #define MAX_DELAY_US 20000
 
+static int use_pep788;   /* set by the scenario, inherited by each run */
+
 typedef struct worker {
     pthread_t th;
     pygate_view *view;
+    PyInterpreterView *pep_view;
     PyObject *work;          /* borrowed from the run: alive while entered */
     unsigned seed;
     long calls;
@@ -39,7 +48,7 @@ typedef struct worker {
 
 /* What the runs did, summed over all children (shared memory). */
 typedef struct totals {
-    _Atomic long calls, ended_finalizing, ended_gone;
+    _Atomic long calls, ended_finalizing, ended_gone, ended_refused;
 } totals;
 static totals *shared;
 
@@ -53,21 +62,48 @@ native_work(unsigned *seed)
         x += i;
 }
 
-/* One entry: call work(i), sometimes detached around native work.  Returns
- * the enter code; a failure inside is recorded in w->bad. */
-static int
-one_entry(worker *w, long i)
+static void
+call_work(worker *w, long i)
 {
-    pygate_token tok;
-    int rc = pygate_enter(w->view, &tok);
-    if (rc != PYGATE_OK)
-        return rc;
     PyObject *res = PyObject_CallFunction(w->work, "l", i);
     if (res == NULL) {
         PyErr_Print();
         w->bad = 1;
     }
     Py_XDECREF(res);
+}
+
+/* The same entry with PEP 788's names only.  A refusal has no code. */
+#define REFUSED 1
+static int
+one_entry_pep788(worker *w, long i)
+{
+    PyThreadStateToken *token = PyThreadState_EnsureFromView(w->pep_view);
+    if (token == NULL)
+        return REFUSED;
+    call_work(w, i);
+    if (i % 8 == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        native_work(&w->seed);
+        Py_END_ALLOW_THREADS
+    }
+    PyThreadState_Release(token);
+    w->calls++;
+    return PYGATE_OK;
+}
+
+/* One entry: call work(i), sometimes detached around native work.  Returns
+ * the enter code; a failure inside is recorded in w->bad. */
+static int
+one_entry(worker *w, long i)
+{
+    if (use_pep788)
+        return one_entry_pep788(w, i);
+    pygate_token tok;
+    int rc = pygate_enter(w->view, &tok);
+    if (rc != PYGATE_OK)
+        return rc;
+    call_work(w, i);
     if (i % 8 == 0) {
         pygate_token d;
         if (pygate_detach(&d) != PYGATE_OK)
@@ -92,7 +128,8 @@ worker_main(void *arg)
     for (long i = 0; (rc = one_entry(w, i)) == PYGATE_OK && !w->bad; i++)
         ;
     w->end_rc = rc;
-    if (rc != PYGATE_OK && rc != PYGATE_EFINALIZING && rc != PYGATE_EGONE)
+    if (rc != PYGATE_OK && rc != PYGATE_EFINALIZING && rc != PYGATE_EGONE
+            && !(use_pep788 && rc == REFUSED))
         w->bad = 1;
     atomic_store(&w->reached_end, 1);
     return NULL;
@@ -109,13 +146,26 @@ define_work(void)
     return work;
 }
 
+/* A PEP 788 view of the interpreter the caller is attached to, or NULL
+ * when the scenario uses pygate's names. */
+static PyInterpreterView *
+pep788_view_if_used(void)
+{
+    if (!use_pep788)
+        return NULL;
+    PyInterpreterView *view = PyInterpreterView_FromCurrent();
+    CHECK(view != NULL);
+    return view;
+}
+
 static void
-start_workers(worker *ws, int n, pygate_view *view, PyObject *work,
-              unsigned seed)
+start_workers(worker *ws, int n, pygate_view *view,
+              PyInterpreterView *pep_view, PyObject *work, unsigned seed)
 {
     for (int i = 0; i < n; i++) {
         ws[i] = (worker){0};
         ws[i].view = view;
+        ws[i].pep_view = pep_view;
         ws[i].work = work;
         ws[i].seed = seed + (unsigned)i;
         CHECK(pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) == 0);
@@ -133,9 +183,10 @@ join_and_check(worker *ws, int n)
                     pygate_err_name(ws[i].end_rc), ws[i].calls);
         CHECK(!ws[i].bad);
         atomic_fetch_add(&shared->calls, ws[i].calls);
-        atomic_fetch_add(ws[i].end_rc == PYGATE_EGONE
-                             ? &shared->ended_gone
-                             : &shared->ended_finalizing, 1);
+        atomic_fetch_add(ws[i].end_rc == PYGATE_EGONE ? &shared->ended_gone
+                         : ws[i].end_rc == REFUSED ? &shared->ended_refused
+                                                   : &shared->ended_finalizing,
+                         1);
     }
 }
 
@@ -145,16 +196,19 @@ finalize_run(int n, unsigned seed)
     harness_python py = harness_start();
     PyEval_RestoreThread(py.main_ts);
     PyObject *work = define_work();
+    PyInterpreterView *pep_view = pep788_view_if_used();
     PyEval_SaveThread();
 
     worker ws[MAX_THREADS];
-    start_workers(ws, n, py.view, work, seed);
+    start_workers(ws, n, py.view, pep_view, work, seed);
     usleep(rand_r(&seed) % MAX_DELAY_US);
     PyEval_RestoreThread(py.main_ts);
     Py_DECREF(work);
     CHECK(Py_FinalizeEx() == 0);
     join_and_check(ws, n);
     CHECK_OK(pygate_view_close(py.view));
+    if (pep_view != NULL)
+        PyInterpreterView_Close(pep_view);
 }
 
 static void
@@ -167,10 +221,11 @@ subinterp_run(int n, unsigned seed)
     PyObject *work = define_work();
     pygate_view *sub_view;
     CHECK_OK(pygate_view_from_current(&sub_view));
+    PyInterpreterView *pep_view = pep788_view_if_used();
     PyEval_SaveThread();
 
     worker ws[MAX_THREADS];
-    start_workers(ws, n, sub_view, work, seed);
+    start_workers(ws, n, sub_view, pep_view, work, seed);
     usleep(rand_r(&seed) % MAX_DELAY_US);
     PyEval_RestoreThread(sub_ts);
     Py_DECREF(work);
@@ -179,6 +234,8 @@ subinterp_run(int n, unsigned seed)
     PyEval_SaveThread();
     join_and_check(ws, n);
     CHECK_OK(pygate_view_close(sub_view));
+    if (pep_view != NULL)
+        PyInterpreterView_Close(pep_view);
     harness_stop(&py);
 }
 
@@ -247,10 +304,12 @@ drive(const char *kind, void (*run)(int, unsigned), int n)
     }
     printf("torture %s threads=%d: %d runs, %d hangs, %d crashes, "
            "%d failed checks; %ld calls; threads stopped by "
-           "EFINALIZING %ld, EGONE %ld\n", kind, n, t.runs, t.hangs,
-           t.crashes, t.failures, atomic_load(&shared->calls),
+           "EFINALIZING %ld, EGONE %ld, NULL (PEP 788) %ld\n", kind, n,
+           t.runs, t.hangs, t.crashes, t.failures,
+           atomic_load(&shared->calls),
            atomic_load(&shared->ended_finalizing),
-           atomic_load(&shared->ended_gone));
+           atomic_load(&shared->ended_gone),
+           atomic_load(&shared->ended_refused));
     CHECK(t.hangs == 0 && t.crashes == 0 && t.failures == 0);
 }
 
@@ -261,6 +320,20 @@ static void subinterp_1(void) { drive("end_interpreter", subinterp_run, 1); }
 static void subinterp_4(void) { drive("end_interpreter", subinterp_run, 4); }
 static void subinterp_16(void) { drive("end_interpreter", subinterp_run, 16); }
 
+static void
+pep788_finalize_4(void)
+{
+    use_pep788 = 1;
+    drive("pep788_finalize", finalize_run, 4);
+}
+
+static void
+pep788_subinterp_4(void)
+{
+    use_pep788 = 1;
+    drive("pep788_end_interpreter", subinterp_run, 4);
+}
+
 static const scenario scenarios[] = {
     {"finalize_1", finalize_1},
     {"finalize_4", finalize_4},
@@ -268,6 +341,8 @@ static const scenario scenarios[] = {
     {"subinterp_1", subinterp_1},
     {"subinterp_4", subinterp_4},
     {"subinterp_16", subinterp_16},
+    {"pep788_finalize_4", pep788_finalize_4},
+    {"pep788_subinterp_4", pep788_subinterp_4},
     {NULL, NULL}
 };
 
