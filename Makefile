@@ -5,7 +5,7 @@ PYTHON ?= python3
 PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 DEMO_BUILD := build/demo
 
-.PHONY: all demo test clean
+.PHONY: all demo test torture clean
 
 all: $(DEMO_BUILD)/Makefile
 	cmake --build $(DEMO_BUILD) -j
@@ -19,6 +19,11 @@ demo: all
 
 test:
 	tests/run_matrix.sh
+
+# 10,002 finalization runs and 10,002 Py_EndInterpreter runs per CPython
+# (3,334 per thread count), plus the PEP 788 ones; long: about an hour.
+torture:
+	PYGATE_TORTURE_RUNS=3334 PYGATE_CTEST_ARGS="-R test_torture" tests/run_matrix.sh
 
 clean:
 	rm -rf build

@@ -8,7 +8,7 @@ endif()
 
 execute_process(
   COMMAND "${Python_EXECUTABLE}" -c
-    "import sysconfig as s; v = s.get_config_var; print(';'.join([s.get_paths()['include'], v('LIBDIR') or '', v('LDLIBRARY') or '', v('VERSION'), v('ABIFLAGS') or '', str(v('Py_DEBUG') or 0)]))"
+    "import sysconfig as s; v = s.get_config_var; print(';'.join([s.get_paths()['include'], v('LIBDIR') or '', v('LDLIBRARY') or '', v('VERSION'), v('ABIFLAGS') or '', str(v('Py_DEBUG') or 0), v('EXT_SUFFIX') or '.so']))"
   OUTPUT_VARIABLE _pygate_py OUTPUT_STRIP_TRAILING_WHITESPACE
   RESULT_VARIABLE _pygate_py_rc)
 if(NOT _pygate_py_rc EQUAL 0)
@@ -20,6 +20,7 @@ list(GET _pygate_py 2 PYGATE_PY_LDLIBRARY)
 list(GET _pygate_py 3 PYGATE_PY_VERSION)
 list(GET _pygate_py 4 PYGATE_PY_ABIFLAGS)
 list(GET _pygate_py 5 PYGATE_PY_DEBUG)
+list(GET _pygate_py 6 PYGATE_PY_EXT_SUFFIX)
 
 if(PYGATE_PY_VERSION VERSION_LESS 3.8)
   message(FATAL_ERROR "pygate supports CPython 3.8 and later, not ${PYGATE_PY_VERSION}")

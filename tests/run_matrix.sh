@@ -5,6 +5,7 @@
 #
 #   tests/run_matrix.sh            every CPython found
 #   PYGATE_ONLY=3.12 tests/...     only runs whose label contains "3.12"
+#   PYGATE_CTEST_ARGS="-R torture"  extra ctest arguments (make torture)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -72,9 +73,10 @@ for r in "${runs[@]}"; do
     total_fail=$((total_fail + 1))
     continue
   fi
-  (cd "$dir" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+  rm -f "$ROOT/$dir.torture"
+  (cd "$dir" && PYGATE_TORTURE_LOG="$ROOT/$dir.torture" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest -j "$JOBS" --output-on-failure) >>"$log" 2>&1
+     ctest -j "$JOBS" --output-on-failure ${PYGATE_CTEST_ARGS:-}) >>"$log" 2>&1
   rc=$?
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)
   ran=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
@@ -98,6 +100,12 @@ echo
 echo "pygate test summary"
 for s in "${summary[@]}"; do echo "  $s"; done
 for m in "${missing[@]}"; do echo "  NOT FOUND  $m"; done
+echo "torture runs (each: threads enter/call/leave while the interpreter ends)"
+for r in "${runs[@]}"; do
+  IFS='|' read -r label exe type flags <<<"$r"
+  f="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_').torture"
+  [ -f "$f" ] && sort "$f" | sed -E "s/^torture /  $label: /; s/; [0-9]+ calls.*//"
+done
 [ ${#summary[@]} -eq 0 ] && { echo "  no CPython found"; status=1; }
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 exit $status
