@@ -5,7 +5,7 @@ PYTHON ?= python3
 PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 DEMO_BUILD := build/demo
 
-.PHONY: all demo test torture clean
+.PHONY: all demo test torture bench clean
 
 all: $(DEMO_BUILD)/Makefile
 	cmake --build $(DEMO_BUILD) -j
@@ -24,6 +24,11 @@ test:
 # (3,334 per thread count), plus the PEP 788 ones; long: about an hour.
 torture:
 	PYGATE_TORTURE_RUNS=3334 PYGATE_CTEST_ARGS="-R test_torture" tests/run_matrix.sh
+
+# pygate beside every alternative, on every CPython found (PYGATE_ONLY=3.12
+# for one): tables on stdout, CSV and a PNG plot under bench/results/.
+bench:
+	bench/run_bench.sh
 
 clean:
 	rm -rf build

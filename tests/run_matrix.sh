@@ -14,29 +14,8 @@ mkdir -p "$OUT"
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # label|python executable|cmake build type|extra cmake flags
-runs=()
-missing=()
-pyenv_root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
-for minor in 8 9 10 11 12 13 14; do
-  found=""
-  for dir in $(ls -d "$pyenv_root"/versions/3.$minor.* 2>/dev/null | sort -V); do
-    [ -x "$dir/bin/python3.$minor" ] && found="$dir/bin/python3.$minor"
-  done
-  if [ -n "$found" ]; then
-    ver=$(basename "$(dirname "$(dirname "$found")")")
-    runs+=("CPython $ver (pyenv)|$found|RelWithDebInfo|")
-  elif [ "$minor" -le 13 ]; then
-    missing+=("CPython 3.$minor (pyenv)")
-  fi
-done
-for minor in 8 9 10 11 12 13 14; do
-  exe=/usr/bin/python3.$minor
-  [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') (Debian)|$exe|RelWithDebInfo|")
-  exe=/usr/bin/python3.$minor-dbg
-  [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') debug (Debian -dbg)|$exe|Debug|")
-done
-[ -x /usr/bin/python3.11 ] || missing+=("CPython 3.11 (Debian python3.11)")
-[ -x /usr/bin/python3.11-dbg ] || missing+=("CPython 3.11 debug (Debian python3.11-dbg)")
+. tests/pythons.sh
+find_pythons
 
 # The sanitizer run: the newest pyenv CPython (runs are in version order),
 # else any release build found.

@@ -1,0 +1,497 @@
+/*
+ * pygate_bench.c - pygate side by side with every alternative, in one run.
+ *
+ * Strategies (each from native pthreads; see strategy_table):
+ *   gilstate       per-call PyGILState_Ensure/Release (seeds 002, 004)
+ *   pinned         seed 000: an outer PyGILState_Ensure kept for the
+ *                  thread's life (detached), per-call Ensure/Release inside
+ *   floor          a kept PyThreadState, PyEval_RestoreThread/SaveThread
+ *   pybind11       pybind11's gil_scoped_acquire, default (C++ part)
+ *   pybind11_keep  the same after gil_scoped_acquire::inc_ref()
+ *   pygate         pygate_enter/pygate_leave
+ *   pygate_nested  pygate_enter/leave while already entered
+ * Workloads: "empty" (lambda: None) and "json" (build a dict, json.dumps).
+ * Measures: ns per call on one thread; calls per second with 1, 2, 4, 8
+ * threads; thread churn (create, enter once, exit: us per thread, RSS
+ * after); RSS growth over many calls.  Every figure is the median of REPS
+ * repetitions with min and max; ratios are formed within this run.
+ *
+ * usage: pygate_bench [--calls N] [--reps R] [--churn K] [--rss-calls M]
+ *                     [--csv FILE]
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pygate.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "strategies.h"
+
+#define MAX_REPS 32
+#define MAX_THREADS 8
+
+static long opt_calls = 200000, opt_churn = 100000, opt_rss_calls = 1000000;
+static int opt_reps = 5;
+static FILE *csv;
+static pygate_view *view;
+
+double
+bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+void
+bench_call(PyObject *fn)
+{
+    PyObject *r = PyObject_CallObject(fn, NULL);
+    if (r == NULL) {
+        PyErr_Print();
+        exit(1);
+    }
+    Py_DECREF(r);
+}
+
+/* ---- the C strategies ---------------------------------------------------- */
+
+static double
+loop_gilstate(PyObject *fn, long n)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        bench_call(fn);
+        PyGILState_Release(g);
+    }
+    return bench_now_ns() - t0;
+}
+
+static double
+loop_pinned(PyObject *fn, long n)
+{
+    PyGILState_STATE outer = PyGILState_Ensure();   /* pins the state */
+    PyThreadState *saved = PyEval_SaveThread();
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        bench_call(fn);
+        PyGILState_Release(g);
+    }
+    double t = bench_now_ns() - t0;
+    PyEval_RestoreThread(saved);
+    PyGILState_Release(outer);
+    return t;
+}
+
+static double
+loop_floor(PyObject *fn, long n)
+{
+    PyThreadState *ts = PyThreadState_New(PyInterpreterState_Main());
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        PyEval_RestoreThread(ts);
+        bench_call(fn);
+        PyEval_SaveThread();
+    }
+    double t = bench_now_ns() - t0;
+    PyEval_RestoreThread(ts);
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+    return t;
+}
+
+static double
+loop_pygate(PyObject *fn, long n)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        pygate_token tok;
+        pygate_enter(view, &tok);
+        bench_call(fn);
+        pygate_leave(tok);
+    }
+    return bench_now_ns() - t0;
+}
+
+/* Inside an outer entry: the inner enter/leave around each call is what
+ * a library layered on pygate pays when its caller already entered. */
+static double
+loop_pygate_nested(PyObject *fn, long n)
+{
+    pygate_token outer;
+    pygate_enter(view, &outer);
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        pygate_token tok;
+        pygate_enter(view, &tok);
+        bench_call(fn);
+        pygate_leave(tok);
+    }
+    double t = bench_now_ns() - t0;
+    pygate_leave(outer);
+    return t;
+}
+
+/* Nested enter/leave alone (no call), for the "<= 2 ns" target. */
+static double
+loop_nested_only(PyObject *fn, long n)
+{
+    (void)fn;
+    pygate_token outer;
+    pygate_enter(view, &outer);
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        pygate_token tok;
+        pygate_enter(view, &tok);
+        pygate_leave(tok);
+    }
+    double t = bench_now_ns() - t0;
+    pygate_leave(outer);
+    return t;
+}
+
+typedef struct strategy {
+    const char *name;
+    double (*loop)(PyObject *fn, long n);   /* NULL: not built */
+    int slow;            /* creates a thread state per call: fewer calls */
+    int churn;           /* also measured for thread churn */
+} strategy;
+
+static const strategy strategies[] = {
+    {"gilstate", loop_gilstate, 1, 1},
+    {"pinned", loop_pinned, 0, 0},
+    {"floor", loop_floor, 0, 0},
+    {"pybind11", bench_pybind11_default, 1, 1},
+    {"pybind11_keep", bench_pybind11_keep, 0, 0},
+    {"pygate", loop_pygate, 0, 1},
+    {"pygate_nested", loop_pygate_nested, 0, 0},
+};
+#define NSTRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
+
+/* ---- running and reporting ----------------------------------------------- */
+
+typedef struct stats {
+    double median, min, max;
+} stats;
+
+static int
+by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static stats
+summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    stats s = {v[n / 2], v[0], v[n - 1]};
+    return s;
+}
+
+static void
+emit(const char *measure, const char *strategy, const char *workload,
+     int threads, stats s, const char *unit)
+{
+    if (csv != NULL)
+        fprintf(csv, "%s,%s,%s,%s,%d,%.3f,%.3f,%.3f,%s\n", PY_VERSION,
+                measure, strategy, workload, threads, s.median, s.min, s.max,
+                unit);
+}
+
+typedef struct job {
+    const strategy *st;
+    PyObject *fn;
+    long n;
+    pthread_barrier_t *start;
+    double elapsed;
+} job;
+
+static void *
+run_job(void *arg)
+{
+    job *j = (job *)arg;
+    if (j->start != NULL)
+        pthread_barrier_wait(j->start);
+    j->elapsed = j->st->loop(j->fn, j->n);
+    return NULL;
+}
+
+static long
+calls_for(const strategy *st, long n)
+{
+    return st->slow ? n / 50 + 1 : n;   /* ~20 us per call on 3.11+ */
+}
+
+/* Wall time of `threads` fresh threads each making n calls, in ns. */
+static double
+run_threads(const strategy *st, PyObject *fn, long n, int threads)
+{
+    pthread_t th[MAX_THREADS];
+    job jobs[MAX_THREADS];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        jobs[i] = (job){st, fn, n, &start, 0};
+        if (pthread_create(&th[i], NULL, run_job, &jobs[i]) != 0)
+            exit(1);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = bench_now_ns();
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    double wall = bench_now_ns() - t0;
+    pthread_barrier_destroy(&start);
+    return wall;
+}
+
+static double one_thread_ns[NSTRATEGIES][2];
+
+static void
+measure_latency(PyObject *fns[2], const char *workloads[2])
+{
+    printf("\nns per call, one native thread (median, min-max of %d)\n",
+           opt_reps);
+    printf("%-15s %28s %28s\n", "strategy", workloads[0], workloads[1]);
+    for (int s = 0; s < NSTRATEGIES; s++) {
+        const strategy *st = &strategies[s];
+        if (st->loop == NULL) {
+            printf("%-15s   skipped: pybind11 absent, or older than this"
+                   " CPython supports\n", st->name);
+            continue;
+        }
+        printf("%-15s", st->name);
+        for (int w = 0; w < 2; w++) {
+            double v[MAX_REPS];
+            long n = calls_for(st, opt_calls);
+            for (int r = 0; r < opt_reps; r++) {
+                job j = {st, fns[w], n, NULL, 0};
+                pthread_t th;
+                pthread_create(&th, NULL, run_job, &j);
+                pthread_join(th, NULL);
+                v[r] = j.elapsed / (double)n;
+            }
+            stats x = summarize(v, opt_reps);
+            one_thread_ns[s][w] = x.median;
+            emit("ns_per_call", st->name, workloads[w], 1, x, "ns");
+            printf(" %10.1f (%7.1f-%8.1f)", x.median, x.min, x.max);
+        }
+        printf("\n");
+    }
+}
+
+static void
+measure_throughput(PyObject *fns[2], const char *workloads[2])
+{
+    static const int counts[] = {1, 2, 4, 8};
+    for (int w = 0; w < 2; w++) {
+        printf("\ncalls per second, all threads together, %s call (median)\n",
+               workloads[w]);
+        printf("%-15s %12s %12s %12s %12s\n", "strategy", "1 thread",
+               "2 threads", "4 threads", "8 threads");
+        for (int s = 0; s < NSTRATEGIES; s++) {
+            const strategy *st = &strategies[s];
+            if (st->loop == NULL)
+                continue;
+            printf("%-15s", st->name);
+            for (int c = 0; c < 4; c++) {
+                long n = calls_for(st, opt_calls / 4 + 1);
+                double v[MAX_REPS];
+                for (int r = 0; r < opt_reps; r++)
+                    v[r] = (double)n * counts[c] * 1e9
+                           / run_threads(st, fns[w], n, counts[c]);
+                stats x = summarize(v, opt_reps);
+                emit("calls_per_second", st->name, workloads[w], counts[c], x,
+                     "calls/s");
+                printf(" %12.0f", x.median);
+            }
+            printf("\n");
+        }
+    }
+}
+
+static long
+rss_kib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+measure_churn(PyObject *fn)
+{
+    printf("\nthread churn: create a thread, one call, exit (%ld threads)\n",
+           opt_churn);
+    printf("%-15s %14s %16s\n", "strategy", "us per thread", "RSS growth KiB");
+    for (int s = 0; s < NSTRATEGIES; s++) {
+        const strategy *st = &strategies[s];
+        if (st->loop == NULL || !st->churn)
+            continue;
+        long before = rss_kib();
+        double t0 = bench_now_ns();
+        for (long i = 0; i < opt_churn; i++) {
+            job j = {st, fn, 1, NULL, 0};
+            pthread_t th;
+            pthread_create(&th, NULL, run_job, &j);
+            pthread_join(th, NULL);
+        }
+        double us = (bench_now_ns() - t0) / 1e3 / (double)opt_churn;
+        long growth = rss_kib() - before;
+        stats t = {us, us, us}, g = {(double)growth, (double)growth,
+                                     (double)growth};
+        emit("churn_us_per_thread", st->name, "empty", 1, t, "us");
+        emit("churn_rss_growth", st->name, "empty", 1, g, "KiB");
+        printf("%-15s %14.1f %16ld\n", st->name, us, growth);
+    }
+}
+
+static void
+measure_rss_over_calls(PyObject *fn)
+{
+    printf("\nRSS growth over %ld calls on one thread\n", opt_rss_calls);
+    static const int which[] = {2, 5};   /* floor, pygate */
+    for (int k = 0; k < 2; k++) {
+        const strategy *st = &strategies[which[k]];
+        job warm = {st, fn, 10000, NULL, 0};
+        run_job(&warm);
+        long before = rss_kib();
+        job j = {st, fn, opt_rss_calls, NULL, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, run_job, &j);
+        pthread_join(th, NULL);
+        long growth = rss_kib() - before;
+        stats g = {(double)growth, (double)growth, (double)growth};
+        emit("rss_growth_over_calls", st->name, "empty", 1, g, "KiB");
+        printf("%-15s %8ld KiB\n", st->name, growth);
+    }
+}
+
+static void
+print_ratios(void)
+{
+    enum { GILSTATE, PINNED, FLOOR, PYB, PYB_KEEP, PYGATE, NESTED };
+    printf("\nratios within this run (median ns, empty call / json call)\n");
+    for (int w = 0; w < 2; w++) {
+        double floor_ns = one_thread_ns[FLOOR][w];
+        double pygate_ns = one_thread_ns[PYGATE][w];
+        printf("  %s: pygate/floor %.3f (target <= 1.05); gilstate/pygate "
+               "%.1fx (target >= 100x on 3.11+)", w ? "json " : "empty",
+               pygate_ns / floor_ns, one_thread_ns[GILSTATE][w] / pygate_ns);
+        if (strategies[PYB].loop != NULL)
+            printf("; pybind11/pygate %.1fx; pybind11_keep/pygate %.2f",
+                   one_thread_ns[PYB][w] / pygate_ns,
+                   one_thread_ns[PYB_KEEP][w] / pygate_ns);
+        printf("\n");
+        stats r = {pygate_ns / floor_ns, pygate_ns / floor_ns,
+                   pygate_ns / floor_ns};
+        emit("ratio_pygate_over_floor", "pygate", w ? "json" : "empty", 1, r,
+             "x");
+    }
+}
+
+static void
+measure_nested_only(PyObject *fn)
+{
+    const strategy st = {"nested_only", loop_nested_only, 0, 0};
+    double v[MAX_REPS];
+    long n = opt_calls * 10;
+    for (int r = 0; r < opt_reps; r++) {
+        job j = {&st, fn, n, NULL, 0};
+        pthread_t th;
+        pthread_create(&th, NULL, run_job, &j);
+        pthread_join(th, NULL);
+        v[r] = j.elapsed / (double)n;
+    }
+    stats x = summarize(v, opt_reps);
+    emit("ns_per_call", "nested_enter_leave_only", "none", 1, x, "ns");
+    printf("\nnested enter/leave alone (no call): %.2f ns (%.2f-%.2f); "
+           "target <= 2 ns\n", x.median, x.min, x.max);
+}
+
+static int
+parse_args(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL)
+            return -1;
+        if (strcmp(a, "--calls") == 0)
+            opt_calls = atol(v);
+        else if (strcmp(a, "--reps") == 0)
+            opt_reps = atoi(v);
+        else if (strcmp(a, "--churn") == 0)
+            opt_churn = atol(v);
+        else if (strcmp(a, "--rss-calls") == 0)
+            opt_rss_calls = atol(v);
+        else if (strcmp(a, "--csv") == 0) {
+            csv = fopen(v, "w");
+            if (csv == NULL) {
+                perror(v);
+                return -1;
+            }
+        } else
+            return -1;
+        i++;
+    }
+    return opt_calls > 0 && opt_reps > 0 && opt_reps <= MAX_REPS
+                   && opt_churn > 0 && opt_rss_calls > 0 ? 0 : -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (parse_args(argc, argv) < 0) {
+        fprintf(stderr, "usage: pygate_bench [--calls N] [--reps 1..%d] "
+                "[--churn K] [--rss-calls M] [--csv FILE]\n", MAX_REPS);
+        return 2;
+    }
+    if (csv != NULL)
+        fprintf(csv, "python,measure,strategy,workload,threads,median,min,"
+                "max,unit\n");
+    Py_InitializeEx(0);
+    PyObject *g = PyDict_New();
+    PyDict_SetItemString(g, "__builtins__", PyEval_GetBuiltins());
+    PyRun_String("import json\n"
+                 "def empty(): pass\n"
+                 "def small_json():\n"
+                 "    return json.dumps({'id': 7, 'tags': ['a', 'b'],"
+                 " 'ok': True})\n", Py_file_input, g, g);
+    PyObject *fns[2] = {PyDict_GetItemString(g, "empty"),
+                        PyDict_GetItemString(g, "small_json")};
+    const char *workloads[2] = {"empty", "json"};
+    if (fns[0] == NULL || fns[1] == NULL
+            || pygate_view_from_main(&view) != PYGATE_OK)
+        return 1;
+    bench_pybind11_init();
+    PyThreadState *main_ts = PyEval_SaveThread();
+
+    printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
+           PY_VERSION, opt_calls, opt_reps,
+           have_pybind11 ? "yes" : "absent (skipped)");
+    measure_latency(fns, workloads);
+    print_ratios();
+    measure_nested_only(fns[0]);
+    measure_throughput(fns, workloads);
+    measure_churn(fns[0]);
+    measure_rss_over_calls(fns[0]);
+
+    PyEval_RestoreThread(main_ts);
+    pygate_view_close(view);
+    Py_DECREF(g);
+    if (csv != NULL)
+        fclose(csv);
+    return Py_FinalizeEx() == 0 ? 0 : 1;
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# make bench: builds the benchmark (Release) for every CPython found (not
+# the debug builds), runs it, prints its tables, writes one CSV per version
+# and all.csv under bench/results/, and plots ns per call with gnuplot.
+#
+#   PYGATE_ONLY=3.12 make bench       one version (labels containing 3.12)
+#   PYGATE_BENCH_ARGS="--calls 50000"  other counts (see pygate_bench.c)
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RESULTS=bench/results
+mkdir -p "$RESULTS" build/bench
+. tests/pythons.sh
+find_pythons
+
+status=0
+csvs=()
+for r in "${runs[@]}"; do
+  IFS='|' read -r label exe type flags <<<"$r"
+  case "$label" in *debug*) continue ;; esac
+  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
+  name=$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')
+  dir="build/bench/$name"
+  echo "=== $label"
+  if ! { cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
+           -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
+         cmake --build "$dir" -j --target pygate_bench; } >"$dir.log" 2>&1; then
+    tail -20 "$dir.log"
+    status=1
+    continue
+  fi
+  csv="$RESULTS/$name.csv"
+  if "$dir/bench/pygate_bench" --csv "$csv" ${PYGATE_BENCH_ARGS:-}; then
+    csvs+=("$csv")
+  else
+    echo "FAIL  $label: the benchmark failed"
+    status=1
+  fi
+done
+[ ${#csvs[@]} -eq 0 ] && { echo "no benchmark ran"; exit 1; }
+
+# all.csv: every version's rows under one header.
+head -1 "${csvs[0]}" >"$RESULTS/all.csv"
+for c in "${csvs[@]}"; do tail -n +2 "$c" >>"$RESULTS/all.csv"; done
+
+if command -v gnuplot >/dev/null; then
+  gnuplot -e "results='$RESULTS'" bench/plot.gp &&
+    echo "plot: $RESULTS/ns_per_call.png"
+else
+  echo "gnuplot not found: no plot (apt-get install gnuplot-nox)"
+fi
+echo "csv: $RESULTS/all.csv"
+exit $status
