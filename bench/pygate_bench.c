@@ -212,6 +212,7 @@ typedef struct job {
     long n;
     pthread_barrier_t *start;
     double elapsed;
+    double began, ended;   /* clock at the loop's start and end */
 } job;
 
 static void *
@@ -220,7 +221,9 @@ run_job(void *arg)
     job *j = (job *)arg;
     if (j->start != NULL)
         pthread_barrier_wait(j->start);
+    j->began = bench_now_ns();
     j->elapsed = j->st->loop(j->fn, j->n);
+    j->ended = bench_now_ns();
     return NULL;
 }
 
@@ -230,7 +233,9 @@ calls_for(const strategy *st, long n)
     return st->slow ? n / 50 + 1 : n;   /* ~20 us per call on 3.11+ */
 }
 
-/* Wall time of `threads` fresh threads each making n calls, in ns. */
+/* Wall time of `threads` fresh threads each making n calls, in ns: from
+ * the first thread's start to the last one's end, as the threads saw it
+ * (the main thread may wake from the barrier after they finished). */
 static double
 run_threads(const strategy *st, PyObject *fn, long n, int threads)
 {
@@ -239,17 +244,21 @@ run_threads(const strategy *st, PyObject *fn, long n, int threads)
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (job){st, fn, n, &start, 0};
+        jobs[i] = (job){st, fn, n, &start, 0, 0, 0};
         if (pthread_create(&th[i], NULL, run_job, &jobs[i]) != 0)
             exit(1);
     }
     pthread_barrier_wait(&start);
-    double t0 = bench_now_ns();
-    for (int i = 0; i < threads; i++)
+    double first = 0, last = 0;
+    for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
-    double wall = bench_now_ns() - t0;
+        if (i == 0 || jobs[i].began < first)
+            first = jobs[i].began;
+        if (i == 0 || jobs[i].ended > last)
+            last = jobs[i].ended;
+    }
     pthread_barrier_destroy(&start);
-    return wall;
+    return last - first;
 }
 
 static double one_thread_ns[NSTRATEGIES][2];
@@ -272,7 +281,7 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
             double v[MAX_REPS];
             long n = calls_for(st, opt_calls);
             for (int r = 0; r < opt_reps; r++) {
-                job j = {st, fns[w], n, NULL, 0};
+                job j = {st, fns[w], n, NULL, 0, 0, 0};
                 pthread_t th;
                 pthread_create(&th, NULL, run_job, &j);
                 pthread_join(th, NULL);
@@ -343,7 +352,7 @@ measure_churn(PyObject *fn)
         long before = rss_kib();
         double t0 = bench_now_ns();
         for (long i = 0; i < opt_churn; i++) {
-            job j = {st, fn, 1, NULL, 0};
+            job j = {st, fn, 1, NULL, 0, 0, 0};
             pthread_t th;
             pthread_create(&th, NULL, run_job, &j);
             pthread_join(th, NULL);
@@ -365,10 +374,10 @@ measure_rss_over_calls(PyObject *fn)
     static const int which[] = {2, 5};   /* floor, pygate */
     for (int k = 0; k < 2; k++) {
         const strategy *st = &strategies[which[k]];
-        job warm = {st, fn, 10000, NULL, 0};
+        job warm = {st, fn, 10000, NULL, 0, 0, 0};
         run_job(&warm);
         long before = rss_kib();
-        job j = {st, fn, opt_rss_calls, NULL, 0};
+        job j = {st, fn, opt_rss_calls, NULL, 0, 0, 0};
         pthread_t th;
         pthread_create(&th, NULL, run_job, &j);
         pthread_join(th, NULL);
@@ -409,7 +418,7 @@ measure_nested_only(PyObject *fn)
     double v[MAX_REPS];
     long n = opt_calls * 10;
     for (int r = 0; r < opt_reps; r++) {
-        job j = {&st, fn, n, NULL, 0};
+        job j = {&st, fn, n, NULL, 0, 0, 0};
         pthread_t th;
         pthread_create(&th, NULL, run_job, &j);
         pthread_join(th, NULL);
