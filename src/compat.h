@@ -11,6 +11,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+/* CPython 3.15+ has PEP 788's functions itself: pygate/pep788.h then maps
+ * to them and src/pep788.c compiles to nothing. */
+#define COMPAT_CPYTHON_HAS_PEP788 (PY_VERSION_HEX >= 0x030F0000)
+
 /* The thread state the calling thread has attached, or NULL.  Never
  * fails, never blocks.  On 3.8-3.11 CPython tracks only the GIL holder's
  * state, process-wide; there a thread counts as attached when that state

@@ -6,7 +6,7 @@
 #include "internal.h"
 #include "pygate/pep788.h"
 
-#if PY_VERSION_HEX < 0x030F0000
+#if !COMPAT_CPYTHON_HAS_PEP788
 
 /* The PEP's opaque types are pygate's, under other names. */
 #define AS_GUARD(g) ((pygate_guard *)(g))
@@ -105,4 +105,4 @@ PyThreadState_Release(PyThreadStateToken *token)
                               __FILE__, __LINE__);
 }
 
-#endif /* PY_VERSION_HEX < 3.15 */
+#endif /* !COMPAT_CPYTHON_HAS_PEP788 */
