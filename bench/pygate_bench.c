@@ -227,6 +227,21 @@ run_job(void *arg)
     return NULL;
 }
 
+/* Runs one job on a fresh native thread and waits for it: every strategy
+ * starts from a thread with no Python state, as a host's worker would
+ * (the main thread already owns a state; a second one for the same
+ * interpreter on it is an error that debug builds of CPython catch). */
+static void
+run_on_new_thread(job *j)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, run_job, j) != 0) {
+        fprintf(stderr, "pygate_bench: pthread_create failed\n");
+        exit(1);
+    }
+    pthread_join(th, NULL);
+}
+
 static long
 calls_for(const strategy *st, long n)
 {
@@ -282,9 +297,7 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
             long n = calls_for(st, opt_calls);
             for (int r = 0; r < opt_reps; r++) {
                 job j = {st, fns[w], n, NULL, 0, 0, 0};
-                pthread_t th;
-                pthread_create(&th, NULL, run_job, &j);
-                pthread_join(th, NULL);
+                run_on_new_thread(&j);
                 v[r] = j.elapsed / (double)n;
             }
             stats x = summarize(v, opt_reps);
@@ -353,9 +366,7 @@ measure_churn(PyObject *fn)
         double t0 = bench_now_ns();
         for (long i = 0; i < opt_churn; i++) {
             job j = {st, fn, 1, NULL, 0, 0, 0};
-            pthread_t th;
-            pthread_create(&th, NULL, run_job, &j);
-            pthread_join(th, NULL);
+            run_on_new_thread(&j);
         }
         double us = (bench_now_ns() - t0) / 1e3 / (double)opt_churn;
         long growth = rss_kib() - before;
@@ -375,12 +386,10 @@ measure_rss_over_calls(PyObject *fn)
     for (int k = 0; k < 2; k++) {
         const strategy *st = &strategies[which[k]];
         job warm = {st, fn, 10000, NULL, 0, 0, 0};
-        run_job(&warm);
+        run_on_new_thread(&warm);
         long before = rss_kib();
         job j = {st, fn, opt_rss_calls, NULL, 0, 0, 0};
-        pthread_t th;
-        pthread_create(&th, NULL, run_job, &j);
-        pthread_join(th, NULL);
+        run_on_new_thread(&j);
         long growth = rss_kib() - before;
         stats g = {(double)growth, (double)growth, (double)growth};
         emit("rss_growth_over_calls", st->name, "empty", 1, g, "KiB");
@@ -419,9 +428,7 @@ measure_nested_only(PyObject *fn)
     long n = opt_calls * 10;
     for (int r = 0; r < opt_reps; r++) {
         job j = {&st, fn, n, NULL, 0, 0, 0};
-        pthread_t th;
-        pthread_create(&th, NULL, run_job, &j);
-        pthread_join(th, NULL);
+        run_on_new_thread(&j);
         v[r] = j.elapsed / (double)n;
     }
     stats x = summarize(v, opt_reps);

@@ -63,6 +63,7 @@ for r in "${runs[@]}"; do
   [ -z "$ran" ] && ran=0 && failed=1
   skipped=$(grep -c "(Skipped)" "$log")
   passed=$((ran - failed - skipped))
+  [ "$passed" -lt 0 ] && passed=0   # no test ran (a bad -R, a crash in ctest)
   total_pass=$((total_pass + passed))
   total_skip=$((total_skip + skipped))
   total_fail=$((total_fail + failed))
@@ -83,7 +84,7 @@ echo "torture runs (each: threads enter/call/leave while the interpreter ends)"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags <<<"$r"
   f="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_').torture"
-  [ -f "$f" ] && sort "$f" | sed -E "s/^torture /  $label: /; s/; [0-9]+ calls.*//"
+  [ -f "$f" ] && sort "$f" | sed -E "s|^torture |  $label: |; s|; [0-9]+ calls.*||"
 done
 [ ${#summary[@]} -eq 0 ] && { echo "  no CPython found"; status=1; }
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"

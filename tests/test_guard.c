@@ -37,8 +37,14 @@ guard_codes(void)
 
     CHECK_OK(pygate_guard_close(g2));
     CHECK_OK(pygate_guard_close(g));
+
+    /* A view kept past finalization: no guard, and a clear code. */
+    pygate_view *kept = main_view(py.main_ts);
     harness_stop(&py);
-    CHECK_RC(pygate_guard_from_view(py.view, &g), PYGATE_EINVAL); /* closed */
+    g = NULL;
+    CHECK_RC(pygate_guard_from_view(kept, &g), PYGATE_EGONE);
+    CHECK(g == NULL);
+    CHECK_OK(pygate_view_close(kept));
 }
 
 /* ---- a guard holds a shutdown on another thread back --------------------- */
