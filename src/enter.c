@@ -63,15 +63,50 @@ top_frame(pygate_thread *t)
     return t->nframes ? &t->frames[t->nframes - 1] : NULL;
 }
 
-/* Attaches a state for rec, switching away from `current` if set. */
+/* Takes the frame's guard: a local one on the thread's cached entry when
+ * there is one, else a shared one.  `guarded`: the caller holds a guard of
+ * its own on rec, so this one is taken even while the hook waits. */
 static int
-attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current)
+guard_frame(frame *f, record *rec, entry *e, int guarded)
 {
-    PyThreadState *slot = compat_gilstate_get();
-    PyThreadState *tstate;
-    int rc = thread_state_for(t, rec, &tstate);
+    f->held = e != NULL && record_local_guards() ? &e->held : NULL;
+    if (!guarded)
+        return f->held != NULL ? record_guard_acquire_local(rec, f->held)
+                               : record_guard_acquire(rec);
+    if (atomic_load_explicit(&rec->phase, memory_order_acquire) == PHASE_GONE)
+        return PYGATE_EGONE;   /* only after the hook gave up waiting */
+    if (f->held != NULL)
+        record_guard_add_local(f->held);
+    else
+        record_guard_add(rec);
+    return PYGATE_OK;
+}
+
+static void
+unguard_frame(frame *f)
+{
+    if (f->held != NULL)
+        record_guard_release_local(f->rec, f->held);
+    else
+        record_guard_release(f->rec);
+}
+
+/* Guards and attaches a state for rec, switching away from `current` if
+ * set.  The guard comes first: nothing is attached once shutdown began. */
+static int
+attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
+       int guarded)
+{
+    entry *e = thread_entry(t, rec);
+    int rc = guard_frame(f, rec, e, guarded);
     if (rc != PYGATE_OK)
         return rc;
+    PyThreadState *tstate = e != NULL ? e->tstate : NULL;
+    if (tstate == NULL && (rc = thread_state_for(t, rec, &tstate)) != PYGATE_OK) {
+        unguard_frame(f);
+        return rc;
+    }
+    PyThreadState *slot = compat_gilstate_get();
     f->kind = FRAME_ATTACH;
     f->tstate = tstate;
     f->prev = current;
@@ -80,12 +115,12 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current)
     if (current != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(tstate);
-    compat_gilstate_set(tstate);
+    if (slot != tstate)   /* a main-interpreter state stays there */
+        compat_gilstate_set(tstate);
     return PYGATE_OK;
 }
 
-/* Enters rec.  `guarded`: the caller holds a guard of its own on rec, so
- * the entry's guard is taken even while the hook waits for guards. */
+/* Enters rec.  `guarded`: the caller holds a guard of its own on rec. */
 static int
 enter_record(record *rec, int guarded, pygate_token *token,
              const char *file, int line)
@@ -104,31 +139,24 @@ enter_record(record *rec, int guarded, pygate_token *token,
         return PYGATE_OK;
     }
 
-    int rc = PYGATE_OK;
-    if (!guarded)
-        rc = record_guard_acquire(rec);
-    else if (atomic_load_explicit(&rec->phase, memory_order_acquire)
-             == PHASE_GONE)
-        rc = PYGATE_EGONE;   /* only after the hook gave up waiting */
-    else
-        record_guard_add(rec);
-    if (rc != PYGATE_OK)
-        return rc;
     frame *f = push_frame(t);
-    if (f == NULL) {
-        record_guard_release(rec);
+    if (f == NULL)
         return PYGATE_ENOMEM;
-    }
     f->rec = rec;
+    int rc;
     if (current != NULL && compat_tstate_interp(current) == rec->interp) {
         f->kind = FRAME_NEST;   /* attached already, by Python or the host */
         f->tstate = current;
-    } else if ((rc = attach(t, f, rec, current)) != PYGATE_OK) {
+        rc = guard_frame(f, rec, NULL, guarded);
+    } else {
+        rc = attach(t, f, rec, current, guarded);
+    }
+    if (rc != PYGATE_OK) {
         pop_frame(t);
-        record_guard_release(rec);
         return rc;
     }
-    f->site = record_site_add(rec, file, line);
+    if (pygate_debug_mode())
+        f->site = record_site_add(rec, file, line);
     *token = make_token(t, TOKEN_ENTER);
     return PYGATE_OK;
 }
@@ -213,9 +241,10 @@ pygate_leave_at(pygate_token token, const char *file, int line)
                                  "leaving with a Python exception set");
         detach(f);
     }
-    record_site_remove(rec, f->site);
+    if (f->site != NULL)
+        record_site_remove(rec, f->site);
+    unguard_frame(f);
     pop_frame(t);
-    record_guard_release(rec);
     return PYGATE_OK;
 }
 

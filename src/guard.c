@@ -29,7 +29,8 @@ guard_new(record *rec, pygate_guard **out, const char *file, int line)
     record_ref(rec);
     guard->magic = GUARD_LIVE;
     guard->rec = rec;
-    guard->site = record_site_add(rec, file, line);
+    guard->site = pygate_debug_mode() ? record_site_add(rec, file, line)
+                                      : NULL;
     *out = guard;
     return PYGATE_OK;
 }

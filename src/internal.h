@@ -68,8 +68,18 @@ void record_guard_release(record *rec);
  * cannot have drained yet): never fails, even while closing. */
 void record_guard_add(record *rec);
 
-/* Debug mode: remembers where a guard was taken (NULL otherwise, or when
- * out of memory); record_site_remove() accepts NULL. */
+/* Local guards (interp.c explains them): the same three operations on the
+ * counter of an entry of rec, by the entry's owner thread only.  Usable
+ * only when record_local_guards() is true, which is fixed before the first
+ * record exists. */
+int record_local_guards(void);
+int record_guard_acquire_local(record *rec, _Atomic uint32_t *held);
+void record_guard_release_local(record *rec, _Atomic uint32_t *held);
+void record_guard_add_local(_Atomic uint32_t *held);
+
+/* Debug mode (callers test pygate_debug_mode() first, to keep the call off
+ * the entry fast path): remembers where a guard was taken (NULL when out of
+ * memory); record_site_remove() accepts NULL. */
 guard_site *record_site_add(record *rec, const char *file, int line);
 void record_site_remove(record *rec, guard_site *site);
 
@@ -114,6 +124,7 @@ pygate_token entry_token(uint32_t level);
 struct entry {
     record *rec;                /* holds a reference */
     PyThreadState *tstate;      /* NULL once the interpreter took it back */
+    _Atomic uint32_t held;      /* local guards held (owner writes) */
     int linked;                 /* in rec->entries (under rec->lock) */
     int orphaned;               /* owner thread gone: the hook frees it */
     entry *rec_prev, *rec_next; /* rec->entries list */
@@ -130,6 +141,7 @@ typedef struct frame {
     frame_kind kind;
     guard_site *site;              /* ATTACH, NEST: debug mode only */
     record *rec;                   /* ATTACH, NEST: interpreter entered */
+    _Atomic uint32_t *held;        /* ATTACH, NEST: local guard, or NULL */
     PyThreadState *tstate;         /* ATTACH: attached; DETACH: saved */
     PyThreadState *prev;           /* ATTACH: re-attached at leave, or NULL */
     PyThreadState *gilstate_prev;  /* ATTACH: gilstate slot to restore */
@@ -148,6 +160,10 @@ typedef struct pygate_thread {
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */
 pygate_thread *thread_self(int create);
+
+/* The calling thread's cached entry for rec, or NULL.  Reading its state
+ * needs a guard; taking a local guard on it does not. */
+entry *thread_entry(pygate_thread *t, record *rec);
 
 /* The thread state to attach for (thread, rec): cached, borrowed from the
  * gilstate slot, or newly created and cached.  Caller holds a guard. */

@@ -1,12 +1,17 @@
 /*
  * interp.c - one record per interpreter: its lifetime gate and shutdown hook.
  *
- * The gate is one atomic word: a CLOSED bit and the number of guards held.
- * Taking a guard is one fetch_add; if CLOSED was already set the guard is
- * given back and the caller fails.  The shutdown hook sets CLOSED first and
- * then waits for the count to drain, so busy threads cannot keep shutdown
- * waiting for a quiet moment (the flaw DESIGN.md measured in PEP 788's
- * reference implementation).
+ * The gate has two kinds of guard.  A shared one is one atomic word: a
+ * CLOSED bit and the number of guards held; taking a guard is one
+ * fetch_add, and if CLOSED was already set the guard is given back and the
+ * caller fails.  A local one is a counter in a thread's cached entry (the
+ * entry fast path): only its owner writes it, with a plain store, a
+ * compiler barrier and a load of the phase; the shutdown hook pays for the
+ * missing fence with membarrier(2), which makes every thread of the process
+ * pass a full memory barrier, and then counts the local guards.  Either way
+ * the hook closes the gate first and then waits for the count to drain, so
+ * busy threads cannot keep shutdown waiting for a quiet moment (the flaw
+ * DESIGN.md measured in PEP 788's reference implementation).
  *
  * A record is found from its interpreter through the interpreter's own dict
  * (PyInterpreterState_GetDict), so it dies with the interpreter and a later
@@ -15,9 +20,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RECORD_CAPSULE "pygate.record"
 
@@ -53,7 +62,93 @@ record_error(record *rec)
     return phase == PHASE_GONE ? PYGATE_EGONE : PYGATE_EFINALIZING;
 }
 
+/* ---- the asymmetric fence ----------------------------------------------- */
+
+static int local_guards;   /* set once, before the first record exists */
+static pthread_once_t local_guards_once = PTHREAD_ONCE_INIT;
+
+static long
+membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0);
+}
+
+/* Local guards need MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux 4.14+; it may
+ * be filtered by seccomp).  Without it every guard is a shared one.
+ * PYGATE_NO_MEMBARRIER=1 forces that, so the tests cover both. */
+static void
+local_guards_init(void)
+{
+    const char *env = getenv("PYGATE_NO_MEMBARRIER");
+    if (env != NULL && *env != '\0' && strcmp(env, "0") != 0)
+        return;
+    long cmds = membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+            && membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        local_guards = 1;
+}
+
+int
+record_local_guards(void)
+{
+    return local_guards;
+}
+
+/* The hook's half: after it, every local guard taken before the gate
+ * closed is visible, and every one taken later sees the gate closed. */
+static void
+membarrier_all_threads(void)
+{
+    if (!local_guards || membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+        return;
+    /* Registration is inherited by fork(), but not relied upon. */
+    if (membarrier(MEMBARRIER_CMD_GLOBAL) == 0)
+        return;
+    fprintf(stderr, "pygate: membarrier failed after it was registered (%s);"
+            " cannot drain local guards safely\n", strerror(errno));
+    abort();
+}
+
 /* ---- guards ------------------------------------------------------------- */
+
+static void
+wake_hook(record *rec)
+{
+    pthread_mutex_lock(&rec->lock);
+    pthread_cond_broadcast(&rec->drained);
+    pthread_mutex_unlock(&rec->lock);
+}
+
+int
+record_guard_acquire_local(record *rec, _Atomic uint32_t *held)
+{
+    uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
+    atomic_store_explicit(held, n + 1, memory_order_relaxed);
+    /* No fence: the hook's membarrier orders this store before its count
+     * or this load after its close (see membarrier_all_threads). */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rec->phase, memory_order_acquire) == PHASE_OPEN)
+        return PYGATE_OK;
+    record_guard_release_local(rec, held);
+    return record_error(rec);
+}
+
+void
+record_guard_release_local(record *rec, _Atomic uint32_t *held)
+{
+    uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
+    atomic_store_explicit(held, n - 1, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rec->phase, memory_order_relaxed) != PHASE_OPEN)
+        wake_hook(rec);   /* only during shutdown: recount */
+}
+
+void
+record_guard_add_local(_Atomic uint32_t *held)
+{
+    uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
+    atomic_store_explicit(held, n + 1, memory_order_relaxed);
+}
 
 int
 record_guard_acquire(record *rec)
@@ -71,12 +166,8 @@ record_guard_release(record *rec)
 {
     uint64_t old = atomic_fetch_sub_explicit(&rec->guards, 1,
                                              memory_order_acq_rel);
-    if (old & GUARD_CLOSED) {
-        /* Only during shutdown: wake the hook to recount. */
-        pthread_mutex_lock(&rec->lock);
-        pthread_cond_broadcast(&rec->drained);
-        pthread_mutex_unlock(&rec->lock);
-    }
+    if (old & GUARD_CLOSED)
+        wake_hook(rec);   /* only during shutdown: recount */
 }
 
 void
@@ -88,8 +179,6 @@ record_guard_add(record *rec)
 guard_site *
 record_site_add(record *rec, const char *file, int line)
 {
-    if (!pygate_debug_mode())
-        return NULL;
     guard_site *site = (guard_site *)malloc(sizeof *site);
     if (site == NULL)
         return NULL;
@@ -122,11 +211,15 @@ record_site_remove(record *rec, guard_site *site)
     free(site);
 }
 
+/* Shared and local guards held.  Under rec->lock (the entry list). */
 static uint64_t
 guards_held(record *rec)
 {
-    return atomic_load_explicit(&rec->guards, memory_order_acquire)
-           & ~GUARD_CLOSED;
+    uint64_t n = atomic_load_explicit(&rec->guards, memory_order_acquire)
+                 & ~GUARD_CLOSED;
+    for (entry *e = rec->entries; e != NULL; e = e->rec_next)
+        n += atomic_load_explicit(&e->held, memory_order_acquire);
+    return n;
 }
 
 /* Guards the calling thread itself holds on rec: the thread that runs the
@@ -241,12 +334,16 @@ static void
 record_shutdown(void *arg)
 {
     record *rec = (record *)arg;
-    atomic_store_explicit(&rec->phase, PHASE_CLOSING, memory_order_release);
-    atomic_fetch_or_explicit(&rec->guards, GUARD_CLOSED, memory_order_acq_rel);
+    atomic_store_explicit(&rec->phase, PHASE_CLOSING, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&rec->guards, GUARD_CLOSED, memory_order_seq_cst);
+    membarrier_all_threads();
 
     uint64_t own = guards_held_by_caller(rec);
+    pthread_mutex_lock(&rec->lock);
+    int busy = guards_held(rec) > own;
+    pthread_mutex_unlock(&rec->lock);
     int drained = 1;
-    if (guards_held(rec) > own) {
+    if (busy) {
         Py_BEGIN_ALLOW_THREADS
         drained = wait_until_drained(rec, own);
         Py_END_ALLOW_THREADS
@@ -271,6 +368,7 @@ record_capsule_free(PyObject *capsule)
 static record *
 record_new(PyInterpreterState *interp, int64_t id)
 {
+    pthread_once(&local_guards_once, local_guards_init);
     record *rec = (record *)calloc(1, sizeof *rec);
     if (rec == NULL)
         return NULL;

@@ -58,7 +58,8 @@ entry_free(entry *e)
 }
 
 /* Drops entries whose interpreter is gone (the hook unlinked them and took
- * their states), so a long-lived thread does not accumulate them. */
+ * their states), so a long-lived thread does not accumulate them.  One
+ * still held by an open frame (after the hook gave up) stays. */
 static void
 prune_gone_entries(pygate_thread *t)
 {
@@ -66,7 +67,7 @@ prune_gone_entries(pygate_thread *t)
     while (*link != NULL) {
         entry *e = *link;
         if (atomic_load_explicit(&e->rec->phase, memory_order_acquire)
-                == PHASE_GONE) {
+                == PHASE_GONE && atomic_load(&e->held) == 0) {
             *link = e->thread_next;
             if (t->last == e)
                 t->last = NULL;
@@ -77,12 +78,17 @@ prune_gone_entries(pygate_thread *t)
     }
 }
 
-static entry *
-find_entry(pygate_thread *t, record *rec)
+entry *
+thread_entry(pygate_thread *t, record *rec)
 {
-    for (entry *e = t->entries; e != NULL; e = e->thread_next)
-        if (e->rec == rec)
+    entry *e = t->last;
+    if (e != NULL && e->rec == rec)
+        return e;
+    for (e = t->entries; e != NULL; e = e->thread_next)
+        if (e->rec == rec) {
+            t->last = e;
             return e;
+        }
     return NULL;
 }
 
@@ -110,9 +116,7 @@ create_entry(pygate_thread *t, record *rec, entry **out)
 int
 thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
 {
-    entry *e = t->last;
-    if (e == NULL || e->rec != rec)
-        e = find_entry(t, rec);
+    entry *e = thread_entry(t, rec);
     if (e == NULL) {
         /* A state CPython already made for this thread and interpreter
          * (main thread, threading.Thread, PyGILState_Ensure) is used, never

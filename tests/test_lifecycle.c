@@ -179,7 +179,11 @@ static void *
 long_call(void *arg)
 {
     (void)arg;
+    /* The first entry creates the thread's cached state; the one in flight
+     * is then the fast path's (a local guard, where membarrier exists). */
     pygate_token tok;
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK_OK(pygate_leave(tok));
     CHECK_OK(pygate_enter(py.view, &tok));
     inflight_started = 1;
     /* time.sleep releases the GIL: Py_FinalizeEx starts meanwhile. */
@@ -236,11 +240,20 @@ finalize_waits_for_entries(void)
     CHECK_OK(pygate_view_close(py.view));
 }
 
+/* The same with every guard shared (no membarrier). */
+static void
+finalize_waits_for_shared_guards(void)
+{
+    setenv("PYGATE_NO_MEMBARRIER", "1", 1);
+    finalize_waits_for_entries();
+}
+
 static const scenario scenarios[] = {
     {"thread_exit_frees_states", thread_exit_frees_states},
     {"explicit_release", explicit_release},
     {"threads_outlive_interpreter", threads_outlive_interpreter},
     {"finalize_waits_for_entries", finalize_waits_for_entries},
+    {"finalize_waits_for_shared_guards", finalize_waits_for_shared_guards},
     {NULL, NULL}
 };
 

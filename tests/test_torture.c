@@ -15,6 +15,10 @@
  * Py_BEGIN_ALLOW_THREADS for the native work), as code written for 3.15
  * would.
  *
+ * The shared_guards_* scenarios force every guard through the shared
+ * atomic word (PYGATE_NO_MEMBARRIER=1), the path taken where membarrier(2)
+ * is missing; the others use the thread-local fast path.
+ *
  * PYGATE_TORTURE_RUNS sets the runs per scenario (default 70, so each
  * version gets 210 finalization runs and 210 sub-interpreter runs);
  * `make torture` sets it to 3334 (10,002 runs per kind and version).
@@ -341,6 +345,21 @@ pep788_subinterp_4(void)
     drive("pep788_end_interpreter", subinterp_run, 4);
 }
 
+/* Every guard shared, as on a kernel without membarrier(2). */
+static void
+shared_guards_finalize_16(void)
+{
+    setenv("PYGATE_NO_MEMBARRIER", "1", 1);
+    drive("shared_guards_finalize", finalize_run, 16);
+}
+
+static void
+shared_guards_subinterp_4(void)
+{
+    setenv("PYGATE_NO_MEMBARRIER", "1", 1);
+    drive("shared_guards_end_interpreter", subinterp_run, 4);
+}
+
 static const scenario scenarios[] = {
     {"finalize_1", finalize_1},
     {"finalize_4", finalize_4},
@@ -350,6 +369,8 @@ static const scenario scenarios[] = {
     {"subinterp_16", subinterp_16},
     {"pep788_finalize_4", pep788_finalize_4},
     {"pep788_subinterp_4", pep788_subinterp_4},
+    {"shared_guards_finalize_16", shared_guards_finalize_16},
+    {"shared_guards_subinterp_4", shared_guards_subinterp_4},
     {NULL, NULL}
 };
 
