@@ -36,7 +36,7 @@
 #define MAX_THREADS 8
 
 static long opt_calls = 200000, opt_churn = 100000, opt_rss_calls = 1000000;
-static int opt_reps = 5;
+static int opt_reps = 11;
 static FILE *csv;
 static pygate_view *view;
 
@@ -276,11 +276,24 @@ run_threads(const strategy *st, PyObject *fn, long n, int threads)
     return last - first;
 }
 
-static double one_thread_ns[NSTRATEGIES][2];
+/* ns per call on one thread: [strategy][workload][rep]. */
+static double latency[NSTRATEGIES][2][MAX_REPS];
 
+/* Repetition-major: each repetition measures every strategy once, one
+ * after the other, so that a slow phase of a shared machine hits all of
+ * them alike, and ratios are formed within a repetition. */
 static void
 measure_latency(PyObject *fns[2], const char *workloads[2])
 {
+    for (int r = 0; r < opt_reps; r++)
+        for (int s = 0; s < NSTRATEGIES; s++)
+            for (int w = 0; w < 2 && strategies[s].loop != NULL; w++) {
+                long n = calls_for(&strategies[s], opt_calls);
+                job j = {&strategies[s], fns[w], n, NULL, 0, 0, 0};
+                run_on_new_thread(&j);
+                latency[s][w][r] = j.elapsed / (double)n;
+            }
+
     printf("\nns per call, one native thread (median, min-max of %d)\n",
            opt_reps);
     printf("%-15s %28s %28s\n", "strategy", workloads[0], workloads[1]);
@@ -294,14 +307,8 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
         printf("%-15s", st->name);
         for (int w = 0; w < 2; w++) {
             double v[MAX_REPS];
-            long n = calls_for(st, opt_calls);
-            for (int r = 0; r < opt_reps; r++) {
-                job j = {st, fns[w], n, NULL, 0, 0, 0};
-                run_on_new_thread(&j);
-                v[r] = j.elapsed / (double)n;
-            }
+            memcpy(v, latency[s][w], sizeof v);
             stats x = summarize(v, opt_reps);
-            one_thread_ns[s][w] = x.median;
             emit("ns_per_call", st->name, workloads[w], 1, x, "ns");
             printf(" %10.1f (%7.1f-%8.1f)", x.median, x.min, x.max);
         }
@@ -309,13 +316,21 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
     }
 }
 
+/* Throughput is a coarser figure (threads contend for the GIL); fewer
+ * repetitions keep a run of every version within minutes. */
+static int
+throughput_reps(void)
+{
+    return opt_reps < 5 ? opt_reps : 5;
+}
+
 static void
 measure_throughput(PyObject *fns[2], const char *workloads[2])
 {
     static const int counts[] = {1, 2, 4, 8};
     for (int w = 0; w < 2; w++) {
-        printf("\ncalls per second, all threads together, %s call (median)\n",
-               workloads[w]);
+        printf("\ncalls per second, all threads together, %s call (median of"
+               " %d)\n", workloads[w], throughput_reps());
         printf("%-15s %12s %12s %12s %12s\n", "strategy", "1 thread",
                "2 threads", "4 threads", "8 threads");
         for (int s = 0; s < NSTRATEGIES; s++) {
@@ -324,12 +339,13 @@ measure_throughput(PyObject *fns[2], const char *workloads[2])
                 continue;
             printf("%-15s", st->name);
             for (int c = 0; c < 4; c++) {
-                long n = calls_for(st, opt_calls / 4 + 1);
+                /* The same total work for every thread count. */
+                long n = calls_for(st, opt_calls / (2 * counts[c]) + 1);
                 double v[MAX_REPS];
-                for (int r = 0; r < opt_reps; r++)
+                for (int r = 0; r < throughput_reps(); r++)
                     v[r] = (double)n * counts[c] * 1e9
                            / run_threads(st, fns[w], n, counts[c]);
-                stats x = summarize(v, opt_reps);
+                stats x = summarize(v, throughput_reps());
                 emit("calls_per_second", st->name, workloads[w], counts[c], x,
                      "calls/s");
                 printf(" %12.0f", x.median);
@@ -397,26 +413,38 @@ measure_rss_over_calls(PyObject *fn)
     }
 }
 
+/* a/b in each repetition, summarized; emitted when `measure` is set. */
+static stats
+ratio(int a, int b, int w, const char *measure, const char *workload)
+{
+    double v[MAX_REPS];
+    for (int r = 0; r < opt_reps; r++)
+        v[r] = latency[a][w][r] / latency[b][w][r];
+    stats x = summarize(v, opt_reps);
+    if (measure != NULL)
+        emit(measure, strategies[a].name, workload, 1, x, "x");
+    return x;
+}
+
 static void
-print_ratios(void)
+print_ratios(const char *workloads[2])
 {
     enum { GILSTATE, PINNED, FLOOR, PYB, PYB_KEEP, PYGATE, NESTED };
-    printf("\nratios within this run (median ns, empty call / json call)\n");
+    printf("\nratios, formed in each repetition (median, min-max)\n");
     for (int w = 0; w < 2; w++) {
-        double floor_ns = one_thread_ns[FLOOR][w];
-        double pygate_ns = one_thread_ns[PYGATE][w];
-        printf("  %s: pygate/floor %.3f (target <= 1.05); gilstate/pygate "
-               "%.1fx (target >= 100x on 3.11+)", w ? "json " : "empty",
-               pygate_ns / floor_ns, one_thread_ns[GILSTATE][w] / pygate_ns);
-        if (strategies[PYB].loop != NULL)
-            printf("; pybind11/pygate %.1fx; pybind11_keep/pygate %.2f",
-                   one_thread_ns[PYB][w] / pygate_ns,
-                   one_thread_ns[PYB_KEEP][w] / pygate_ns);
-        printf("\n");
-        stats r = {pygate_ns / floor_ns, pygate_ns / floor_ns,
-                   pygate_ns / floor_ns};
-        emit("ratio_pygate_over_floor", "pygate", w ? "json" : "empty", 1, r,
-             "x");
+        const char *wl = workloads[w];
+        stats f = ratio(PYGATE, FLOOR, w, "ratio_pygate_over_floor", wl);
+        stats g = ratio(GILSTATE, PYGATE, w, "ratio_gilstate_over_pygate", wl);
+        printf("  %-5s pygate/floor %.3f (%.3f-%.3f), target <= 1.05;"
+               " gilstate/pygate %.1fx, target >= 100x on 3.11+\n", wl,
+               f.median, f.min, f.max, g.median);
+        if (strategies[PYB].loop != NULL) {
+            stats p = ratio(PYB, PYGATE, w, "ratio_pybind11_over_pygate", wl);
+            stats k = ratio(PYB_KEEP, PYGATE, w,
+                            "ratio_pybind11_keep_over_pygate", wl);
+            printf("        pybind11/pygate %.1fx; pybind11_keep/pygate"
+                   " %.3f\n", p.median, k.median);
+        }
     }
 }
 
@@ -498,7 +526,7 @@ main(int argc, char **argv)
            PY_VERSION, opt_calls, opt_reps,
            have_pybind11 ? "yes" : "absent (skipped)");
     measure_latency(fns, workloads);
-    print_ratios();
+    print_ratios(workloads);
     measure_nested_only(fns[0]);
     measure_throughput(fns, workloads);
     measure_churn(fns[0]);

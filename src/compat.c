@@ -3,6 +3,9 @@
  */
 #include "compat.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 Py_tss_t *compat_gilstate_key(void);   /* compat_core.c */
 
 PyThreadState *
@@ -60,10 +63,25 @@ compat_runtime_finalizing(void)
 #endif
 }
 
+/* The key, looked up once (racing first callers store the same value).
+ * Read with pthread_getspecific() directly: a Py_tss_t holds the pthread
+ * key (Include/cpython/pythread.h), and this is on the entry fast path. */
+static Py_tss_t *
+gilstate_key(void)
+{
+    static Py_tss_t *_Atomic key;
+    Py_tss_t *k = atomic_load_explicit(&key, memory_order_relaxed);
+    if (k == NULL) {
+        k = compat_gilstate_key();
+        atomic_store_explicit(&key, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 PyThreadState *
 compat_gilstate_get(void)
 {
-    return (PyThreadState *)PyThread_tss_get(compat_gilstate_key());
+    return (PyThreadState *)pthread_getspecific(gilstate_key()->_key);
 }
 
 void
@@ -81,7 +99,7 @@ compat_gilstate_set(PyThreadState *tstate)
     if (tstate != NULL)
         tstate->_status.bound_gilstate = 1;
 #endif
-    PyThread_tss_set(compat_gilstate_key(), tstate);
+    PyThread_tss_set(gilstate_key(), tstate);
 }
 
 /* ---- shutdown hook ------------------------------------------------------ */

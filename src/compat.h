@@ -27,6 +27,33 @@ PyThreadState *compat_current_tstate(void);
  * on 3.8-3.11 it also finds states outside the gilstate slot. */
 PyThreadState *compat_current_tstate_attached(void);
 
+/* Whether `own`, a live thread state of the calling thread, is the one
+ * it has attached: the entry fast path's test, cheaper than comparing with
+ * compat_current_tstate().  3.12+ flags the state it activates
+ * (_status.active: set on attach, cleared on detach, Python/pystate.c);
+ * up to 3.11 the GIL holder's state is ours exactly when it is `own`. */
+static inline int
+compat_tstate_is_attached(PyThreadState *own)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return own->_status.active;
+#else
+    return _PyThreadState_UncheckedGet() == own;
+#endif
+}
+
+/* PyErr_Occurred() for a state known to be the attached one, without
+ * looking it up again. */
+static inline int
+compat_tstate_has_exception(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return tstate->current_exception != NULL;
+#else
+    return tstate->curexc_type != NULL;
+#endif
+}
+
 /* The interpreter a thread state belongs to. */
 PyInterpreterState *compat_tstate_interp(PyThreadState *tstate);
 

@@ -129,16 +129,18 @@ enter_record(record *rec, int guarded, pygate_token *token,
     if (t == NULL)
         return PYGATE_ENOMEM;
 
-    PyThreadState *current = compat_current_tstate();
     frame *top = top_frame(t);
     if (top != NULL && top->rec == rec && top->kind != FRAME_DETACH
-            && top->tstate == current) {
+            && atomic_load_explicit(&rec->phase, memory_order_relaxed)
+               != PHASE_GONE   /* else top->tstate may be freed */
+            && compat_tstate_is_attached(top->tstate)) {
         top->depth++;   /* nested: covered by the outer frame's guard */
         t->level++;
         *token = make_token(t, TOKEN_ENTER);
         return PYGATE_OK;
     }
 
+    PyThreadState *current = compat_current_tstate();
     frame *f = push_frame(t);
     if (f == NULL)
         return PYGATE_ENOMEM;
@@ -231,12 +233,12 @@ pygate_leave_at(pygate_token token, const char *file, int line)
                != PHASE_GONE) {
         /* GONE here means this very thread finalized the interpreter from
          * inside its entry: the state is freed, leave it alone. */
-        if (compat_current_tstate() != f->tstate)
+        if (!compat_tstate_is_attached(f->tstate))
             return pygate_misuse(PYGATE_EUNBALANCED, file, line,
                                  "the attached thread state changed inside "
                                  "the entry (unbalanced Py_BEGIN_ALLOW_THREADS"
                                  " or PyThreadState_Swap?)");
-        if (PyErr_Occurred())
+        if (compat_tstate_has_exception(f->tstate))
             return pygate_misuse(PYGATE_EEXCEPTION, file, line,
                                  "leaving with a Python exception set");
         detach(f);

@@ -217,6 +217,43 @@ gilstate_into_pygate(void)
     teardown();
 }
 
+/* ---- the GIL released inside an entry ------------------------------------ */
+
+/* A C function called inside an entry releases the GIL (as
+ * Py_BEGIN_ALLOW_THREADS does) and calls back into code that enters: that
+ * inner entry must really attach, not take the outer one as still held. */
+static void *
+enter_while_released(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 2; round++) {   /* first: new state */
+        pygate_token outer, inner;
+        CHECK_OK(pygate_enter(py.view, &outer));
+        PyThreadState *own = PyThreadState_Get();
+        PyThreadState *saved = PyEval_SaveThread();
+        CHECK(PyGILState_Check() == 0);
+        CHECK_OK(pygate_enter(py.view, &inner));
+        CHECK(PyGILState_Check());
+        CHECK(PyThreadState_Get() == own);
+        CHECK(eval_long("6 * 7") == 42);
+        CHECK_OK(pygate_leave(inner));
+        CHECK(PyGILState_Check() == 0);
+        /* Leaving the outer entry while released is refused. */
+        CHECK_RC(pygate_leave(outer), PYGATE_EUNBALANCED);
+        PyEval_RestoreThread(saved);
+        CHECK_OK(pygate_leave(outer));
+    }
+    return NULL;
+}
+
+static void
+gil_released_inside_entry(void)
+{
+    setup();
+    on_native_thread(enter_while_released, NULL);
+    teardown();
+}
+
 /* ---- threads that already have a state ---------------------------------- */
 
 static void
@@ -411,6 +448,7 @@ static const scenario scenarios[] = {
     {"threading_local_persists", threading_local_persists},
     {"gilstate_from_pygate", gilstate_from_pygate},
     {"gilstate_into_pygate", gilstate_into_pygate},
+    {"gil_released_inside_entry", gil_released_inside_entry},
     {"main_thread_reuses_its_state", main_thread_reuses_its_state},
     {"python_thread_reuses_its_state", python_thread_reuses_its_state},
     {"exception_stays_with_user", exception_stays_with_user},
