@@ -43,6 +43,9 @@ done
 head -1 "${csvs[0]}" >"$RESULTS/all.csv"
 for c in "${csvs[@]}"; do tail -n +2 "$c" >>"$RESULTS/all.csv"; done
 
+awk -f bench/summary.awk "$RESULTS/all.csv" >"$RESULTS/summary.md"
+cat "$RESULTS/summary.md"
+
 if command -v gnuplot >/dev/null; then
   gnuplot -e "results='$RESULTS'" bench/plot.gp &&
     echo "plot: $RESULTS/ns_per_call.png"
