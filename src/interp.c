@@ -122,8 +122,7 @@ wake_hook(record *rec)
 int
 record_guard_acquire_local(record *rec, _Atomic uint32_t *held)
 {
-    uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
-    atomic_store_explicit(held, n + 1, memory_order_relaxed);
+    record_guard_add_local(held);
     /* No fence: the hook's membarrier orders this store before its count
      * or this load after its close (see membarrier_all_threads). */
     atomic_signal_fence(memory_order_seq_cst);
