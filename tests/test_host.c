@@ -67,12 +67,28 @@ host_adopts(void)
 
 /* ---- seed 001: a host that keeps the GIL starves Python threads ---------- */
 
+/* ticker.n read through the C API: unlike evaluating an expression, this
+ * runs no bytecode, so it never offers the GIL to a waiting thread. */
+static long
+ticker_count(void)
+{
+    PyObject *ticker = PyObject_GetAttrString(PyImport_AddModule("__main__"),
+                                              "ticker");
+    CHECK(ticker != NULL);
+    PyObject *n = PyObject_GetAttrString(ticker, "n");
+    Py_DECREF(ticker);
+    CHECK(n != NULL);
+    long v = PyLong_AsLong(n);
+    Py_DECREF(n);
+    return v;
+}
+
 static long
 ticks(pygate_view *view)
 {
     pygate_token tok;
     CHECK_OK(pygate_enter(view, &tok));
-    long n = eval_long("ticker.n");
+    long n = ticker_count();
     CHECK_OK(pygate_leave(tok));
     return n;
 }
@@ -106,18 +122,18 @@ host_does_not_starve_python(void)
     usleep(300 * 1000);
     long free_run = ticks(view) - before;
 
-    /* Seed 001's host: native work while still attached holds the GIL
-     * (a tick may slip in while it takes the GIL back). */
+    /* Seed 001's host: native work while still attached holds the GIL,
+     * and nothing in between runs bytecode that could hand it over. */
     CHECK_OK(pygate_enter(view, &tok));
-    before = eval_long("ticker.n");
+    before = ticker_count();
     usleep(300 * 1000);
-    long starved = eval_long("ticker.n") - before;
+    long starved = ticker_count() - before;
     CHECK_OK(pygate_leave(tok));
 
     printf("daemon thread ticks in 0.3 s of host native work: %ld detached,"
            " %ld attached (seed 001)\n", free_run, starved);
-    CHECK(free_run >= 20);
-    CHECK(starved <= 2);
+    CHECK(free_run >= 10);   /* ~300 on a quiet machine; shared CI is not */
+    CHECK(starved == 0);
 
     /* Shutdown from a thread that is not the one that initialized. */
     int rc = 1;
