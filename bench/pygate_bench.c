@@ -157,6 +157,22 @@ loop_nested_only(PyObject *fn, long n)
     return t;
 }
 
+/* An explicit guard taken and closed (no entry, no call): what native
+ * work pays to hold shutdown back (a malloc, an atomic add, a free). */
+static double
+loop_guard_only(PyObject *fn, long n)
+{
+    (void)fn;
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        pygate_guard *g;
+        if (pygate_guard_from_view(view, &g) != PYGATE_OK)
+            exit(1);
+        pygate_guard_close(g);
+    }
+    return bench_now_ns() - t0;
+}
+
 typedef struct strategy {
     const char *name;
     double (*loop)(PyObject *fn, long n);   /* NULL: not built */
@@ -448,21 +464,33 @@ print_ratios(const char *workloads[2])
     }
 }
 
-static void
-measure_nested_only(PyObject *fn)
+/* A loop with no Python call, alone on a fresh thread per repetition. */
+static stats
+measure_alone(const strategy *st)
 {
-    const strategy st = {"nested_only", loop_nested_only, 0, 0};
     double v[MAX_REPS];
     long n = opt_calls * 10;
     for (int r = 0; r < opt_reps; r++) {
-        job j = {&st, fn, n, NULL, 0, 0, 0};
+        job j = {st, NULL, n, NULL, 0, 0, 0};
         run_on_new_thread(&j);
         v[r] = j.elapsed / (double)n;
     }
     stats x = summarize(v, opt_reps);
-    emit("ns_per_call", "nested_enter_leave_only", "none", 1, x, "ns");
+    emit("ns_per_call", st->name, "none", 1, x, "ns");
+    return x;
+}
+
+static void
+measure_without_calls(void)
+{
+    const strategy nested = {"nested_enter_leave_only", loop_nested_only, 0, 0};
+    const strategy guard = {"guard_take_close_only", loop_guard_only, 0, 0};
+    stats x = measure_alone(&nested);
     printf("\nnested enter/leave alone (no call): %.2f ns (%.2f-%.2f); "
            "target <= 2 ns\n", x.median, x.min, x.max);
+    x = measure_alone(&guard);
+    printf("explicit guard take + close (pygate_guard_from_view/close, no"
+           " entry): %.2f ns (%.2f-%.2f)\n", x.median, x.min, x.max);
 }
 
 static int
@@ -527,7 +555,7 @@ main(int argc, char **argv)
            have_pybind11 ? "yes" : "absent (skipped)");
     measure_latency(fns, workloads);
     print_ratios(workloads);
-    measure_nested_only(fns[0]);
+    measure_without_calls();
     measure_throughput(fns, workloads);
     measure_churn(fns[0]);
     measure_rss_over_calls(fns[0]);
