@@ -21,7 +21,8 @@ test:
 	tests/run_matrix.sh
 
 # 10,002 finalization runs and 10,002 Py_EndInterpreter runs per CPython
-# (3,334 per thread count), plus the PEP 788 ones; long: about an hour.
+# (3,334 per thread count), plus the PEP 788 and shared-guard ones; long:
+# about half an hour per CPython on two cores, more under the sanitizers.
 torture:
 	PYGATE_TORTURE_RUNS=3334 PYGATE_CTEST_ARGS="-R test_torture" tests/run_matrix.sh
 
