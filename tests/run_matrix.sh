@@ -106,6 +106,7 @@ for m in "${missing[@]}"; do echo "  NOT FOUND  $m"; done
 echo "torture runs (each: threads enter/call/leave while the interpreter ends)"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags <<<"$r"
+  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac   # this run's only
   f="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_').torture"
   [ -f "$f" ] && sort "$f" | sed -E "s|^torture |  $label: |; s|; [0-9]+ calls.*||"
 done
