@@ -39,12 +39,13 @@ if [ ${#runs[@]} -gt 0 ]; then
   fi
 fi
 
-# Whether a TSan-built program starts at all (some kernels' address-space
-# layouts defeat gcc 12's TSan runtime); its complaint goes to the log.
+# tsan_runs BUILD_DIR LOG: whether a TSan-built program starts at all (some
+# kernels' address-space layouts defeat gcc 12's TSan runtime); its
+# complaint goes to LOG.
 tsan_runs() {
   local out
   out=$("$1/tests/test_enter" 2>&1)
-  case "$out" in *ThreadSanitizer*) echo "$out" >>"$log"; return 1 ;; esac
+  case "$out" in *ThreadSanitizer*) echo "$out" >>"$2"; return 1 ;; esac
   return 0
 }
 
@@ -68,7 +69,7 @@ for r in "${runs[@]}"; do
     total_fail=$((total_fail + 1))
     continue
   fi
-  if [[ "$flags" == *TSAN* ]] && ! tsan_runs "$dir"; then
+  if [[ "$flags" == *TSAN* ]] && ! tsan_runs "$dir" "$log"; then
     summary+=("FAIL  $label: the TSan runtime cannot start here (see $log)")
     status=1
     total_fail=$((total_fail + 1))
