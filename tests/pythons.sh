@@ -1,30 +1,57 @@
 # Sourced by tests/run_matrix.sh and bench/run_bench.sh: finds every CPython
-# on this machine (pyenv 3.8+, Debian's python3.X and python3.X-dbg).
+# on this machine (pyenv 3.8+, Debian's python3.X and python3.X-dbg) and, in
+# the Debian sid root of tests/sid_root.sh, today's releases.
 # find_pythons fills
-#   runs=("label|python executable|cmake build type|")   in version order
-#   missing=("what was looked for and not found")
+#   runs=("label|python executable|cmake build type|extra flags|where")
+#        in version order; where is "host" or "sid" (run inside the root)
+#   missing=("what was looked for and not found, and why")
 find_pythons() {
   runs=()
   missing=()
   pyenv_root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
-  for minor in 8 9 10 11 12 13 14; do
+  for minor in 8 9 10 11 12 13 14 15; do
     found=""
     for dir in $(ls -d "$pyenv_root"/versions/3.$minor.* 2>/dev/null | sort -V); do
       [ -x "$dir/bin/python3.$minor" ] && found="$dir/bin/python3.$minor"
     done
     if [ -n "$found" ]; then
       ver=$(basename "$(dirname "$(dirname "$found")")")
-      runs+=("CPython $ver (pyenv)|$found|RelWithDebInfo|")
+      runs+=("CPython $ver (pyenv)|$found|RelWithDebInfo||host")
     elif [ "$minor" -le 13 ]; then
       missing+=("CPython 3.$minor (pyenv)")
     fi
   done
-  for minor in 8 9 10 11 12 13 14; do
+  for minor in 8 9 10 11 12 13 14 15; do
     exe=/usr/bin/python3.$minor
-    [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') (Debian)|$exe|RelWithDebInfo|")
+    [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') (Debian)|$exe|RelWithDebInfo||host")
     exe=/usr/bin/python3.$minor-dbg
-    [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') debug (Debian -dbg)|$exe|Debug|")
+    [ -x "$exe" ] && runs+=("CPython $($exe -c 'import platform; print(platform.python_version())') debug (Debian -dbg)|$exe|Debug||host")
   done
   [ -x /usr/bin/python3.11 ] || missing+=("CPython 3.11 (Debian python3.11)")
   [ -x /usr/bin/python3.11-dbg ] || missing+=("CPython 3.11 debug (Debian python3.11-dbg)")
+  [ "${PYGATE_NO_SID:-0}" = 1 ] || find_sid_pythons
+}
+
+# Today's releases, from the sid root (made here when it does not exist).
+find_sid_pythons() {
+  local here why versions line
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  if ! "$here/sid_root.sh" ensure; then
+    why=$("$here/sid_root.sh" why-not) && why="it could not be made"
+    missing+=("CPython 3.13, 3.14, 3.15 and their debug builds (Debian sid root): $why")
+    return
+  fi
+  versions=$("$here/sid_root.sh" run "$(dirname "$here")" bash -c \
+    'for m in 13 14 15; do for s in "" -dbg; do e=/usr/bin/python3.$m$s; [ -x $e ] && echo "$e $($e -c "import platform; print(platform.python_version())")"; done; done')
+  while read -r line; do
+    set -- $line
+    [ -n "${1:-}" ] || continue
+    case "$1" in
+      *-dbg) runs+=("CPython $2 debug (Debian sid -dbg)|$1|Debug||sid") ;;
+      *) runs+=("CPython $2 (Debian sid)|$1|RelWithDebInfo||sid") ;;
+    esac
+  done <<<"$versions"
+  for m in 13 14 15; do
+    case "$versions" in *python3.$m-dbg*) ;; *) missing+=("CPython 3.$m debug in the sid root") ;; esac
+  done
 }

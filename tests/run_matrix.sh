@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds and runs the whole suite once per CPython found on this machine,
-# then once more under AddressSanitizer + UndefinedBehaviorSanitizer and
-# once under ThreadSanitizer.
+# Builds and runs the whole suite once per CPython found on this machine
+# and in the Debian sid root (tests/sid_root.sh: today's 3.13, 3.14, 3.15
+# and their debug builds), then once more under AddressSanitizer +
+# UndefinedBehaviorSanitizer and once under ThreadSanitizer.
 # Prints one summary line per run and fails if any run fails.
 #
 #   tests/run_matrix.sh            every CPython found
 #   PYGATE_ONLY=3.12 tests/...     only runs whose label contains "3.12"
 #   PYGATE_CTEST_ARGS="-R torture"  extra ctest arguments (make torture)
+#   PYGATE_NO_SID=1                 skip the sid root's CPythons
+#   PYGATE_REQUIRE_SID=1            fail when they cannot run (CI sets it)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,7 +17,7 @@ OUT=build/matrix
 mkdir -p "$OUT"
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-# label|python executable|cmake build type|extra cmake flags
+# label|python executable|cmake build type|extra cmake flags|where
 . tests/pythons.sh
 find_pythons
 
@@ -26,7 +29,8 @@ find_pythons
 if [ ${#runs[@]} -gt 0 ]; then
   sanitizer_python=""
   for r in "${runs[@]}"; do
-    IFS='|' read -r label exe type flags <<<"$r"
+    IFS='|' read -r label exe type flags where <<<"$r"
+    [ "$where" = host ] || continue
     case "$label" in
       *pyenv*) sanitizer_python=$exe; sanitizer_label=$label ;;
       *debug*) ;;
@@ -34,10 +38,22 @@ if [ ${#runs[@]} -gt 0 ]; then
     esac
   done
   if [ -n "$sanitizer_python" ]; then
-    runs+=("${sanitizer_label} + ASan/UBSan|$sanitizer_python|Debug|-DPYGATE_SANITIZE=ON")
-    runs+=("${sanitizer_label} + TSan|$sanitizer_python|Debug|-DPYGATE_TSAN=ON")
+    runs+=("${sanitizer_label} + ASan/UBSan|$sanitizer_python|Debug|-DPYGATE_SANITIZE=ON|host")
+    runs+=("${sanitizer_label} + TSan|$sanitizer_python|Debug|-DPYGATE_TSAN=ON|host")
   fi
 fi
+
+# at WHERE CMD...: runs CMD on this machine or inside the sid root.
+at() {
+  local where=$1
+  shift
+  if [ "$where" = sid ]; then
+    PYGATE_ENV="${PYGATE_ENV:-$sid_env}" tests/sid_root.sh run "$ROOT" "$@"
+  else
+    "$@"
+  fi
+}
+sid_env="ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1"
 
 # tsan_runs BUILD_DIR LOG: whether a TSan-built program starts at all (some
 # kernels' address-space layouts defeat gcc 12's TSan runtime); its
@@ -55,14 +71,14 @@ total_fail=0
 total_skip=0
 status=0
 for r in "${runs[@]}"; do
-  IFS='|' read -r label exe type flags <<<"$r"
+  IFS='|' read -r label exe type flags where <<<"$r"
   case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
   dir="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')"
   log="$dir.log"
   echo "=== $label: $exe ($type${flags:+, $flags})"
-  if ! { cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
+  if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
            -DCMAKE_BUILD_TYPE="$type" $flags &&
-         cmake --build "$dir" -j "$JOBS"; } >"$log" 2>&1; then
+         at "$where" cmake --build "$dir" -j "$JOBS"; } >"$log" 2>&1; then
     tail -30 "$log"
     summary+=("FAIL  $label: build failed (see $log)")
     status=1
@@ -77,9 +93,10 @@ for r in "${runs[@]}"; do
   fi
   rm -f "$ROOT/$dir.torture"
   # TSan: a Python daemon thread is never joined, by design (thread leaks).
-  (cd "$dir" && PYGATE_TORTURE_LOG="$ROOT/$dir.torture" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
-     UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=report_thread_leaks=0:second_deadlock_stack=1 \
-     ctest -j "$JOBS" --output-on-failure ${PYGATE_CTEST_ARGS:-}) >>"$log" 2>&1
+  (export PYGATE_TORTURE_LOG="$ROOT/$dir.torture" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
+     UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=report_thread_leaks=0:second_deadlock_stack=1
+   PYGATE_ENV="$sid_env PYGATE_TORTURE_LOG=$ROOT/$dir.torture" \
+     at "$where" ctest --test-dir "$dir" -j "$JOBS" --output-on-failure ${PYGATE_CTEST_ARGS:-}) >>"$log" 2>&1
   rc=$?
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)
   ran=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
@@ -103,10 +120,13 @@ done
 echo
 echo "pygate test summary"
 for s in "${summary[@]}"; do echo "  $s"; done
-for m in "${missing[@]}"; do echo "  NOT FOUND  $m"; done
+for m in "${missing[@]}"; do echo "  NOT RUN  $m"; done
+case "${missing[*]}" in
+  *"sid root"*) [ "${PYGATE_REQUIRE_SID:-0}" = 1 ] && status=1 ;;
+esac
 echo "torture runs (each: threads enter/call/leave while the interpreter ends)"
 for r in "${runs[@]}"; do
-  IFS='|' read -r label exe type flags <<<"$r"
+  IFS='|' read -r label exe type flags where <<<"$r"
   case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac   # this run's only
   f="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_').torture"
   [ -f "$f" ] && sort "$f" | sed -E "s|^torture |  $label: |; s|; [0-9]+ calls.*||"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Today's CPython releases (3.13 latest, 3.14, 3.15 and their debug builds,
+# with gcc 16 and pybind11 3.x) come from Debian's sid suite.  This script
+# keeps a sid root made with debootstrap and runs commands inside it.
+#
+#   tests/sid_root.sh ensure          make the root unless it exists (~2 min)
+#   tests/sid_root.sh why-not         why the root cannot be made here, or
+#                                     nothing (exit 0) when it can
+#   tests/sid_root.sh run DIR CMD...  run CMD in the root, in DIR, with DIR
+#                                     (a folder of this machine) visible there
+#                                     at the same path; mounts are undone
+#                                     when CMD ends, fails or is interrupted
+#
+# The root lives in $PYGATE_SID_ROOT (default /var/tmp/pygate-sid-root),
+# outside the checkout, so that a fresh clone (CI) reuses it.  It is made
+# again when it is missing or was made with another package list.
+set -u
+ROOT=${PYGATE_SID_ROOT:-/var/tmp/pygate-sid-root}
+PACKAGES=python3.13-dev,python3.13-dbg,python3.14-dev,python3.14-dbg,python3.15-dev,python3.15-dbg,gcc,g++,make,cmake,pybind11-dev,nanobind-dev,procps
+STAMP="$ROOT/.pygate-sid-root"
+
+why_not() {
+  [ "$(id -u)" -eq 0 ] || { echo "not root (debootstrap and chroot need root)"; return 1; }
+  command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)"; return 1; }
+  command -v chroot >/dev/null || { echo "chroot is not installed"; return 1; }
+  return 0
+}
+
+ready() {
+  [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$PACKAGES" ]
+}
+
+ensure() {
+  ready && return 0
+  why_not >&2 || return 1
+  local tmp="$ROOT.tmp.$$"
+  rm -rf "$tmp"
+  echo "sid_root: making $ROOT with debootstrap (about 2 minutes)" >&2
+  if ! debootstrap --variant=minbase --include="$PACKAGES" sid "$tmp" \
+         >"$tmp.log" 2>&1; then
+    echo "sid_root: debootstrap failed (network? see $tmp.log):" >&2
+    tail -5 "$tmp.log" >&2
+    rm -rf "$tmp"
+    return 1
+  fi
+  rm -f "$tmp.log"
+  echo "$PACKAGES" >"$tmp/.pygate-sid-root"
+  rm -rf "$ROOT"
+  mv "$tmp" "$ROOT"
+}
+
+# Mounts made by this process, undone in reverse order by the trap.
+mounted=()
+unmount_all() {
+  local i
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null
+  done
+  mounted=()
+}
+
+mount_in_root() {   # mount_in_root SOURCE TARGET_IN_ROOT [mount options...]
+  local src=$1 target="$ROOT$2"
+  shift 2
+  mkdir -p "$target"
+  mount "$@" "$src" "$target" || return 1
+  mounted+=("$target")
+}
+
+run() {
+  local dir=$1
+  shift
+  ready || { echo "sid_root: no root at $ROOT (run: $0 ensure)" >&2; return 1; }
+  case "$dir" in
+    /*) [ "$dir" != / ] && [ -d "$dir" ] ||
+          { echo "sid_root: run needs an existing folder other than /, not '$dir'" >&2; return 2; } ;;
+    *) echo "sid_root: run needs an absolute path, not '$dir'" >&2; return 2 ;;
+  esac
+  trap unmount_all EXIT
+  trap 'unmount_all; exit 130' INT TERM
+  mount_in_root proc /proc -t proc &&
+    mount_in_root /dev /dev --bind &&
+    mount_in_root "$dir" "$dir" --bind || { unmount_all; return 1; }
+  local q
+  q=$(printf '%q ' "$@")
+  chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME=/root LANG=C.UTF-8 ${PYGATE_ENV:-} /bin/bash -c "cd $(printf '%q' "$dir") && $q"
+  local rc=$?
+  unmount_all
+  trap - EXIT INT TERM
+  return $rc
+}
+
+case "${1:-}" in
+  ensure) ensure ;;
+  why-not) why_not ;;
+  run) shift; run "$@" ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
+esac
