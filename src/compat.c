@@ -6,8 +6,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-Py_tss_t *compat_gilstate_key(void);   /* compat_core.c */
-
 PyThreadState *
 compat_current_tstate(void)
 {
@@ -63,6 +61,24 @@ compat_runtime_finalizing(void)
 #endif
 }
 
+#if COMPAT_ATTACH_BINDS_GILSTATE
+
+PyThreadState *
+compat_gilstate_get(void)
+{
+    return PyGILState_GetThisThreadState();
+}
+
+int
+compat_tstate_is_bound(PyThreadState *tstate)
+{
+    return tstate->_status.bound_gilstate;
+}
+
+#else /* 3.8-3.11 */
+
+Py_tss_t *compat_gilstate_key(void);   /* compat_core.c */
+
 /* The key, looked up once (racing first callers store the same value).
  * Read with pthread_getspecific() directly: a Py_tss_t holds the pthread
  * key (Include/cpython/pythread.h), and this is on the entry fast path. */
@@ -87,20 +103,18 @@ compat_gilstate_get(void)
 void
 compat_gilstate_set(PyThreadState *tstate)
 {
-    PyThreadState *old = compat_gilstate_get();
-    if (old == tstate)
-        return;
-#if PY_VERSION_HEX >= 0x030C0000
-    /* 3.12+ records in each state whether it is the bound one, and
-     * asserts (debug) or acts on (release) that flag when it is attached
-     * or deleted; keep the flag equal to the truth. */
-    if (old != NULL)
-        old->_status.bound_gilstate = 0;
-    if (tstate != NULL)
-        tstate->_status.bound_gilstate = 1;
-#endif
-    PyThread_tss_set(gilstate_key(), tstate);
+    if (compat_gilstate_get() != tstate)
+        PyThread_tss_set(gilstate_key(), tstate);
 }
+
+int
+compat_tstate_is_bound(PyThreadState *tstate)
+{
+    (void)tstate;
+    return 0;
+}
+
+#endif /* COMPAT_ATTACH_BINDS_GILSTATE */
 
 /* ---- shutdown hook ------------------------------------------------------ */
 
@@ -205,13 +219,6 @@ compat_finish_main_thread_object(void)
 void
 compat_delete_foreign_tstate(PyThreadState *tstate)
 {
-#if PY_VERSION_HEX >= 0x030C0000
-    /* 3.12+ PyThreadState_Delete() of a state flagged as bound clears the
-     * *calling* thread's gilstate slot.  The state is bound only on its own
-     * thread, so drop the flag first. */
-    if (tstate != compat_gilstate_get())
-        tstate->_status.bound_gilstate = 0;
-#endif
     PyThreadState_Clear(tstate);
     PyThreadState_Delete(tstate);
 }

@@ -11,9 +11,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* CPython 3.15+ has PEP 788's functions itself: pygate/pep788.h then maps
- * to them and src/pep788.c compiles to nothing. */
-#define COMPAT_CPYTHON_HAS_PEP788 (PY_VERSION_HEX >= 0x030F0000)
+/* Free-threaded builds (3.13t+) differ in what pygate relies on (the
+ * attached flag, the gilstate slot, memory ordering that the GIL gives the
+ * guard fast path; docs/ARCHITECTURE.md lists them).  None could be tested
+ * yet, so none is accepted. */
+#ifdef Py_GIL_DISABLED
+#  error "pygate does not support free-threaded CPython (Py_GIL_DISABLED) yet: it has never been tested on one; see docs/ARCHITECTURE.md, 'Free-threaded CPython'"
+#endif
 
 /* The thread state the calling thread has attached, or NULL.  Never
  * fails, never blocks.  On 3.8-3.11 CPython tracks only the GIL holder's
@@ -64,19 +68,54 @@ int compat_runtime_finalizing(void);
  * The gilstate slot: the thread state PyGILState_GetThisThreadState()
  * returns on the calling thread, which is the one PyGILState_Ensure()
  * re-attaches.  CPython fills it with the first thread state created on a
- * thread, whatever its interpreter (3.8-3.11), and also rebinds it on every
- * attach (3.12+).  pygate keeps it pointing at the right state: see
- * enter.c.  compat_gilstate_set() keeps 3.12+'s bound_gilstate flags
- * consistent with the slot.
+ * thread, whatever its interpreter.  From 3.12 on it also binds the state
+ * on every attach (Python/pystate.c: tstate_activate() calls
+ * bind_gilstate_tstate()), flags the bound state (_status.bound_gilstate)
+ * and asserts in debug builds that a flagged state is the one in the slot;
+ * deleting the bound state empties the slot.  So on 3.12+ pygate never
+ * writes the slot: it attaches the state it wants bound (enter.c).
+ * Up to 3.11 an attach leaves the slot alone, and the only way to point
+ * it at the attached state is to write CPython's key: compat_core.c, the
+ * one reach into CPython's internals, built for 3.8-3.11 only.
  */
+#define COMPAT_ATTACH_BINDS_GILSTATE (PY_VERSION_HEX >= 0x030C0000)
+
 PyThreadState *compat_gilstate_get(void);
+#if !COMPAT_ATTACH_BINDS_GILSTATE
+/* 3.8-3.11: points the calling thread's slot at tstate (or empties it). */
 void compat_gilstate_set(PyThreadState *tstate);
+#endif
+
+/* After attaching tstate on the calling thread: makes it the bound state
+ * (up to 3.11 by writing the slot; from 3.12 on CPython has done it). */
+static inline void
+compat_gilstate_bind_attached(PyThreadState *tstate)
+{
+#if COMPAT_ATTACH_BINDS_GILSTATE
+    (void)tstate;
+#else
+    compat_gilstate_set(tstate);
+#endif
+}
+
+/* Whether tstate is the state bound in its own thread's slot (3.12+; up
+ * to 3.11 CPython keeps no such flag and this returns 0). */
+int compat_tstate_is_bound(PyThreadState *tstate);
 
 /* Registers fn(arg) to run in the current interpreter's shutdown, after
  * non-daemon threads are joined and before any thread state is torn down
  * (the Python-level atexit stage; see docs/ARCHITECTURE.md for why not
  * PyUnstable_AtExit).  Returns 0, or -1 with a Python exception set. */
 int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
+
+/* 3.13+ Py_FinalizeEx on a thread other than the one that initialized
+ * Python finalizes with the *main thread's* state (Python/pylifecycle.c:
+ * resolve_final_tstate() returns runtime->main_tstate) and asserts after
+ * the atexit stage that it is the attached one.  So the shutting-down
+ * thread must attach that state itself, which 3.12+ allows only for a
+ * state not bound in another thread's slot (tstate_activate asserts it).
+ * Up to 3.12 the finalizing thread's own state is used. */
+#define COMPAT_FINALIZE_USES_MAIN_TSTATE (PY_VERSION_HEX >= 0x030D0000)
 
 /* Before Py_FinalizeEx on a thread other than the one that imported
  * threading (its "main thread"): marks that Thread object finished, as
@@ -88,7 +127,10 @@ int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
 int compat_finish_main_thread_object(void);
 
 /* Clears and deletes a detached thread state of the current interpreter
- * that belongs to another (or no) thread. */
+ * that belongs to another (or no) thread.  On 3.12+ the state must not be
+ * bound in its thread's slot (CPython would empty the *calling* thread's
+ * slot and leave the owner's dangling); pygate never leaves its states
+ * bound outside an entry there (enter.c). */
 void compat_delete_foreign_tstate(PyThreadState *tstate);
 
 #endif /* PYGATE_COMPAT_H */

@@ -10,8 +10,9 @@
  * points at it, so PyGILState_Ensure() in a callback finds the attached
  * state.  At leave a main-interpreter state stays in the slot (so later
  * PyGILState calls on this thread reuse it, never making a second); for a
- * sub-interpreter the slot gets back what it held before the entry, so it
- * never refers to a state that the sub-interpreter's end will delete.
+ * sub-interpreter the slot gets back what it held before the entry
+ * (thread_give_back_gilstate), so it never refers to a state that the
+ * sub-interpreter's end will delete from another thread.
  */
 #include "internal.h"
 
@@ -101,22 +102,24 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     int rc = guard_frame(f, rec, e, guarded);
     if (rc != PYGATE_OK)
         return rc;
+    /* Read before a state is made: on 3.12+ making one may bind it. */
+    PyThreadState *slot = compat_gilstate_get();
     PyThreadState *tstate = e != NULL ? e->tstate : NULL;
     if (tstate == NULL && (rc = thread_state_for(t, rec, &tstate)) != PYGATE_OK) {
         unguard_frame(f);
         return rc;
     }
-    PyThreadState *slot = compat_gilstate_get();
     f->kind = FRAME_ATTACH;
     f->tstate = tstate;
     f->prev = current;
     f->gilstate_prev = slot;
-    f->restore_gilstate = !rec->is_main;
+    /* On 3.12+ re-attaching `current` at leave binds it again by itself. */
+    f->restore_gilstate = !rec->is_main && slot != tstate
+                          && (current == NULL || !COMPAT_ATTACH_BINDS_GILSTATE);
     if (current != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(tstate);
-    if (slot != tstate)   /* a main-interpreter state stays there */
-        compat_gilstate_set(tstate);
+    compat_gilstate_bind_attached(tstate);
     return PYGATE_OK;
 }
 
@@ -205,11 +208,12 @@ check_token(pygate_thread *t, pygate_token token, uint32_t kind,
 
 /* Detaches the frame's state and restores what was attached before. */
 static void
-detach(frame *f)
+detach(pygate_thread *t, frame *f)
 {
-    PyEval_SaveThread();
     if (f->restore_gilstate)
-        compat_gilstate_set(f->gilstate_prev);
+        thread_give_back_gilstate(t, f->rec, f->gilstate_prev);
+    else
+        PyEval_SaveThread();
     if (f->prev != NULL)
         PyEval_RestoreThread(f->prev);
 }
@@ -241,7 +245,7 @@ pygate_leave_at(pygate_token token, const char *file, int line)
         if (compat_tstate_has_exception(f->tstate))
             return pygate_misuse(PYGATE_EEXCEPTION, file, line,
                                  "leaving with a Python exception set");
-        detach(f);
+        detach(t, f);
     }
     if (f->site != NULL)
         record_site_remove(rec, f->site);

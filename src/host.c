@@ -64,7 +64,14 @@ host_start(const PyConfig *config)
     int rc = pygate_view_from_main(&host_view);
     if (rc != PYGATE_OK)
         return rc;
-    host_saved = current != NULL ? PyEval_SaveThread() : NULL;
+    host_saved = NULL;
+    if (current != NULL
+            && (rc = thread_detach_unbound(view_record(host_view),
+                                           &host_saved)) != PYGATE_OK) {
+        pygate_view_close(host_view);
+        host_view = NULL;
+        return rc;
+    }
     host_thread = pthread_self();
     return PYGATE_OK;
 }
@@ -87,12 +94,15 @@ pygate_host_view(void)
 }
 
 /* Attaches the calling thread to the main interpreter for Py_FinalizeEx:
- * the init thread takes its own state back; any other thread enters. */
+ * the init thread takes its own state back; so does any other thread
+ * where CPython finalizes with the main thread's state (compat.h); up to
+ * 3.12 any other thread enters. */
 static int
 attach_for_finalize(pygate_token *token, int *entered)
 {
     *entered = 0;
-    if (host_saved != NULL && pthread_equal(host_thread, pthread_self())) {
+    if (host_saved != NULL && (COMPAT_FINALIZE_USES_MAIN_TSTATE
+                               || pthread_equal(host_thread, pthread_self()))) {
         PyEval_RestoreThread(host_saved);
         host_saved = NULL;
         return PYGATE_OK;

@@ -144,8 +144,8 @@ typedef struct frame {
     _Atomic uint32_t *held;        /* ATTACH, NEST: local guard, or NULL */
     PyThreadState *tstate;         /* ATTACH: attached; DETACH: saved */
     PyThreadState *prev;           /* ATTACH: re-attached at leave, or NULL */
-    PyThreadState *gilstate_prev;  /* ATTACH: gilstate slot to restore */
-    int restore_gilstate;
+    PyThreadState *gilstate_prev;  /* ATTACH: gilstate slot before entry */
+    int restore_gilstate;          /* ATTACH: give the slot back at leave */
     uint32_t depth;                /* nested re-entries folded in */
 } frame;
 
@@ -168,6 +168,21 @@ entry *thread_entry(pygate_thread *t, record *rec);
 /* The thread state to attach for (thread, rec): cached, borrowed from the
  * gilstate slot, or newly created and cached.  Caller holds a guard. */
 int thread_state_for(pygate_thread *t, record *rec, PyThreadState **out);
+
+/* Leaving rec's state, which is attached, when the slot held `prev`
+ * before the entry: detaches, and leaves `prev` in the slot again.  Up to
+ * 3.11 it writes the slot.  From 3.12 on it attaches `prev` for a moment
+ * (CPython binds it; its interpreter is guarded meanwhile), and where that
+ * cannot be done (`prev` NULL, or its interpreter unknown or closing) it
+ * deletes rec's state instead of keeping it, which empties the slot. */
+void thread_give_back_gilstate(pygate_thread *t, record *rec,
+                               PyThreadState *prev);
+
+/* Detaches `attached`, the calling thread's state of rec's interpreter,
+ * and returns it.  Where COMPAT_FINALIZE_USES_MAIN_TSTATE, it is also left
+ * unbound (the thread's own cached state for rec is bound instead), so
+ * that another thread may attach it later.  Caller is attached to it. */
+int thread_detach_unbound(record *rec, PyThreadState **detached);
 
 /* Called by the shutdown hook, after draining, for every entry of rec.
  * When the wait gave up (drained is 0) some states may still be in use,

@@ -1,12 +1,11 @@
 /*
- * pep788.c - PEP 788's names on CPython 3.8-3.14, as thin wrappers over
- * pygate's guards, views and entries.  On 3.15+ CPython has its own and
- * this file compiles to nothing.
+ * pep788.c - PEP 788's functions with pygate's behaviour, as thin wrappers
+ * over pygate's guards, views and entries, on every CPython.  They are
+ * named pygate_<PEP 788 name>; pygate/pep788.h maps the PEP's names to
+ * them (see there for the switch to CPython 3.15's own).
  */
 #include "internal.h"
 #include "pygate/pep788.h"
-
-#if !COMPAT_CPYTHON_HAS_PEP788
 
 /* The PEP's opaque types are pygate's, under other names. */
 #define AS_GUARD(g) ((pygate_guard *)(g))
@@ -25,7 +24,7 @@ raise_for(int rc)
 }
 
 PyInterpreterGuard *
-PyInterpreterGuard_FromCurrent(void)
+pygate_PyInterpreterGuard_FromCurrent(void)
 {
     pygate_guard *guard = NULL;
     int rc = pygate_guard_from_current(&guard);
@@ -35,7 +34,7 @@ PyInterpreterGuard_FromCurrent(void)
 }
 
 PyInterpreterGuard *
-PyInterpreterGuard_FromView(PyInterpreterView *view)
+pygate_PyInterpreterGuard_FromView(PyInterpreterView *view)
 {
     pygate_guard *guard = NULL;
     pygate_guard_from_view(AS_VIEW(view), &guard);
@@ -43,13 +42,13 @@ PyInterpreterGuard_FromView(PyInterpreterView *view)
 }
 
 void
-PyInterpreterGuard_Close(PyInterpreterGuard *guard)
+pygate_PyInterpreterGuard_Close(PyInterpreterGuard *guard)
 {
     pygate_guard_close(AS_GUARD(guard));
 }
 
 PyInterpreterView *
-PyInterpreterView_FromCurrent(void)
+pygate_PyInterpreterView_FromCurrent(void)
 {
     pygate_view *view = NULL;
     int rc = pygate_view_from_current(&view);
@@ -59,7 +58,7 @@ PyInterpreterView_FromCurrent(void)
 }
 
 PyInterpreterView *
-PyInterpreterView_FromMain(void)
+pygate_PyInterpreterView_FromMain(void)
 {
     pygate_view *view = NULL;
     pygate_view_from_main(&view);
@@ -67,7 +66,7 @@ PyInterpreterView_FromMain(void)
 }
 
 void
-PyInterpreterView_Close(PyInterpreterView *view)
+pygate_PyInterpreterView_Close(PyInterpreterView *view)
 {
     pygate_view_close(AS_VIEW(view));
 }
@@ -80,8 +79,14 @@ token_encode(pygate_token token)
     return (PyThreadStateToken *)(uintptr_t)token.level_;
 }
 
+static uint32_t
+token_level(PyThreadStateToken *token)
+{
+    return (uint32_t)(uintptr_t)token;
+}
+
 PyThreadStateToken *
-PyThreadState_Ensure(PyInterpreterGuard *guard)
+pygate_PyThreadState_Ensure(PyInterpreterGuard *guard)
 {
     pygate_token token;
     if (pygate_enter_guarded(AS_GUARD(guard), &token) != PYGATE_OK)
@@ -90,7 +95,7 @@ PyThreadState_Ensure(PyInterpreterGuard *guard)
 }
 
 PyThreadStateToken *
-PyThreadState_EnsureFromView(PyInterpreterView *view)
+pygate_PyThreadState_EnsureFromView(PyInterpreterView *view)
 {
     pygate_token token;
     if (pygate_enter(AS_VIEW(view), &token) != PYGATE_OK)
@@ -99,10 +104,8 @@ PyThreadState_EnsureFromView(PyInterpreterView *view)
 }
 
 void
-PyThreadState_Release(PyThreadStateToken *token)
+pygate_PyThreadState_Release(PyThreadStateToken *token)
 {
-    leave_reporting_exception(entry_token((uint32_t)(uintptr_t)token),
+    leave_reporting_exception(entry_token(token_level(token)),
                               __FILE__, __LINE__);
 }
-
-#endif /* !COMPAT_CPYTHON_HAS_PEP788 */

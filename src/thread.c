@@ -13,6 +13,17 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* glibc's registration of thread-exit destructors (C++ thread_local uses
+ * it).  They run when a thread ends, before any pthread key is emptied:
+ * CPython's gilstate key (3.8-3.14) still holds the state it bound, so a
+ * state can be attached and deleted the ordinary way.  Weak: without it
+ * (another libc) the pthread key's destructor does the work. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
+                                    void *dso_symbol) __attribute__((weak));
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
@@ -45,7 +56,16 @@ thread_self(int create)
     t = (pygate_thread *)calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
-    if (pthread_setspecific(thread_key, t) != 0) {
+    /* Not for the process's main thread: exit() runs its thread-exit
+     * destructors too, maybe with Python running on other threads. */
+    int is_main_thread = syscall(SYS_gettid) == getpid();
+    if (!is_main_thread && __cxa_thread_atexit_impl != NULL
+            && &__dso_handle != NULL) {
+        if (__cxa_thread_atexit_impl(thread_destroy, t, &__dso_handle) != 0) {
+            free(t);
+            return NULL;
+        }
+    } else if (pthread_setspecific(thread_key, t) != 0) {
         free(t);
         return NULL;
     }
@@ -141,26 +161,19 @@ thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
     return PYGATE_OK;
 }
 
-/* ---- releasing ---------------------------------------------------------- */
-
-/* Deletes the entry's state on its own thread: attach, clear, delete.
- * Caller holds a guard, so the interpreter is alive. */
+/* Deletes the entry's state on its own thread: attach, clear, delete (which
+ * empties the slot if the state was bound).  Caller holds a guard, so the
+ * interpreter is alive. */
 static void
 delete_own_state(entry *e)
 {
     PyThreadState *outer = compat_current_tstate();
-    PyThreadState *slot = compat_gilstate_get();
     if (outer != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(e->tstate);
-    /* At thread exit glibc empties every key, CPython's gilstate key too,
-     * before running key destructors: bind the state again, or CPython
-     * (3.8-3.11) takes the attached thread for one without the GIL. */
-    compat_gilstate_set(e->tstate);
+    compat_gilstate_bind_attached(e->tstate);
     PyThreadState_Clear(e->tstate);
-    PyThreadState_DeleteCurrent();   /* also empties the gilstate slot */
-    if (slot != e->tstate)
-        compat_gilstate_set(slot);
+    PyThreadState_DeleteCurrent();
     if (outer != NULL)
         PyEval_RestoreThread(outer);
 }
@@ -187,9 +200,117 @@ release_entry(entry *e)
         entry_free(e);
 }
 
+/* Drops e from t's list (it must be there). */
 static void
-release_all_entries(pygate_thread *t)
+thread_unlist(pygate_thread *t, entry *e)
 {
+    entry **link = &t->entries;
+    while (*link != e)
+        link = &(*link)->thread_next;
+    *link = e->thread_next;
+    if (t->last == e)
+        t->last = NULL;
+}
+
+/* ---- the gilstate slot (compat.h), given back ---------------------------- */
+
+#if COMPAT_ATTACH_BINDS_GILSTATE
+/* The record guarding prev's interpreter: one of t's entries, or the main
+ * interpreter's.  A new reference, or NULL when it is unknown. */
+static record *
+record_of_state(pygate_thread *t, PyThreadState *prev)
+{
+    for (entry *e = t->entries; e != NULL; e = e->thread_next)
+        if (e->tstate == prev) {
+            record_ref(e->rec);
+            return e->rec;
+        }
+    record *main = record_find_main();
+    if (main != NULL && compat_tstate_interp(prev) != main->interp) {
+        record_unref(main);
+        main = NULL;
+    }
+    return main;
+}
+
+/* Binds prev, a detached state of this thread, by attaching it a moment.
+ * Returns 0 when its interpreter is unknown or closing. */
+static int
+rebind_gilstate(pygate_thread *t, PyThreadState *prev)
+{
+    record *rec = prev != NULL ? record_of_state(t, prev) : NULL;
+    if (rec == NULL)
+        return 0;
+    int ok = record_guard_acquire(rec) == PYGATE_OK;
+    if (ok) {
+        PyEval_RestoreThread(prev);
+        PyEval_SaveThread();
+        record_guard_release(rec);
+    }
+    record_unref(rec);
+    return ok;
+}
+#endif
+
+void
+thread_give_back_gilstate(pygate_thread *t, record *rec, PyThreadState *prev)
+{
+    PyThreadState *tstate = PyEval_SaveThread();
+#if COMPAT_ATTACH_BINDS_GILSTATE
+    if (rebind_gilstate(t, prev))
+        return;
+    /* Keeping the state would keep it bound: its interpreter's end would
+     * then free it under this thread's slot.  Delete it now, as PEP 788's
+     * PyThreadState_Release does with the state its Ensure made. */
+    entry *e = thread_entry(t, rec);
+    if (e == NULL || e->tstate != tstate)
+        return;   /* not pygate's: its owner deletes it */
+    thread_unlist(t, e);
+    record_unlink_entry(rec, e);
+    PyEval_RestoreThread(tstate);
+    PyThreadState_Clear(tstate);
+    PyThreadState_DeleteCurrent();
+    entry_free(e);
+#else
+    (void)t;
+    (void)rec;
+    (void)tstate;
+    compat_gilstate_set(prev);
+#endif
+}
+
+int
+thread_detach_unbound(record *rec, PyThreadState **detached)
+{
+#if COMPAT_FINALIZE_USES_MAIN_TSTATE
+    pygate_thread *t = thread_self(1);
+    if (t == NULL)
+        return PYGATE_ENOMEM;
+    entry *e = thread_entry(t, rec);
+    int rc = e == NULL ? create_entry(t, rec, &e) : PYGATE_OK;
+    if (rc != PYGATE_OK)
+        return rc;
+    *detached = PyEval_SaveThread();
+    PyEval_RestoreThread(e->tstate);   /* binds it: *detached no longer */
+    PyEval_SaveThread();
+#else
+    (void)rec;
+    *detached = PyEval_SaveThread();
+#endif
+    return PYGATE_OK;
+}
+
+/* ---- releasing ---------------------------------------------------------- */
+
+/* Deletes every state t cached.  Unless the thread is exiting, the slot
+ * then gets back a state that was bound in it and is not one of those. */
+static void
+release_all_entries(pygate_thread *t, int exiting)
+{
+    PyThreadState *slot = compat_gilstate_get();
+    for (entry *e = t->entries; e != NULL; e = e->thread_next)
+        if (e->tstate == slot)
+            slot = NULL;   /* deleted below */
     entry *e = t->entries;
     t->entries = NULL;
     t->last = NULL;
@@ -198,6 +319,13 @@ release_all_entries(pygate_thread *t)
         release_entry(e);
         e = next;
     }
+    if (exiting || slot == NULL || compat_gilstate_get() == slot)
+        return;
+#if COMPAT_ATTACH_BINDS_GILSTATE
+    rebind_gilstate(t, slot);   /* a main-interpreter state, or nothing */
+#else
+    compat_gilstate_set(slot);
+#endif
 }
 
 int
@@ -208,7 +336,7 @@ pygate_thread_release(void)
         return PYGATE_OK;
     if (t->nframes != 0)
         return PYGATE_EBUSY;
-    release_all_entries(t);
+    release_all_entries(t, 0);
     return PYGATE_OK;
 }
 
@@ -219,7 +347,8 @@ pygate_thread_depth(void)
     return t != NULL ? t->level : 0;
 }
 
-/* pthread key destructor: the thread is ending. */
+/* Thread-exit destructor (or pthread key destructor): the thread is
+ * ending. */
 static void
 thread_destroy(void *arg)
 {
@@ -229,7 +358,7 @@ thread_destroy(void *arg)
                 " its guards stay held and shutdown will wait for them\n",
                 t->nframes);
     else
-        release_all_entries(t);
+        release_all_entries(t, 1);
     free(t->frames);
     thread_tls = NULL;
     free(t);
