@@ -214,8 +214,10 @@ detach(pygate_thread *t, frame *f)
         thread_give_back_gilstate(t, f->rec, f->gilstate_prev);
     else
         PyEval_SaveThread();
-    if (f->prev != NULL)
+    if (f->prev != NULL) {
         PyEval_RestoreThread(f->prev);
+        compat_gilstate_bind_attached(f->prev);
+    }
 }
 
 int

@@ -200,6 +200,9 @@ release_entry(entry *e)
         entry_free(e);
 }
 
+/* ---- the gilstate slot (compat.h), given back ---------------------------- */
+
+#if COMPAT_ATTACH_BINDS_GILSTATE
 /* Drops e from t's list (it must be there). */
 static void
 thread_unlist(pygate_thread *t, entry *e)
@@ -212,9 +215,6 @@ thread_unlist(pygate_thread *t, entry *e)
         t->last = NULL;
 }
 
-/* ---- the gilstate slot (compat.h), given back ---------------------------- */
-
-#if COMPAT_ATTACH_BINDS_GILSTATE
 /* The record guarding prev's interpreter: one of t's entries, or the main
  * interpreter's.  A new reference, or NULL when it is unknown. */
 static record *

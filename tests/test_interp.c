@@ -204,6 +204,104 @@ own_gil_subinterpreters(void)
 #endif
 }
 
+/* ---- the gilstate slot agrees with the attached state ------------------- */
+
+/* While attached, the slot holds the attached state: PyGILState_Ensure in
+ * a callback finds it and makes no second one. */
+static void
+check_slot_is_attached(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    CHECK(PyGILState_GetThisThreadState() == ts);
+    PyGILState_STATE g = PyGILState_Ensure();
+    CHECK(PyThreadState_Get() == ts);
+    CHECK(eval_long("1 + 1") == 2);
+    PyGILState_Release(g);
+    CHECK(PyThreadState_Get() == ts);
+    CHECK(PyGILState_GetThisThreadState() == ts);
+}
+
+/* Outside every entry the slot never holds a sub-interpreter's state (its
+ * end would free it from another thread): only what it held before. */
+static void
+check_slot_outside(PyThreadState *expected)
+{
+    CHECK(pygate_thread_depth() == 0);
+    CHECK(PyGILState_GetThisThreadState() == expected);
+}
+
+static pygate_token
+enter_checked(pygate_view *v, const char *name)
+{
+    pygate_token tok;
+    CHECK_OK(pygate_enter(v, &tok));
+    CHECK(in(name));
+    check_slot_is_attached();
+    return tok;
+}
+
+static void *
+every_transition(void *arg)
+{
+    sub *s = (sub *)arg;
+    /* A thread with an empty slot enters a sub-interpreter. */
+    check_slot_outside(NULL);
+    CHECK_OK(pygate_leave(enter_checked(s->view, "sub")));
+    check_slot_outside(NULL);
+    /* Main: its state stays in the slot for later PyGILState calls. */
+    CHECK_OK(pygate_leave(enter_checked(py.view, "main")));
+    PyThreadState *mts = PyGILState_GetThisThreadState();
+    CHECK(mts != NULL);
+    /* The sub again, from outside, with main's state in the slot. */
+    CHECK_OK(pygate_leave(enter_checked(s->view, "sub")));
+    check_slot_outside(mts);
+    /* main -> sub -> back to main. */
+    pygate_token outer = enter_checked(py.view, "main");
+    CHECK_OK(pygate_leave(enter_checked(s->view, "sub")));
+    CHECK(in("main"));
+    check_slot_is_attached();
+    CHECK_OK(pygate_leave(outer));
+    check_slot_outside(mts);
+    /* sub -> main -> back to the sub. */
+    outer = enter_checked(s->view, "sub");
+    PyThreadState *sts = PyThreadState_Get();
+    CHECK_OK(pygate_leave(enter_checked(py.view, "main")));
+    CHECK(PyThreadState_Get() == sts);
+    check_slot_is_attached();
+    /* Detach and reattach inside the sub's entry. */
+    pygate_token det;
+    CHECK_OK(pygate_detach(&det));
+    CHECK(PyGILState_GetThisThreadState() == sts);
+    CHECK_OK(pygate_reattach(det));
+    check_slot_is_attached();
+    /* Nested entry of the same sub. */
+    CHECK_OK(pygate_leave(enter_checked(s->view, "sub")));
+    check_slot_is_attached();
+    CHECK_OK(pygate_leave(outer));
+    check_slot_outside(mts);
+    /* Releasing the thread's states empties the slot (they were its). */
+    CHECK_OK(pygate_thread_release());
+    check_slot_outside(NULL);
+    CHECK_OK(pygate_leave(enter_checked(s->view, "sub")));
+    check_slot_outside(NULL);
+    return NULL;
+}
+
+static void
+gilstate_slot_agrees(void)
+{
+    start();
+#if PY_VERSION_HEX >= 0x030C0000
+    sub s = make_sub(1, "sub");
+#else
+    sub s = make_sub(0, "sub");
+#endif
+    on_native_thread(every_transition, &s);
+    end_sub(&s);   /* no state of that thread left in it */
+    CHECK_OK(pygate_view_close(s.view));
+    stop();
+}
+
 /* ---- views name interpreters by ID, not address ------------------------- */
 
 static void *
@@ -247,6 +345,7 @@ static const scenario scenarios[] = {
     {"shared_gil_subinterpreters", shared_gil_subinterpreters},
     {"own_gil_subinterpreters", own_gil_subinterpreters},
     {"views_survive_their_interpreter", views_survive_their_interpreter},
+    {"gilstate_slot_agrees", gilstate_slot_agrees},
     {NULL, NULL}
 };
 
