@@ -335,10 +335,24 @@ static void subinterp_4(void) { drive("end_interpreter", subinterp_run, 4); }
 static void subinterp_16(void) { drive("end_interpreter", subinterp_run, 16); }
 
 static void
+pep788_finalize_1(void)
+{
+    use_pep788 = 1;
+    drive("pep788_finalize", finalize_run, 1);
+}
+
+static void
 pep788_finalize_4(void)
 {
     use_pep788 = 1;
     drive("pep788_finalize", finalize_run, 4);
+}
+
+static void
+pep788_finalize_16(void)
+{
+    use_pep788 = 1;
+    drive("pep788_finalize", finalize_run, 16);
 }
 
 static void
@@ -370,7 +384,9 @@ static const scenario scenarios[] = {
     {"subinterp_1", subinterp_1},
     {"subinterp_4", subinterp_4},
     {"subinterp_16", subinterp_16},
+    {"pep788_finalize_1", pep788_finalize_1},
     {"pep788_finalize_4", pep788_finalize_4},
+    {"pep788_finalize_16", pep788_finalize_16},
     {"pep788_subinterp_4", pep788_subinterp_4},
     {"shared_guards_finalize_16", shared_guards_finalize_16},
     {"shared_guards_subinterp_4", shared_guards_subinterp_4},
