@@ -15,8 +15,8 @@ set key outside right top
 set xtics rotate by -20
 set grid ytics
 # One cluster per CPython version; one bar per strategy.
-strategies = 'gilstate pinned floor pybind11 pybind11_keep pygate pygate_nested'
+strategies = 'gilstate pinned floor pybind11 pybind11_keep pygate pygate_nested cpython_pep788'
 # rows.dat: version, then one column per strategy (missing: '-').
 system(sprintf("awk -F, -v s='%s' 'NR>1 && $2==\"ns_per_call\" && $4==\"empty\" {v[$1]=1; m[$1\" \"$3]=$6} END {n=split(s,a,\" \"); for (k in v) {line=k; for(i=1;i<=n;i++){x=m[k\" \"a[i]]; line=line\",\"(x==\"\"?\"-\":x)} print line}}' %s/all.csv | sort -V > %s/rows.dat", strategies, results, results))
 set datafile missing '-'
-plot for [i=2:8] results.'/rows.dat' using i:xtic(1) title word(strategies, i-1)
+plot for [i=2:9] results.'/rows.dat' using i:xtic(1) title word(strategies, i-1)

@@ -10,6 +10,8 @@
  *   pybind11_keep  the same after gil_scoped_acquire::inc_ref()
  *   pygate         pygate_enter/pygate_leave
  *   pygate_nested  pygate_enter/leave while already entered
+ *   cpython_pep788 CPython 3.15's own PyThreadState_EnsureFromView/Release
+ *                  per call (3.15+ only)
  * Workloads: "empty" (lambda: None) and "json" (build a dict, json.dumps).
  * Measures: ns per call on one thread; calls per second with 1, 2, 4, 8
  * threads; thread churn (create, enter once, exit: us per thread, RSS
@@ -173,6 +175,28 @@ loop_guard_only(PyObject *fn, long n)
     return bench_now_ns() - t0;
 }
 
+#if PY_VERSION_HEX >= 0x030F0000
+/* CPython's own PEP 788 (this file does not include pygate/pep788.h, so
+ * the names are CPython's): a view made once, an Ensure per call. */
+static PyInterpreterView *cpython_view;
+
+static double
+loop_cpython_pep788(PyObject *fn, long n)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++) {
+        PyThreadStateToken *tok = PyThreadState_EnsureFromView(cpython_view);
+        if (tok == NULL)
+            exit(1);
+        bench_call(fn);
+        PyThreadState_Release(tok);
+    }
+    return bench_now_ns() - t0;
+}
+#else
+#define loop_cpython_pep788 NULL
+#endif
+
 typedef struct strategy {
     const char *name;
     double (*loop)(PyObject *fn, long n);   /* NULL: not built */
@@ -188,6 +212,7 @@ static const strategy strategies[] = {
     {"pybind11_keep", bench_pybind11_keep, 0, 0},
     {"pygate", loop_pygate, 0, 1},
     {"pygate_nested", loop_pygate_nested, 0, 0},
+    {"cpython_pep788", loop_cpython_pep788, 1, 1},
 };
 #define NSTRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
 
@@ -316,8 +341,11 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
     for (int s = 0; s < NSTRATEGIES; s++) {
         const strategy *st = &strategies[s];
         if (st->loop == NULL) {
-            printf("%-15s   skipped: pybind11 absent, or older than this"
-                   " CPython supports\n", st->name);
+            printf("%-15s   skipped: %s\n", st->name,
+                   strcmp(st->name, "cpython_pep788") == 0
+                       ? "CPython has PEP 788 from 3.15"
+                       : "pybind11 absent, or older than this CPython"
+                         " supports");
             continue;
         }
         printf("%-15s", st->name);
@@ -445,7 +473,7 @@ ratio(int a, int b, int w, const char *measure, const char *workload)
 static void
 print_ratios(const char *workloads[2])
 {
-    enum { GILSTATE, PINNED, FLOOR, PYB, PYB_KEEP, PYGATE, NESTED };
+    enum { GILSTATE, PINNED, FLOOR, PYB, PYB_KEEP, PYGATE, NESTED, PEP788 };
     printf("\nratios, formed in each repetition (median, min-max)\n");
     for (int w = 0; w < 2; w++) {
         const char *wl = workloads[w];
@@ -460,6 +488,12 @@ print_ratios(const char *workloads[2])
                             "ratio_pybind11_keep_over_pygate", wl);
             printf("        pybind11/pygate %.1fx; pybind11_keep/pygate"
                    " %.3f\n", p.median, k.median);
+        }
+        if (strategies[PEP788].loop != NULL) {
+            stats c = ratio(PEP788, PYGATE, w,
+                            "ratio_cpython_pep788_over_pygate", wl);
+            printf("        CPython's PEP 788 Ensure/Release / pygate %.1fx"
+                   " (%.1f-%.1f)\n", c.median, c.min, c.max);
         }
     }
 }
@@ -496,7 +530,7 @@ measure_without_calls(void)
 static int
 parse_args(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {   /* options come in pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
             return -1;
@@ -516,7 +550,6 @@ parse_args(int argc, char **argv)
             }
         } else
             return -1;
-        i++;
     }
     return opt_calls > 0 && opt_reps > 0 && opt_reps <= MAX_REPS
                    && opt_churn > 0 && opt_rss_calls > 0 ? 0 : -1;
@@ -548,6 +581,10 @@ main(int argc, char **argv)
             || pygate_view_from_main(&view) != PYGATE_OK)
         return 1;
     bench_pybind11_init();
+#if PY_VERSION_HEX >= 0x030F0000
+    if ((cpython_view = PyInterpreterView_FromCurrent()) == NULL)
+        return 1;
+#endif
     PyThreadState *main_ts = PyEval_SaveThread();
 
     printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
@@ -562,6 +599,9 @@ main(int argc, char **argv)
 
     PyEval_RestoreThread(main_ts);
     pygate_view_close(view);
+#if PY_VERSION_HEX >= 0x030F0000
+    PyInterpreterView_Close(cpython_view);
+#endif
     Py_DECREF(g);
     if (csv != NULL)
         fclose(csv);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: builds the benchmark (Release) for every CPython found (not
-# the debug builds), runs it, prints its tables, writes one CSV per version
+# the debug builds; today's 3.13, 3.14 and 3.15 in the sid root of
+# tests/sid_root.sh, with sid's pybind11 3.x), runs it, prints its tables, writes one CSV per version
 # and all.csv under bench/results/, and plots ns per call with gnuplot.
 #
 #   PYGATE_ONLY=3.12 make bench       one version (labels containing 3.12)
@@ -16,21 +17,21 @@ find_pythons
 status=0
 csvs=()
 for r in "${runs[@]}"; do
-  IFS='|' read -r label exe type flags <<<"$r"
+  IFS='|' read -r label exe type flags where <<<"$r"
   case "$label" in *debug*) continue ;; esac
   case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
   name=$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')
   dir="build/bench/$name"
   echo "=== $label"
-  if ! { cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
+  if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
            -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
-         cmake --build "$dir" -j --target pygate_bench; } >"$dir.log" 2>&1; then
+         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench; } >"$dir.log" 2>&1; then
     tail -20 "$dir.log"
     status=1
     continue
   fi
   csv="$RESULTS/$name.csv"
-  if "$dir/bench/pygate_bench" --csv "$csv" ${PYGATE_BENCH_ARGS:-}; then
+  if at "$where" "$ROOT/$dir/bench/pygate_bench" --csv "$ROOT/$csv" ${PYGATE_BENCH_ARGS:-}; then
     csvs+=("$csv")
   else
     echo "FAIL  $label: the benchmark failed"

@@ -58,4 +58,17 @@ END {
             val(v, "churn_rss_growth", "gilstate", "empty", "%d"),
             val(v, "churn_rss_growth", "pygate", "empty", "%d")
     }
+    print ""
+    print "CPython 3.15's own PEP 788 (`PyThreadState_EnsureFromView`/`Release` per call) beside pygate, empty call:"
+    print ""
+    print "| CPython | cpython_pep788 ns | pygate ns | cpython_pep788/pygate | pygate/floor |"
+    print "|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) {
+        v = order[i]
+        if (!((v SUBSEP "ns_per_call" SUBSEP "cpython_pep788" SUBSEP "empty" SUBSEP 1) in med)) continue
+        printf "| %s | %s | %s | %s | %s |\n", v,
+            ns(v, "cpython_pep788", "empty"), ns(v, "pygate", "empty"),
+            ratio(v, "ratio_cpython_pep788_over_pygate", "cpython_pep788", "empty", "%.1f"),
+            ratio(v, "ratio_pygate_over_floor", "pygate", "empty", "%.3f")
+    }
 }

@@ -102,8 +102,9 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     int rc = guard_frame(f, rec, e, guarded);
     if (rc != PYGATE_OK)
         return rc;
-    /* Read before a state is made: on 3.12+ making one may bind it. */
-    PyThreadState *slot = compat_gilstate_get();
+    /* Only a sub-interpreter entry gives the slot back at leave.  Read
+     * before a state is made: on 3.12+ making one may bind it. */
+    PyThreadState *slot = rec->is_main ? NULL : compat_gilstate_get();
     PyThreadState *tstate = e != NULL ? e->tstate : NULL;
     if (tstate == NULL && (rc = thread_state_for(t, rec, &tstate)) != PYGATE_OK) {
         unguard_frame(f);

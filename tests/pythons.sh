@@ -55,3 +55,17 @@ find_sid_pythons() {
     case "$versions" in *python3.$m-dbg*) ;; *) missing+=("CPython 3.$m debug in the sid root") ;; esac
   done
 }
+
+# at WHERE CMD...: runs CMD on this machine, or (WHERE = sid) inside the
+# sid root with the checkout visible at the same path; PYGATE_ENV
+# ("NAME=value ...") passes variables into the root.
+at() {
+  local where=$1 checkout
+  shift
+  if [ "$where" = sid ]; then
+    checkout=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    "$checkout/tests/sid_root.sh" run "$checkout" "$@"
+  else
+    "$@"
+  fi
+}

@@ -2,7 +2,8 @@
 # Builds and runs the whole suite once per CPython found on this machine
 # and in the Debian sid root (tests/sid_root.sh: today's 3.13, 3.14, 3.15
 # and their debug builds), then once more under AddressSanitizer +
-# UndefinedBehaviorSanitizer and once under ThreadSanitizer.
+# UndefinedBehaviorSanitizer, once under ThreadSanitizer and once built
+# with clang.
 # Prints one summary line per run and fails if any run fails.
 #
 #   tests/run_matrix.sh            every CPython found
@@ -40,20 +41,15 @@ if [ ${#runs[@]} -gt 0 ]; then
   if [ -n "$sanitizer_python" ]; then
     runs+=("${sanitizer_label} + ASan/UBSan|$sanitizer_python|Debug|-DPYGATE_SANITIZE=ON|host")
     runs+=("${sanitizer_label} + TSan|$sanitizer_python|Debug|-DPYGATE_TSAN=ON|host")
+    # clang too: warnings are errors in pygate's own builds with every
+    # compiler it supports (gcc 12 here, gcc 16 in the sid root, clang).
+    if command -v clang >/dev/null && command -v clang++ >/dev/null; then
+      runs+=("${sanitizer_label} + clang|$sanitizer_python|RelWithDebInfo|-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++|host")
+    else
+      missing+=("${sanitizer_label} + clang (apt-get install clang)")
+    fi
   fi
 fi
-
-# at WHERE CMD...: runs CMD on this machine or inside the sid root.
-at() {
-  local where=$1
-  shift
-  if [ "$where" = sid ]; then
-    PYGATE_ENV="${PYGATE_ENV:-$sid_env}" tests/sid_root.sh run "$ROOT" "$@"
-  else
-    "$@"
-  fi
-}
-sid_env="ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1"
 
 # tsan_runs BUILD_DIR LOG: whether a TSan-built program starts at all (some
 # kernels' address-space layouts defeat gcc 12's TSan runtime); its
@@ -95,7 +91,7 @@ for r in "${runs[@]}"; do
   # TSan: a Python daemon thread is never joined, by design (thread leaks).
   (export PYGATE_TORTURE_LOG="$ROOT/$dir.torture" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=report_thread_leaks=0:second_deadlock_stack=1
-   PYGATE_ENV="$sid_env PYGATE_TORTURE_LOG=$ROOT/$dir.torture" \
+   PYGATE_ENV="PYGATE_TORTURE_LOG=$ROOT/$dir.torture" \
      at "$where" ctest --test-dir "$dir" -j "$JOBS" --output-on-failure ${PYGATE_CTEST_ARGS:-}) >>"$log" 2>&1
   rc=$?
   line=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)

@@ -193,7 +193,6 @@ long_call(void *arg)
     return NULL;
 }
 
-static volatile int hammer_stop;
 static volatile int hammer_result;
 
 /* Enters and leaves until refused; the refusal must be a clean code. */
