@@ -200,6 +200,17 @@ release_entry(entry *e)
         entry_free(e);
 }
 
+/* Whether e caches `tstate`.  Under rec->lock: the shutdown hook may be
+ * taking the state back (thread_forget_entries) at this moment. */
+static int
+entry_caches(entry *e, PyThreadState *tstate)
+{
+    pthread_mutex_lock(&e->rec->lock);
+    int same = e->tstate == tstate;
+    pthread_mutex_unlock(&e->rec->lock);
+    return same;
+}
+
 /* ---- the gilstate slot (compat.h), given back ---------------------------- */
 
 #if COMPAT_ATTACH_BINDS_GILSTATE
@@ -221,7 +232,7 @@ static record *
 record_of_state(pygate_thread *t, PyThreadState *prev)
 {
     for (entry *e = t->entries; e != NULL; e = e->thread_next)
-        if (e->tstate == prev) {
+        if (entry_caches(e, prev)) {
             record_ref(e->rec);
             return e->rec;
         }
@@ -307,9 +318,9 @@ thread_detach_unbound(record *rec, PyThreadState **detached)
 static void
 release_all_entries(pygate_thread *t, int exiting)
 {
-    PyThreadState *slot = compat_gilstate_get();
-    for (entry *e = t->entries; e != NULL; e = e->thread_next)
-        if (e->tstate == slot)
+    PyThreadState *slot = exiting ? NULL : compat_gilstate_get();
+    for (entry *e = t->entries; e != NULL && slot != NULL; e = e->thread_next)
+        if (entry_caches(e, slot))
             slot = NULL;   /* deleted below */
     entry *e = t->entries;
     t->entries = NULL;
@@ -319,7 +330,7 @@ release_all_entries(pygate_thread *t, int exiting)
         release_entry(e);
         e = next;
     }
-    if (exiting || slot == NULL || compat_gilstate_get() == slot)
+    if (slot == NULL || compat_gilstate_get() == slot)
         return;
 #if COMPAT_ATTACH_BINDS_GILSTATE
     rebind_gilstate(t, slot);   /* a main-interpreter state, or nothing */
