@@ -40,9 +40,12 @@ for r in "${runs[@]}"; do
 done
 [ ${#csvs[@]} -eq 0 ] && { echo "no benchmark ran"; exit 1; }
 
-# all.csv: every version's rows under one header.
+# all.csv: every version's rows under one header, the versions measured
+# now and those measured earlier (PYGATE_ONLY runs add to the picture).
 head -1 "${csvs[0]}" >"$RESULTS/all.csv"
-for c in "${csvs[@]}"; do tail -n +2 "$c" >>"$RESULTS/all.csv"; done
+for c in $(ls "$RESULTS"/CPython_*.csv | sort -V); do
+  tail -n +2 "$c" >>"$RESULTS/all.csv"
+done
 
 awk -f bench/summary.awk "$RESULTS/all.csv" >"$RESULTS/summary.md"
 cat "$RESULTS/summary.md"

@@ -226,22 +226,20 @@ thread_unlist(pygate_thread *t, entry *e)
         t->last = NULL;
 }
 
-/* The record guarding prev's interpreter: one of t's entries, or the main
- * interpreter's.  A new reference, or NULL when it is unknown. */
+/* The record whose guard keeps prev alive: that of t's entry caching it,
+ * or else the main interpreter's (the caller checks, under its guard, that
+ * prev belongs to it).  A new reference, or NULL. */
 static record *
-record_of_state(pygate_thread *t, PyThreadState *prev)
+record_of_state(pygate_thread *t, PyThreadState *prev, int *ours)
 {
     for (entry *e = t->entries; e != NULL; e = e->thread_next)
         if (entry_caches(e, prev)) {
             record_ref(e->rec);
+            *ours = 1;
             return e->rec;
         }
-    record *main = record_find_main();
-    if (main != NULL && compat_tstate_interp(prev) != main->interp) {
-        record_unref(main);
-        main = NULL;
-    }
-    return main;
+    *ours = 0;
+    return record_find_main();
 }
 
 /* Binds prev, a detached state of this thread, by attaching it a moment.
@@ -249,15 +247,19 @@ record_of_state(pygate_thread *t, PyThreadState *prev)
 static int
 rebind_gilstate(pygate_thread *t, PyThreadState *prev)
 {
-    record *rec = prev != NULL ? record_of_state(t, prev) : NULL;
+    int ours;
+    record *rec = prev != NULL ? record_of_state(t, prev, &ours) : NULL;
     if (rec == NULL)
         return 0;
-    int ok = record_guard_acquire(rec) == PYGATE_OK;
+    int guarded = record_guard_acquire(rec) == PYGATE_OK;
+    /* Under the guard prev cannot be freed by its interpreter's end. */
+    int ok = guarded && (ours || compat_tstate_interp(prev) == rec->interp);
     if (ok) {
         PyEval_RestoreThread(prev);
         PyEval_SaveThread();
-        record_guard_release(rec);
     }
+    if (guarded)
+        record_guard_release(rec);
     record_unref(rec);
     return ok;
 }
