@@ -192,6 +192,13 @@ typedef struct pygate_token {
  *  - Every entry holds a guard on the interpreter: the interpreter does not
  *    finalize until every entry has left, and no entry starts once
  *    finalization has begun.
+ *  - While entered, PyGILState_GetThisThreadState() is the attached state,
+ *    so PyGILState_Ensure() in a callback finds it.  After the outermost
+ *    leave a main-interpreter state stays there; for a sub-interpreter the
+ *    thread's earlier state is bound again, and where there was none (or
+ *    its interpreter is closing) the sub-interpreter state is deleted at
+ *    that leave instead of kept (CPython 3.12+: docs/ARCHITECTURE.md, "The
+ *    gilstate slot").
  *
  * May be called from any thread.  Blocks while waiting for the GIL.
  * Errors: PYGATE_EINVAL (view or token NULL, view closed),
@@ -294,8 +301,10 @@ pygate_view *pygate_host_view(void);
  * finalizes (Py_FinalizeEx; non-daemon threading threads are joined
  * first, as usual).  Callable from any thread, not only the one that
  * called pygate_host_init(); the caller must not be attached (detach or
- * leave first).  Blocks until shutdown completes.  pygate_host_init() may
- * be called again afterwards.
+ * leave first).  On CPython 3.13+ another thread finalizes with the init
+ * thread's main-interpreter state, as CPython requires (pygate_host_init
+ * keeps it unbound for that).  Blocks until shutdown completes.
+ * pygate_host_init() may be called again afterwards.
  * Errors: PYGATE_ENOTINIT (no pygate_host_init, or shut down already),
  *         PYGATE_EBUSY (the caller is attached or inside an entry, or
  *         another thread is in host init or shutdown),
