@@ -36,9 +36,12 @@ find_pythons() {
 find_sid_pythons() {
   local here why versions line
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-  if ! "$here/sid_root.sh" ensure; then
-    why=$("$here/sid_root.sh" why-not) && why="it could not be made"
+  if ! why=$("$here/sid_root.sh" why-not); then
     missing+=("CPython 3.13, 3.14, 3.15 and their debug builds (Debian sid root): $why")
+    return
+  fi
+  if ! "$here/sid_root.sh" ensure; then
+    missing+=("CPython 3.13, 3.14, 3.15 and their debug builds (Debian sid root): it could not be made (network?)")
     return
   fi
   versions=$("$here/sid_root.sh" run "$(dirname "$here")" bash -c \

@@ -4,8 +4,9 @@
 # keeps a sid root made with debootstrap and runs commands inside it.
 #
 #   tests/sid_root.sh ensure          make the root unless it exists (~2 min)
-#   tests/sid_root.sh why-not         why the root cannot be made here, or
-#                                     nothing (exit 0) when it can
+#   tests/sid_root.sh why-not         why the root cannot be made or used
+#                                     here, or nothing (exit 0) when it can
+#   tests/sid_root.sh ready           exit 0 when the root exists
 #   tests/sid_root.sh run DIR CMD...  run CMD in the root, in DIR, with DIR
 #                                     (a folder of this machine) visible there
 #                                     at the same path; mounts are undone
@@ -19,10 +20,11 @@ ROOT=${PYGATE_SID_ROOT:-/var/tmp/pygate-sid-root}
 PACKAGES=python3.13-dev,python3.13-dbg,python3.14-dev,python3.14-dbg,python3.15-dev,python3.15-dbg,gcc,g++,make,cmake,pybind11-dev,nanobind-dev,procps
 STAMP="$ROOT/.pygate-sid-root"
 
-why_not() {
-  [ "$(id -u)" -eq 0 ] || { echo "not root (debootstrap and chroot need root)"; return 1; }
-  command -v debootstrap >/dev/null || { echo "debootstrap is not installed (apt-get install debootstrap)"; return 1; }
+why_not() {   # why the root cannot be made (if missing) or used here
+  [ "$(id -u)" -eq 0 ] || { echo "not root (debootstrap, mount and chroot need root)"; return 1; }
   command -v chroot >/dev/null || { echo "chroot is not installed"; return 1; }
+  ready || command -v debootstrap >/dev/null ||
+    { echo "debootstrap is not installed (apt-get install debootstrap)"; return 1; }
   return 0
 }
 
@@ -94,6 +96,7 @@ run() {
 case "${1:-}" in
   ensure) ensure ;;
   why-not) why_not ;;
+  ready) ready ;;
   run) shift; run "$@" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
