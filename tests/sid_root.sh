@@ -9,8 +9,8 @@
 #   tests/sid_root.sh ready           exit 0 when the root exists
 #   tests/sid_root.sh run DIR CMD...  run CMD in the root, in DIR, with DIR
 #                                     (a folder of this machine) visible there
-#                                     at the same path; mounts are undone
-#                                     when CMD ends, fails or is interrupted
+#                                     at the same path; the mounts exist only
+#                                     in CMD's own mount namespace
 #
 # The root lives in $PYGATE_SID_ROOT (default /var/tmp/pygate-sid-root),
 # outside the checkout, so that a fresh clone (CI) reuses it.  It is made
@@ -23,6 +23,7 @@ STAMP="$ROOT/.pygate-sid-root"
 why_not() {   # why the root cannot be made (if missing) or used here
   [ "$(id -u)" -eq 0 ] || { echo "not root (debootstrap, mount and chroot need root)"; return 1; }
   command -v chroot >/dev/null || { echo "chroot is not installed"; return 1; }
+  command -v unshare >/dev/null || { echo "unshare is not installed (util-linux)"; return 1; }
   ready || command -v debootstrap >/dev/null ||
     { echo "debootstrap is not installed (apt-get install debootstrap)"; return 1; }
   return 0
@@ -51,24 +52,9 @@ ensure() {
   mv "$tmp" "$ROOT"
 }
 
-# Mounts made by this process, undone in reverse order by the trap.
-mounted=()
-unmount_all() {
-  local i
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null
-  done
-  mounted=()
-}
-
-mount_in_root() {   # mount_in_root SOURCE TARGET_IN_ROOT [mount options...]
-  local src=$1 target="$ROOT$2"
-  shift 2
-  mkdir -p "$target"
-  mount "$@" "$src" "$target" || return 1
-  mounted+=("$target")
-}
-
+# The mounts live in a mount namespace of the command's own (unshare): they
+# vanish when it ends, however it ends (failure, Ctrl-C, kill -9), and
+# runs side by side (make test and make bench) never see each other's.
 run() {
   local dir=$1
   shift
@@ -78,19 +64,16 @@ run() {
           { echo "sid_root: run needs an existing folder other than /, not '$dir'" >&2; return 2; } ;;
     *) echo "sid_root: run needs an absolute path, not '$dir'" >&2; return 2 ;;
   esac
-  trap unmount_all EXIT
-  trap 'unmount_all; exit 130' INT TERM
-  mount_in_root proc /proc -t proc &&
-    mount_in_root /dev /dev --bind &&
-    mount_in_root "$dir" "$dir" --bind || { unmount_all; return 1; }
-  local q
-  q=$(printf '%q ' "$@")
-  chroot "$ROOT" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin \
-    HOME=/root LANG=C.UTF-8 ${PYGATE_ENV:-} /bin/bash -c "cd $(printf '%q' "$dir") && $q"
-  local rc=$?
-  unmount_all
-  trap - EXIT INT TERM
-  return $rc
+  mkdir -p "$ROOT$dir"
+  local cmd inner
+  cmd="cd $(printf '%q' "$dir") && $(printf '%q ' "$@")"
+  inner="mount -t proc proc $(printf '%q' "$ROOT/proc") &&
+    mount --bind /dev $(printf '%q' "$ROOT/dev") &&
+    mount --bind $(printf '%q' "$dir") $(printf '%q' "$ROOT$dir") &&
+    exec chroot $(printf '%q' "$ROOT") /usr/bin/env -i \
+      PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 ${PYGATE_ENV:-} \
+      /bin/bash -c $(printf '%q' "$cmd")"
+  unshare --mount --propagation private /bin/bash -c "$inner"
 }
 
 case "${1:-}" in
