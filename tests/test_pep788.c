@@ -5,7 +5,11 @@
  * 3.15 included), and on 3.15 beside CPython's own implementation.
  */
 #include "harness.h"
-#include <pygate/pep788.h>
+/* pygate/pep788.h comes with -include (tests/CMakeLists.txt), the way a
+ * program written only against PEP 788's names picks pygate up. */
+#ifndef PYGATE_PEP788_H
+#error "built without -include pygate/pep788.h"
+#endif
 
 #include <stdatomic.h>
 
