@@ -65,13 +65,17 @@ run() {
     *) echo "sid_root: run needs an absolute path, not '$dir'" >&2; return 2 ;;
   esac
   mkdir -p "$ROOT$dir"
-  local cmd inner
+  # pygate's own settings (PYGATE_TORTURE_RUNS, PYGATE_DEBUG, ...) reach the
+  # command as they would outside the root; nothing else does.
+  local cmd inner settings=""
+  settings=$(env | grep -E '^PYGATE_[A-Z0-9_]+=' | grep -v '^PYGATE_ENV=' |
+             while IFS= read -r v; do printf '%q ' "$v"; done)
   cmd="cd $(printf '%q' "$dir") && $(printf '%q ' "$@")"
   inner="mount -t proc proc $(printf '%q' "$ROOT/proc") &&
     mount --bind /dev $(printf '%q' "$ROOT/dev") &&
     mount --bind $(printf '%q' "$dir") $(printf '%q' "$ROOT$dir") &&
     exec chroot $(printf '%q' "$ROOT") /usr/bin/env -i \
-      PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 ${PYGATE_ENV:-} \
+      PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 $settings ${PYGATE_ENV:-} \
       /bin/bash -c $(printf '%q' "$cmd")"
   unshare --mount --propagation private /bin/bash -c "$inner"
 }
