@@ -2,8 +2,8 @@
  * pygate_bench.c - pygate side by side with every alternative, in one run.
  *
  * Strategies (each from native pthreads; see strategy_table):
- *   gilstate       per-call PyGILState_Ensure/Release (seeds 002, 004)
- *   pinned         seed 000: an outer PyGILState_Ensure kept for the
+ *   gilstate       per-call PyGILState_Ensure/Release (the usual callback pattern)
+ *   pinned         a pinned thread: an outer PyGILState_Ensure kept for the
  *                  thread's life (detached), per-call Ensure/Release inside
  *   floor          a kept PyThreadState, PyEval_RestoreThread/SaveThread
  *   pybind11       pybind11's gil_scoped_acquire, default (C++ part)

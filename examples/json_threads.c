@@ -1,5 +1,5 @@
 /*
- * json_threads.c - seed 004's program, done right.
+ * json_threads.c - 20 native threads calling json.dumps, done right.
  *
  * 20 native threads each build a dict and json.dumps it, many times, all
  * through pygate: no semaphore, no PyGILState, every result checked, and a
@@ -86,7 +86,7 @@ main(int argc, char **argv)
         PyErr_Print();
         return 1;
     }
-    /* Let the workers have the GIL while main only waits (seed 001). */
+    /* Let the workers have the GIL while main only waits (a host keeping it would starve them). */
     PyThreadState *main_tstate = PyEval_SaveThread();
 
     pthread_t threads[NUM_THREADS];

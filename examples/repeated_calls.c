@@ -1,5 +1,5 @@
 /*
- * repeated_calls.c - seed 000's use case, with no pinning code.
+ * repeated_calls.c - one thread making many calls, with no pinning code.
  *
  * A native thread calls a Python function many times.  With per-call
  * PyGILState_Ensure/Release each call creates and destroys a thread state;

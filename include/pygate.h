@@ -278,7 +278,7 @@ int pygate_thread_release(void);
  * Python's signal handlers left out, as Py_InitializeEx(0)), installs
  * pygate's shutdown hook in the main interpreter and then detaches the
  * calling thread, so that Python threads and other native threads run
- * while the host does native work (without it, seed 001's host keeps the
+ * while the host does native work (without it, a host that keeps the GIL after start-up keeps the
  * GIL and every other thread stalls).  Afterwards the host enters like any
  * other thread, with pygate_view_from_main() or pygate_host_view().
  * If Python was initialized by someone else, config must be NULL; the

@@ -69,11 +69,6 @@ compat_gilstate_get(void)
     return PyGILState_GetThisThreadState();
 }
 
-int
-compat_tstate_is_bound(PyThreadState *tstate)
-{
-    return tstate->_status.bound_gilstate;
-}
 
 #else /* 3.8-3.11 */
 
@@ -107,12 +102,6 @@ compat_gilstate_set(PyThreadState *tstate)
         PyThread_tss_set(gilstate_key(), tstate);
 }
 
-int
-compat_tstate_is_bound(PyThreadState *tstate)
-{
-    (void)tstate;
-    return 0;
-}
 
 #endif /* COMPAT_ATTACH_BINDS_GILSTATE */
 

@@ -98,9 +98,6 @@ compat_gilstate_bind_attached(PyThreadState *tstate)
 #endif
 }
 
-/* Whether tstate is the state bound in its own thread's slot (3.12+; up
- * to 3.11 CPython keeps no such flag and this returns 0). */
-int compat_tstate_is_bound(PyThreadState *tstate);
 
 /* Registers fn(arg) to run in the current interpreter's shutdown, after
  * non-daemon threads are joined and before any thread state is torn down

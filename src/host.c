@@ -1,5 +1,5 @@
 /*
- * host.c - the embedder's lifecycle: initialize and detach (seed 001), and
+ * host.c - the embedder's lifecycle: initialize and detach (so the host does not starve other threads), and
  * shut down from any thread.
  *
  * One process-wide state machine, NONE -> BUSY -> RUNNING -> BUSY -> NONE,

@@ -173,7 +173,7 @@ static void *
 pygate_inside_gilstate(void *arg)
 {
     (void)arg;
-    /* A thread pinned with PyGILState_Ensure (seed 000's pattern). */
+    /* A thread pinned with PyGILState_Ensure (a pinned thread's pattern). */
     PyGILState_STATE outer = PyGILState_Ensure();
     PyThreadState *ts = PyThreadState_Get();
     int states = count_thread_states(PyInterpreterState_Main());

@@ -1,7 +1,7 @@
 /*
  * test_host.c - pygate_host_init/shutdown: codes for every misuse, a
  * PyConfig, adopting a Python someone else started, shutdown from another
- * thread, and seed 001's starvation shown and fixed.
+ * thread, and a GIL-keeping host's starvation shown and fixed.
  */
 #include "harness.h"
 
@@ -65,7 +65,7 @@ host_adopts(void)
     CHECK(!Py_IsInitialized());
 }
 
-/* ---- seed 001: a host that keeps the GIL starves Python threads ---------- */
+/* ---- a host that keeps the GIL starves Python threads ------------------- */
 
 /* ticker.n read through the C API: unlike evaluating an expression, this
  * runs no bytecode, so it never offers the GIL to a waiting thread. */
@@ -131,7 +131,7 @@ host_does_not_starve_python(void)
     CHECK_OK(pygate_leave(tok));
 
     printf("daemon thread ticks in 0.3 s of host native work: %ld detached,"
-           " %ld attached (seed 001)\n", free_run, starved);
+           " %ld attached (GIL kept)\n", free_run, starved);
     CHECK(free_run >= 10);   /* ~300 on a quiet machine; shared CI is not */
     CHECK(starved == 0);
 

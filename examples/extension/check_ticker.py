@@ -1,4 +1,4 @@
-"""Checks the pygate_ticker example (seed 002) with the Python under test.
+"""Checks the pygate_ticker example (a native thread appending to a list) with the Python under test.
 
 usage: python check_ticker.py DIR_WITH_THE_MODULE
 Each case runs in a fresh interpreter process.

@@ -1,5 +1,5 @@
 /*
- * pygate_ticker.c - seed 002 done right: an extension module whose native
+ * pygate_ticker.c - an extension module, done right, whose native
  * thread appends to a Python list every few milliseconds.
  *
  *   import pygate_ticker
@@ -134,7 +134,7 @@ static PyMethodDef ticker_methods[] = {
 
 static struct PyModuleDef ticker_module = {
     PyModuleDef_HEAD_INIT, "pygate_ticker",
-    "A native thread appending to a list through pygate (seed 002).",
+    "A native thread appending to a list through pygate.",
     -1, ticker_methods, NULL, NULL, NULL, NULL
 };
 
