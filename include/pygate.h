@@ -34,6 +34,7 @@
 #define PYGATE_H
 
 #include <stdint.h>
+#include <sys/types.h>   /* pid_t */
 
 #ifdef __cplusplus
 extern "C" {
@@ -311,6 +312,31 @@ pygate_view *pygate_host_view(void);
  *         PYGATE_EPYTHON (Py_FinalizeEx reported an error flushing
  *         buffered data; Python is finalized all the same). */
 int pygate_host_shutdown(void);
+
+/* fork() for a host started with pygate_host_init(): forks the process the
+ * way CPython needs (attached, between PyOS_BeforeFork() and
+ * PyOS_AfterFork_Parent()/PyOS_AfterFork_Child()), and returns with the
+ * calling thread detached again in both processes.  *pid is fork()'s
+ * result: 0 in the child, the child's pid in the parent.
+ * In the child only the calling thread exists: pygate has forgotten every
+ * other thread's states, entries and guards (docs/ARCHITECTURE.md, "fork"),
+ * so the child's threads enter as usual and pygate_host_shutdown() does not
+ * wait for threads the child does not have.
+ * The caller must not be attached or inside an entry.  On CPython 3.13+
+ * only the thread that called pygate_host_init() may fork: CPython's child
+ * can finalize only on it (Py_FinalizeEx uses the init thread's state,
+ * which the child keeps only if that thread forked attached to it); up to
+ * 3.12 any thread may.  Blocks while waiting for the GIL.
+ * A host may also fork by hand (attached: PyOS_BeforeFork(), fork(),
+ * PyOS_AfterFork_*()); pygate's pthread_atfork handlers do the same
+ * forgetting, but on 3.13+ the child can then finalize only if the
+ * forking thread was attached to the init thread's first state.
+ * Errors: PYGATE_EINVAL (pid NULL), PYGATE_ENOTINIT (no host init),
+ *         PYGATE_EBUSY (the caller is attached or inside an entry, or
+ *         another thread is in host init, shutdown or fork),
+ *         PYGATE_EWRONGTHREAD (3.13+, not the init thread),
+ *         PYGATE_ENOMEM (fork() failed: EAGAIN or ENOMEM; *pid is -1). */
+int pygate_host_fork(pid_t *pid);
 
 /* ------------------------------------------------------------------------ */
 /* Scoped forms (gcc and clang)                                             */

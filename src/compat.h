@@ -114,6 +114,17 @@ int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
  * Up to 3.12 the finalizing thread's own state is used. */
 #define COMPAT_FINALIZE_USES_MAIN_TSTATE (PY_VERSION_HEX >= 0x030D0000)
 
+/* The same rule in a forked child: PyOS_AfterFork_Child keeps only the
+ * forking thread's attached state and makes the forking thread the main
+ * one, but leaves runtime->main_tstate as it was.  On 3.13+ the child's
+ * Py_FinalizeEx then swaps to main_tstate, which is freed unless the
+ * forking thread was the init thread attached to it (measured: without
+ * pygate a native thread attached through PyGILState_Ensure forks, and the
+ * child's Py_FinalizeEx crashes on 3.13.0-3.15.2; the debug build asserts
+ * main_tstate->thread_id == runtime->main_thread).  3.8-3.12 finalize with
+ * the calling thread's state. */
+#define COMPAT_CHILD_FINALIZES_ON_INIT_THREAD (PY_VERSION_HEX >= 0x030D0000)
+
 /* Before Py_FinalizeEx on a thread other than the one that imported
  * threading (its "main thread"): marks that Thread object finished, as
  * threading._shutdown() does itself when it runs on it.  On 3.9-3.12

@@ -181,10 +181,13 @@ int
 pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
                         const char *file, int line)
 {
-    record *rec = guard_record(guard);
+    int holds;
+    record *rec = guard_record(guard, &holds);
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
-    return enter_record(rec, 1, token, file, line);
+    /* A guard inherited through fork() no longer holds: enter as with a
+     * view, which may then fail once shutdown began. */
+    return enter_record(rec, holds, token, file, line);
 }
 
 /* Checks that token names the calling thread's innermost frame. */

@@ -11,9 +11,17 @@
 
 struct pygate_guard {
     uint32_t magic;
+    unsigned generation;  /* records_fork_generation() when taken */
     record *rec;          /* holds a reference */
     guard_site *site;     /* debug mode: where it was taken */
 };
+
+/* Taken before the last fork(): the child forgot its guard (fork.c). */
+static int
+guard_inherited(const pygate_guard *guard)
+{
+    return guard->generation != records_fork_generation();
+}
 
 static int
 guard_new(record *rec, pygate_guard **out, const char *file, int line)
@@ -28,6 +36,7 @@ guard_new(record *rec, pygate_guard **out, const char *file, int line)
     }
     record_ref(rec);
     guard->magic = GUARD_LIVE;
+    guard->generation = records_fork_generation();
     guard->rec = rec;
     guard->site = pygate_debug_mode() ? record_site_add(rec, file, line)
                                       : NULL;
@@ -66,8 +75,10 @@ pygate_guard_close(pygate_guard *guard)
         return PYGATE_EINVAL;
     guard->magic = GUARD_CLOSED_MAGIC;
     record *rec = guard->rec;
-    record_site_remove(rec, guard->site);
-    record_guard_release(rec);
+    if (!guard_inherited(guard)) {
+        record_site_remove(rec, guard->site);
+        record_guard_release(rec);
+    }
     record_unref(rec);
     free(guard);
     return PYGATE_OK;
@@ -82,7 +93,10 @@ pygate_guard_id(const pygate_guard *guard)
 }
 
 record *
-guard_record(pygate_guard *guard)
+guard_record(pygate_guard *guard, int *holds)
 {
-    return guard != NULL && guard->magic == GUARD_LIVE ? guard->rec : NULL;
+    if (guard == NULL || guard->magic != GUARD_LIVE)
+        return NULL;
+    *holds = !guard_inherited(guard);
+    return guard->rec;
 }

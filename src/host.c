@@ -8,7 +8,9 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 enum { HOST_NONE, HOST_BUSY, HOST_RUNNING };
 
@@ -17,6 +19,28 @@ static _Atomic int host_phase = HOST_NONE;
 static pygate_view *host_view;
 static PyThreadState *host_saved;   /* the init thread's state, detached */
 static pthread_t host_thread;
+static pthread_once_t host_fork_once = PTHREAD_ONCE_INIT;
+
+/* pthread_atfork child handler: in a child only the forking thread is
+ * left, and PyOS_AfterFork_Child keeps only the state it has attached.
+ * host_saved survives only if it is that state (pygate_host_fork); the
+ * forking thread is the host thread from now on. */
+static void
+host_after_fork_child(void)
+{
+    if (host_saved != NULL && host_saved != compat_current_tstate())
+        host_saved = NULL;
+    host_thread = pthread_self();
+}
+
+static void
+host_watch_fork(void)
+{
+    if (pthread_atfork(NULL, NULL, host_after_fork_child) != 0) {
+        fprintf(stderr, "pygate: pthread_atfork failed\n");
+        abort();
+    }
+}
 
 /* Moves the phase from `from` to BUSY, or says why it cannot. */
 static int
@@ -73,6 +97,7 @@ host_start(const PyConfig *config)
         return rc;
     }
     host_thread = pthread_self();
+    pthread_once(&host_fork_once, host_watch_fork);
     return PYGATE_OK;
 }
 
@@ -150,5 +175,62 @@ pygate_host_shutdown(void)
     rc = host_finalize();
     int finalized = rc == PYGATE_OK || rc == PYGATE_EPYTHON;
     atomic_store(&host_phase, finalized ? HOST_NONE : HOST_RUNNING);
+    return rc;
+}
+
+/* ---- fork() ------------------------------------------------------------- */
+
+/* Parks host_saved again after it was attached for the fork: detached, and
+ * on 3.13+ unbound (thread_detach_unbound), as pygate_host_init left it. */
+static int
+repark_host_state(void)
+{
+    return thread_detach_unbound(view_record(host_view), &host_saved);
+}
+
+static int
+host_fork(pid_t *pid)
+{
+    pygate_thread *t = thread_self(0);
+    if ((t != NULL && t->nframes != 0) || compat_current_tstate() != NULL)
+        return PYGATE_EBUSY;
+    int own = pthread_equal(host_thread, pthread_self());
+    if (COMPAT_CHILD_FINALIZES_ON_INIT_THREAD && !own)
+        return PYGATE_EWRONGTHREAD;
+    /* The init thread forks attached to its own first state: the one
+     * CPython 3.13+ finalizes with (compat.h), which the child keeps. */
+    pygate_token token;
+    int parked = own && host_saved != NULL;
+    if (parked) {
+        PyEval_RestoreThread(host_saved);
+    } else {
+        int rc = pygate_enter(host_view, &token);
+        if (rc != PYGATE_OK)
+            return rc;
+    }
+    PyOS_BeforeFork();
+    *pid = fork();
+    int fork_errno = errno;
+    if (*pid == 0)
+        PyOS_AfterFork_Child();
+    else
+        PyOS_AfterFork_Parent();
+    int rc = parked ? repark_host_state() : pygate_leave(token);
+    if (rc == PYGATE_OK && *pid < 0)
+        rc = fork_errno == ENOSYS ? PYGATE_EINVAL : PYGATE_ENOMEM;
+    return rc;
+}
+
+int
+pygate_host_fork(pid_t *pid)
+{
+    if (pid == NULL)
+        return PYGATE_EINVAL;
+    *pid = -1;
+    int rc = host_claim(HOST_RUNNING);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = host_fork(pid);
+    atomic_store(&host_phase, HOST_RUNNING);
     return rc;
 }

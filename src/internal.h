@@ -2,11 +2,16 @@
  * internal.h - pygate's data structures, shared by the files in src/.
  *
  *   record  (interp.c)  one per interpreter: ID, lifetime state, guard count,
- *                       and the thread states pygate created for it.
+ *                       and the thread states pygate created for it; made,
+ *                       found and shut down by lifecycle.c.
  *   view    (view.c)    a user's handle on a record.
  *   entry   (thread.c)  one cached thread state: (thread, record) -> tstate.
  *   thread  (thread.c)  a native thread's entries and its stack of frames.
  *   frame   (enter.c)   one open entry or detach on a thread.
+ *
+ * Files call each other downward only:
+ *   host.c, pep788.c > enter.c, guard.c, view.c > lifecycle.c > fork.c
+ *   > thread.c > interp.c > compat.c, error.c
  */
 #ifndef PYGATE_INTERNAL_H
 #define PYGATE_INTERNAL_H
@@ -14,6 +19,7 @@
 #include "compat.h"
 #include "pygate.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -53,12 +59,55 @@ typedef struct record {
     _Atomic int phase;             /* record_phase */
     _Atomic long refs;             /* views + entries + registry + hook */
     pthread_mutex_t lock;          /* protects entries and the wait below */
+    _Atomic(pthread_t) lock_owner; /* for RECORD_ASSERT_LOCKED; 0 if none */
     pthread_cond_t drained;        /* signalled when guards reach 0 closed */
     entry *entries;                /* states pygate created for this interp */
     guard_site *sites;             /* debug mode: guards held, by site */
+    struct record *reg_prev, *reg_next;   /* the registry (interp.c) */
 } record;
 
 #define GUARD_CLOSED ((uint64_t)1 << 63)
+
+/* rec->lock, with its holder remembered so that functions documented as
+ * "under rec->lock" can assert it in debug builds (SQLite's
+ * sqlite3_mutex_held).  Never held while waiting for the GIL. */
+static inline void
+record_lock(record *rec)
+{
+    pthread_mutex_lock(&rec->lock);
+    atomic_store_explicit(&rec->lock_owner, pthread_self(),
+                          memory_order_relaxed);
+}
+
+static inline void
+record_unlock(record *rec)
+{
+    atomic_store_explicit(&rec->lock_owner, (pthread_t)0,
+                          memory_order_relaxed);
+    pthread_mutex_unlock(&rec->lock);
+}
+
+static inline int
+record_lock_held(record *rec)
+{
+    return pthread_equal(atomic_load_explicit(&rec->lock_owner,
+                                              memory_order_relaxed),
+                         pthread_self());
+}
+
+#define RECORD_ASSERT_LOCKED(rec) assert(record_lock_held(rec))
+
+/* pthread_cond_timedwait on rec->drained, under rec->lock. */
+static inline void
+record_wait(record *rec, const struct timespec *deadline)
+{
+    RECORD_ASSERT_LOCKED(rec);
+    atomic_store_explicit(&rec->lock_owner, (pthread_t)0,
+                          memory_order_relaxed);
+    pthread_cond_timedwait(&rec->drained, &rec->lock, deadline);
+    atomic_store_explicit(&rec->lock_owner, pthread_self(),
+                          memory_order_relaxed);
+}
 
 /* Takes a guard: fails with PYGATE_EFINALIZING or PYGATE_EGONE, without
  * blocking, once the shutdown hook has closed the record.  Lock-free. */
@@ -83,18 +132,54 @@ void record_guard_add_local(_Atomic uint32_t *held);
 guard_site *record_site_add(record *rec, const char *file, int line);
 void record_site_remove(record *rec, guard_site *site);
 
-/* The record for the interpreter the caller is attached to, created (and
- * the shutdown hook installed) on first use; returns a new reference. */
-int record_for_current(record **out);
-/* The record of the main interpreter if it exists; a new reference. */
-record *record_find_main(void);
 void record_ref(record *rec);
 void record_unref(record *rec);
 int record_error(record *rec);   /* PYGATE_EFINALIZING or PYGATE_EGONE */
 
-/* Entry list of a record, under rec->lock (called by thread.c). */
+/* A new record (one reference) for interp, on the registry, gate open. */
+record *record_new(PyInterpreterState *interp, int64_t id);
+/* The hook's first step: no guard can be taken from here on, and every
+ * local guard taken before is visible to record_guards_held(). */
+void record_close_gate(record *rec);
+/* The interpreter is gone (or never got its hook): closed for good. */
+void record_mark_gone(record *rec);
+/* Shared and local guards held.  Under rec->lock. */
+uint64_t record_guards_held(record *rec);
+
+/* The main interpreter's record: found (a new reference, or NULL), set
+ * when made (replacing one whose hook never ran), forgotten by its hook. */
+record *record_find_main(void);
+void record_set_main(record *rec);
+void record_forget_main(record *rec);
+
+/* Links and unlinks e on rec's entry list; each takes rec->lock. */
 void record_link_entry(record *rec, entry *e);
 void record_unlink_entry(record *rec, entry *e);
+/* The same, for a caller that holds rec->lock. */
+void record_unlink_entry_locked(record *rec, entry *e);
+
+/* fork() (fork.c): every record's lock, taken in registry order before the
+ * fork and given back after it, so no list is half-changed in the child. */
+void records_lock_all(void);
+void records_unlock_all(void);
+/* The registry, walked under records_lock_all(): the first record when
+ * rec is NULL, then the next one, then NULL. */
+record *records_next(record *rec);
+/* In the child, under records_lock_all(): rec's shared guard count is
+ * shared_held (the forking thread's own), and a sub-interpreter's record is
+ * gone (CPython deleted the interpreter). */
+void record_reset_after_fork(record *rec, uint64_t shared_held);
+/* In the child, once per fork, after every record was reset. */
+void records_after_fork(void);
+/* How many forks this process descends through; guards taken before the
+ * last one no longer hold shutdown (guard.c). */
+unsigned records_fork_generation(void);
+
+/* ---- a record's life (lifecycle.c) -------------------------------------- */
+
+/* The record for the interpreter the caller is attached to, created (and
+ * the shutdown hook installed) on first use; returns a new reference. */
+int record_for_current(record **out);
 
 /* ---- views (view.c) ----------------------------------------------------- */
 
@@ -107,7 +192,9 @@ record *view_record(pygate_view *view);   /* NULL when not a live view */
 
 /* ---- guards (guard.c) --------------------------------------------------- */
 
-record *guard_record(pygate_guard *guard);   /* NULL when not a live guard */
+/* The record of a live guard (else NULL); *holds says whether the guard
+ * still holds it (not when it was inherited through fork()). */
+record *guard_record(pygate_guard *guard, int *holds);
 
 /* ---- entering (enter.c) ------------------------------------------------- */
 
@@ -123,6 +210,7 @@ pygate_token entry_token(uint32_t level);
 
 struct entry {
     record *rec;                /* holds a reference */
+    struct pygate_thread *owner; /* NULL once orphaned (under rec->lock) */
     PyThreadState *tstate;      /* NULL once the interpreter took it back */
     _Atomic uint32_t held;      /* local guards held (owner writes) */
     int linked;                 /* in rec->entries (under rec->lock) */
@@ -155,6 +243,7 @@ typedef struct pygate_thread {
     uint32_t level;                /* open entries + detaches, nested too */
     entry *entries;
     entry *last;                   /* most recently used entry */
+    struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 
 /* The calling thread's record, created on first use (NULL: out of memory
@@ -188,5 +277,28 @@ int thread_detach_unbound(record *rec, PyThreadState **detached);
  * When the wait gave up (drained is 0) some states may still be in use,
  * so none is deleted. */
 void thread_forget_entries(record *rec, int drained);
+
+/* fork() (fork.c): the list of every thread's record, locked around the
+ * fork like the records. */
+void threads_lock_all(void);
+void threads_unlock_all(void);
+/* In the child, under records_lock_all() and threads_lock_all(): frees the
+ * record of every thread but `self` (which may be NULL), and moves their
+ * entries that no record lists onto *doomed (linked by thread_next). */
+void threads_forget_others(pygate_thread *self, entry **doomed);
+/* In the child, the same locks held: moves onto *doomed every entry of rec
+ * that another thread owned, and self's own ones whose state CPython's
+ * PyOS_AfterFork_Child deletes (all but `kept`, and every sub-interpreter
+ * one).  Never touches a thread state. */
+void thread_forget_foreign_entries(record *rec, pygate_thread *self,
+                                   PyThreadState *kept, entry **doomed);
+/* Frees the entries on a thread_next-linked list (no lock held). */
+void thread_free_entries(entry *doomed);
+
+/* ---- fork() (fork.c) ---------------------------------------------------- */
+
+/* Installs pygate's pthread_atfork handlers; once, before the first record
+ * exists (pthread_once). */
+void fork_watch(void);
 
 #endif /* PYGATE_INTERNAL_H */

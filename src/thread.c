@@ -34,7 +34,35 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static __thread pygate_thread *thread_tls
     __attribute__((tls_model("initial-exec")));
 
+/* Every thread's record, for fork() (fork.c). */
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static pygate_thread *threads;
+
 static void thread_destroy(void *arg);
+
+static void
+threads_add(pygate_thread *t)
+{
+    pthread_mutex_lock(&threads_lock);
+    t->reg_next = threads;
+    if (threads != NULL)
+        threads->reg_prev = t;
+    threads = t;
+    pthread_mutex_unlock(&threads_lock);
+}
+
+static void
+threads_remove(pygate_thread *t)
+{
+    pthread_mutex_lock(&threads_lock);
+    if (t->reg_prev != NULL)
+        t->reg_prev->reg_next = t->reg_next;
+    else
+        threads = t->reg_next;
+    if (t->reg_next != NULL)
+        t->reg_next->reg_prev = t->reg_prev;
+    pthread_mutex_unlock(&threads_lock);
+}
 
 static void
 thread_key_create(void)
@@ -70,6 +98,7 @@ thread_self(int create)
         return NULL;
     }
     thread_tls = t;
+    threads_add(t);
     return t;
 }
 
@@ -130,6 +159,7 @@ create_entry(pygate_thread *t, record *rec, entry **out)
     }
     record_ref(rec);
     e->rec = rec;
+    e->owner = t;
     record_link_entry(rec, e);
     prune_gone_entries(t);
     e->thread_next = t->entries;
@@ -191,11 +221,13 @@ release_entry(entry *e)
     }
     /* Shutting down or gone: never touch the state.  If the hook has not
      * reached this entry yet, it will delete the state and free the entry. */
-    pthread_mutex_lock(&rec->lock);
+    record_lock(rec);
     int hook_frees = e->linked;
-    if (hook_frees)
+    if (hook_frees) {
         e->orphaned = 1;
-    pthread_mutex_unlock(&rec->lock);
+        e->owner = NULL;
+    }
+    record_unlock(rec);
     if (!hook_frees)
         entry_free(e);
 }
@@ -205,15 +237,12 @@ release_entry(entry *e)
 static int
 entry_caches(entry *e, PyThreadState *tstate)
 {
-    pthread_mutex_lock(&e->rec->lock);
+    record_lock(e->rec);
     int same = e->tstate == tstate;
-    pthread_mutex_unlock(&e->rec->lock);
+    record_unlock(e->rec);
     return same;
 }
 
-/* ---- the gilstate slot (compat.h), given back ---------------------------- */
-
-#if COMPAT_ATTACH_BINDS_GILSTATE
 /* Drops e from t's list (it must be there). */
 static void
 thread_unlist(pygate_thread *t, entry *e)
@@ -226,6 +255,9 @@ thread_unlist(pygate_thread *t, entry *e)
         t->last = NULL;
 }
 
+/* ---- the gilstate slot (compat.h), given back ---------------------------- */
+
+#if COMPAT_ATTACH_BINDS_GILSTATE
 /* The record whose guard keeps prev alive: that of t's entry caching it,
  * or else the main interpreter's (the caller checks, under its guard, that
  * prev belongs to it).  A new reference, or NULL. */
@@ -372,6 +404,7 @@ thread_destroy(void *arg)
                 t->nframes);
     else
         release_all_entries(t, 1);
+    threads_remove(t);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -393,7 +426,7 @@ thread_forget_entries(record *rec, int drained)
         for (entry *e = rec->entries; e != NULL; e = e->rec_next)
             compat_delete_foreign_tstate(e->tstate);
     }
-    pthread_mutex_lock(&rec->lock);
+    record_lock(rec);
     entry *e = rec->entries;
     rec->entries = NULL;
     while (e != NULL) {
@@ -404,5 +437,90 @@ thread_forget_entries(record *rec, int drained)
             entry_free(e);
         e = next;
     }
-    pthread_mutex_unlock(&rec->lock);
+    record_unlock(rec);
+}
+
+/* ---- fork() ------------------------------------------------------------- */
+
+void
+threads_lock_all(void)
+{
+    pthread_mutex_lock(&threads_lock);
+}
+
+void
+threads_unlock_all(void)
+{
+    pthread_mutex_unlock(&threads_lock);
+}
+
+void
+threads_forget_others(pygate_thread *self, entry **doomed)
+{
+    pygate_thread *t = threads;
+    while (t != NULL) {
+        pygate_thread *next = t->reg_next;
+        if (t != self) {
+            /* Entries still on a record's list are found there (a thread
+             * may have died between linking an entry and listing it). */
+            for (entry *e = t->entries, *e_next; e != NULL; e = e_next) {
+                e_next = e->thread_next;
+                if (!e->linked) {
+                    e->thread_next = *doomed;
+                    *doomed = e;
+                }
+            }
+            free(t->frames);
+            free(t);
+        }
+        t = next;
+    }
+    threads = self;
+    if (self != NULL)
+        self->reg_prev = self->reg_next = NULL;
+}
+
+/* Whether CPython's PyOS_AfterFork_Child deletes the state of self's entry
+ * e: every sub-interpreter's state (_PyInterpreterState_DeleteExceptMain),
+ * and every main-interpreter one but the forking thread's attached state
+ * (_PyThreadState_DeleteExcept).  With none attached, the child cannot run
+ * Python anyway; its entries are kept as they are. */
+static int
+deleted_by_cpython(entry *e, PyThreadState *kept)
+{
+    return !e->rec->is_main || (kept != NULL && e->tstate != kept);
+}
+
+void
+thread_forget_foreign_entries(record *rec, pygate_thread *self,
+                              PyThreadState *kept, entry **doomed)
+{
+    RECORD_ASSERT_LOCKED(rec);
+    for (entry *e = rec->entries, *next; e != NULL; e = next) {
+        next = e->rec_next;
+        int own = self != NULL && e->owner == self;
+        int in_use = own && atomic_load(&e->held) != 0;
+        /* A main-interpreter state still in use by an open frame of self
+         * (not the attached one: a detach above it) is kept as it is. */
+        if (own && (!deleted_by_cpython(e, kept) || (rec->is_main && in_use)))
+            continue;
+        record_unlink_entry_locked(rec, e);
+        e->tstate = NULL;
+        if (own && in_use)
+            continue;   /* pruned once its frame left (prune_gone_entries) */
+        if (own)
+            thread_unlist(self, e);
+        e->thread_next = *doomed;
+        *doomed = e;
+    }
+}
+
+void
+thread_free_entries(entry *doomed)
+{
+    while (doomed != NULL) {
+        entry *next = doomed->thread_next;
+        entry_free(doomed);
+        doomed = next;
+    }
 }

@@ -32,6 +32,18 @@
 #  define UNDER_ASAN 0
 #endif
 
+/* Built with ThreadSanitizer. */
+#if defined(__SANITIZE_THREAD__)
+#  define UNDER_TSAN 1
+#elif defined(__has_feature)
+#  if __has_feature(thread_sanitizer)
+#    define UNDER_TSAN 1
+#  endif
+#endif
+#ifndef UNDER_TSAN
+#  define UNDER_TSAN 0
+#endif
+
 #define CHECK(cond)                                                        \
     do {                                                                   \
         if (!(cond)) {                                                     \

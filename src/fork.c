@@ -1,0 +1,108 @@
+/*
+ * fork.c - fork(): the child keeps only what its one thread owns.
+ *
+ * After fork() only the forking thread exists in the child, and CPython's
+ * PyOS_AfterFork_Child (which the host, or os.fork(), calls next) deletes
+ * every other thread state of the main interpreter and every
+ * sub-interpreter.  So in the child pygate forgets, without touching any
+ * thread state, every other thread's record and entries and the guards
+ * their open frames held; a sub-interpreter's record is gone; guards taken
+ * through handles before the fork are inherited, and no longer hold
+ * shutdown (guard.c).  The forking thread keeps its frames and the guards
+ * they hold, so it can leave the entry it forked from.
+ *
+ * The prepare handler takes every lock pygate has, so that no list is
+ * half-changed at the moment of the fork; none is held while waiting for
+ * the GIL, so taking them cannot deadlock with the forking thread holding
+ * it.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static void
+fork_prepare(void)
+{
+    threads_lock_all();
+    records_lock_all();
+}
+
+static void
+fork_parent(void)
+{
+    records_unlock_all();
+    threads_unlock_all();
+}
+
+/* Shared guards that self's open frames hold on rec (local ones live in
+ * self's entries and stay as they are). */
+static uint64_t
+own_shared_guards(pygate_thread *self, record *rec)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; self != NULL && i < self->nframes; i++) {
+        frame *f = &self->frames[i];
+        if (f->kind != FRAME_DETACH && f->rec == rec && f->held == NULL)
+            n++;
+    }
+    return n;
+}
+
+static int
+own_site(pygate_thread *self, guard_site *site)
+{
+    for (uint32_t i = 0; self != NULL && i < self->nframes; i++)
+        if (self->frames[i].site == site)
+            return 1;
+    return 0;
+}
+
+/* Debug mode: drops the sites of guards the child no longer counts. */
+static void
+prune_sites(record *rec, pygate_thread *self)
+{
+    RECORD_ASSERT_LOCKED(rec);
+    guard_site **link = &rec->sites;
+    while (*link != NULL) {
+        guard_site *site = *link;
+        if (own_site(self, site)) {
+            link = &site->next;
+            continue;
+        }
+        *link = site->next;
+        if (site->next != NULL)
+            site->next->prev = site->prev;
+        free(site);
+    }
+}
+
+static void
+fork_child(void)
+{
+    pygate_thread *self = thread_self(0);
+    PyThreadState *kept = compat_current_tstate();
+    entry *doomed = NULL;
+    threads_forget_others(self, &doomed);
+    for (record *rec = records_next(NULL); rec != NULL;
+         rec = records_next(rec)) {
+        thread_forget_foreign_entries(rec, self, kept, &doomed);
+        prune_sites(rec, self);
+        record_reset_after_fork(rec, own_shared_guards(self, rec));
+    }
+    records_after_fork();
+    records_unlock_all();
+    threads_unlock_all();
+    thread_free_entries(doomed);   /* may free records: no lock held */
+}
+
+void
+fork_watch(void)
+{
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
+        /* Without the handlers a forked child would wait for ever at
+         * shutdown for threads it does not have. */
+        fprintf(stderr, "pygate: pthread_atfork failed\n");
+        abort();
+    }
+}

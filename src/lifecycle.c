@@ -1,0 +1,230 @@
+/*
+ * lifecycle.c - a record's life: born on first use of its interpreter, found
+ * again through the interpreter's dict, shut down by the hook that drains
+ * its guards before CPython tears thread states down.
+ *
+ * It sits above interp.c (the gate) and thread.c (the entries): the hook
+ * closes the gate, waits for the guards, then has thread.c take the
+ * entries' states back.  fork.c sets both right in a forked child.
+ *
+ * A record is found from its interpreter through the interpreter's own dict
+ * (PyInterpreterState_GetDict), so it dies with the interpreter and a later
+ * interpreter that reuses the ID or the address gets a fresh record.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define RECORD_CAPSULE "pygate.record"
+
+/* pygate_set_drain_limits(), in milliseconds; give-up < 0 means never. */
+static _Atomic long drain_report_ms = 5000;
+static _Atomic long drain_give_up_ms = -1;
+static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
+
+/* ---- draining ----------------------------------------------------------- */
+
+/* Guards the calling thread itself holds on rec: the thread that runs the
+ * shutdown may be inside an entry of the interpreter it finalizes. */
+static uint64_t
+guards_held_by_caller(record *rec)
+{
+    pygate_thread *t = thread_self(0);
+    uint64_t n = 0;
+    for (uint32_t i = 0; t != NULL && i < t->nframes; i++)
+        if (t->frames[i].kind != FRAME_DETACH && t->frames[i].rec == rec)
+            n++;
+    return n;
+}
+
+int
+pygate_set_drain_limits(double report_every, double give_up_after)
+{
+    if (!(report_every > 0) || report_every > 1e6 || give_up_after > 1e6
+            || give_up_after != give_up_after)
+        return PYGATE_EINVAL;
+    atomic_store(&drain_report_ms, (long)(report_every * 1000));
+    atomic_store(&drain_give_up_ms,
+                 give_up_after < 0 ? -1 : (long)(give_up_after * 1000));
+    return PYGATE_OK;
+}
+
+static double
+seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec)
+           + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Under rec->lock.  Debug mode lists each guard's site. */
+static void
+report_outstanding(record *rec, uint64_t own, double waited)
+{
+    fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
+            " for %llu native guards or entries to be released\n",
+            (long long)rec->id, waited,
+            (unsigned long long)(record_guards_held(rec) - own));
+    for (guard_site *s = rec->sites; s != NULL; s = s->next)
+        fprintf(stderr, "pygate:   guard taken at %s:%d on thread %#lx\n",
+                s->file, s->line, s->thread);
+}
+
+/* Returns 1 once the guards drained, 0 when the give-up bound passed. */
+static int
+wait_until_drained(record *rec, uint64_t own)
+{
+    long report_ms = atomic_load(&drain_report_ms);
+    long give_up_ms = atomic_load(&drain_give_up_ms);
+    struct timespec start, last_report;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    last_report = start;
+    int drained = 1;
+    record_lock(rec);
+    while (record_guards_held(rec) > own) {
+        long wait_ms = report_ms;
+        double waited = seconds_since(&start);
+        if (give_up_ms >= 0) {
+            long left = give_up_ms - (long)(waited * 1000);
+            if (left <= 0) {
+                report_outstanding(rec, own, waited);
+                fprintf(stderr, "pygate: giving up the wait; those threads"
+                        " are now on their own, like daemon threads\n");
+                drained = 0;
+                break;
+            }
+            if (left < wait_ms)
+                wait_ms = left;
+        }
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        record_wait(rec, &deadline);
+        if (record_guards_held(rec) > own
+                && seconds_since(&last_report) * 1000 >= report_ms) {
+            report_outstanding(rec, own, seconds_since(&start));
+            clock_gettime(CLOCK_MONOTONIC, &last_report);
+        }
+    }
+    record_unlock(rec);
+    return drained;
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+/* Runs in the interpreter's atexit stage, on the finalizing thread, with
+ * the GIL held.  From here on no guard can be taken. */
+static void
+record_shutdown(void *arg)
+{
+    record *rec = (record *)arg;
+    record_close_gate(rec);
+
+    uint64_t own = guards_held_by_caller(rec);
+    record_lock(rec);
+    int busy = record_guards_held(rec) > own;
+    record_unlock(rec);
+    int drained = 1;
+    if (busy) {
+        Py_BEGIN_ALLOW_THREADS
+        drained = wait_until_drained(rec, own);
+        Py_END_ALLOW_THREADS
+    }
+    thread_forget_entries(rec, drained);
+    record_mark_gone(rec);
+    record_forget_main(rec);
+    /* Frames still open (the caller's own, or any left after giving up)
+     * point at rec without a reference: keep it alive for them. */
+    if (own == 0 && drained)
+        record_unref(rec);   /* the hook's reference */
+}
+
+/* ---- birth -------------------------------------------------------------- */
+
+static void
+record_capsule_free(PyObject *capsule)
+{
+    record_unref((record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE));
+}
+
+/* Stores rec in the interpreter dict (one reference) and installs the hook
+ * (another).  On failure the Python exception is left set. */
+static int
+record_install(record *rec, PyObject *dict)
+{
+    PyObject *capsule = PyCapsule_New(rec, RECORD_CAPSULE,
+                                      record_capsule_free);
+    if (capsule == NULL)
+        return PYGATE_EPYTHON;
+    record_ref(rec);   /* owned by the capsule from here */
+    int failed = PyDict_SetItemString(dict, RECORD_CAPSULE, capsule) < 0;
+    Py_DECREF(capsule);
+    if (failed)
+        return PYGATE_EPYTHON;
+
+    record_ref(rec);   /* the hook's */
+    if (compat_register_shutdown_hook(record_shutdown, rec) < 0) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyDict_DelItemString(dict, RECORD_CAPSULE) < 0)
+            PyErr_Clear();   /* ours to clear: the caller gets the first */
+        PyErr_Restore(type, value, tb);
+        record_mark_gone(rec);
+        record_unref(rec);
+        return PYGATE_EPYTHON;
+    }
+    return PYGATE_OK;
+}
+
+int
+record_for_current(record **out)
+{
+    PyThreadState *tstate = compat_current_tstate_attached();
+    if (tstate == NULL)
+        return PYGATE_ENOTATTACHED;
+    PyInterpreterState *interp = compat_tstate_interp(tstate);
+    PyObject *dict = PyInterpreterState_GetDict(interp);
+    if (dict == NULL)
+        return PYGATE_ENOMEM;
+
+    PyObject *capsule = PyDict_GetItemString(dict, RECORD_CAPSULE);
+    if (capsule != NULL) {
+        record *rec = (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
+        if (rec == NULL)
+            return PYGATE_EPYTHON;
+        if (atomic_load(&rec->phase) != PHASE_OPEN)
+            return record_error(rec);
+        record_ref(rec);
+        *out = rec;
+        return PYGATE_OK;
+    }
+    /* No record yet and the runtime already past its atexit stage: a hook
+     * installed now would never run. */
+    if (compat_runtime_finalizing())
+        return PYGATE_EFINALIZING;
+
+    int64_t id = PyInterpreterState_GetID(interp);
+    if (id < 0)
+        return PYGATE_EPYTHON;
+    pthread_once(&fork_watch_once, fork_watch);
+    record *rec = record_new(interp, id);
+    if (rec == NULL)
+        return PYGATE_ENOMEM;
+    int rc = record_install(rec, dict);
+    if (rc != PYGATE_OK) {
+        record_unref(rec);
+        return rc;
+    }
+    if (rec->is_main)
+        record_set_main(rec);
+    *out = rec;
+    return PYGATE_OK;
+}
