@@ -4,18 +4,27 @@
 PYTHON ?= python3
 PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
 DEMO_BUILD := build/demo
+JOBS := $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all demo test torture bench clean
 
+# The demonstration's two programs only, quietly (the build's output goes
+# to build/demo/build.log and is shown only if the build fails).
 all: $(DEMO_BUILD)/Makefile
-	cmake --build $(DEMO_BUILD) -j
+	@cmake --build $(DEMO_BUILD) -j $(JOBS) --target json_threads repeated_calls \
+	  >$(DEMO_BUILD)/build.log 2>&1 || { cat $(DEMO_BUILD)/build.log; exit 1; }
 
 $(DEMO_BUILD)/Makefile:
-	cmake -S . -B $(DEMO_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) -DCMAKE_BUILD_TYPE=Release
+	@mkdir -p $(DEMO_BUILD)
+	@cmake -S . -B $(DEMO_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) \
+	  -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF -DPYGATE_BENCH=OFF \
+	  >$(DEMO_BUILD)/configure.log 2>&1 \
+	  || { cat $(DEMO_BUILD)/configure.log; exit 1; }
 
 demo: all
-	$(DEMO_BUILD)/examples/json_threads 2000
-	$(DEMO_BUILD)/examples/repeated_calls 1000000
+	@$(DEMO_BUILD)/examples/json_threads 2000
+	@$(DEMO_BUILD)/examples/repeated_calls 1000000
 
 test:
 	tests/run_matrix.sh

@@ -1,7 +1,12 @@
-# Finds the CPython named by Python_EXECUTABLE (default: python3) and defines
-# the imported target pygate::python (headers + libpython, for embedding).
+# Finds the CPython named by Python_EXECUTABLE (default: the one a parent
+# project found with FindPython or FindPython3, else python3) and defines
+# the global imported targets pygate::python (headers + libpython, for
+# embedding hosts) and pygate::python_headers (for extension modules).
 # sysconfig is asked directly because pyenv and Debian (incl. the debug
 # build, python3.11-dbg) lay out headers and libraries differently.
+if(NOT Python_EXECUTABLE AND Python3_EXECUTABLE)
+  set(Python_EXECUTABLE "${Python3_EXECUTABLE}")
+endif()
 if(NOT Python_EXECUTABLE)
   find_program(Python_EXECUTABLE NAMES python3 REQUIRED)
 endif()
@@ -25,6 +30,19 @@ list(GET _pygate_py 6 PYGATE_PY_EXT_SUFFIX)
 if(PYGATE_PY_VERSION VERSION_LESS 3.8)
   message(FATAL_ERROR "pygate supports CPython 3.8 and later, not ${PYGATE_PY_VERSION}")
 endif()
+# The ABI pygate is built for: a tag for file names (cp312, cp311d) and
+# (major << 8 | minor) in hex for pygate.h's check (0x030C).
+string(REPLACE "." ";" _pygate_v "${PYGATE_PY_VERSION}")
+list(GET _pygate_v 0 _pygate_major)
+list(GET _pygate_v 1 _pygate_minor)
+set(PYGATE_PY_TAG "cp${_pygate_major}${_pygate_minor}${PYGATE_PY_ABIFLAGS}")
+math(EXPR PYGATE_PY_ABI_HEX "(${_pygate_major} << 8) | ${_pygate_minor}"
+  OUTPUT_FORMAT HEXADECIMAL)
+string(REPLACE "0x" "" PYGATE_PY_ABI_HEX "${PYGATE_PY_ABI_HEX}")
+string(LENGTH "${PYGATE_PY_ABI_HEX}" _pygate_len)
+if(_pygate_len LESS 4)
+  set(PYGATE_PY_ABI_HEX "0${PYGATE_PY_ABI_HEX}")
+endif()
 
 find_library(PYGATE_PY_LIBRARY NAMES "${PYGATE_PY_LDLIBRARY}"
   "python${PYGATE_PY_VERSION}${PYGATE_PY_ABIFLAGS}"
@@ -36,14 +54,16 @@ if(NOT PYGATE_PY_LIBRARY)
   message(FATAL_ERROR "pygate: no libpython for ${Python_EXECUTABLE} (install python3-dev or the -dev package of that build)")
 endif()
 
-add_library(pygate::python INTERFACE IMPORTED)
+add_library(pygate::python INTERFACE IMPORTED GLOBAL)
 set_target_properties(pygate::python PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${PYGATE_PY_INCLUDE}"
-  INTERFACE_LINK_LIBRARIES "${PYGATE_PY_LIBRARY};pthread;dl;m")
+  INTERFACE_LINK_LIBRARIES "${PYGATE_PY_LIBRARY};Threads::Threads;dl;m")
 # Headers only, for code loaded into a Python process (extension modules).
-add_library(pygate::python_headers INTERFACE IMPORTED)
+add_library(pygate::python_headers INTERFACE IMPORTED GLOBAL)
 set_target_properties(pygate::python_headers PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${PYGATE_PY_INCLUDE}")
 get_filename_component(PYGATE_PY_LIBRARY_DIR "${PYGATE_PY_LIBRARY}" DIRECTORY)
 set(CMAKE_BUILD_RPATH "${PYGATE_PY_LIBRARY_DIR}")
-message(STATUS "pygate: CPython ${PYGATE_PY_VERSION}${PYGATE_PY_ABIFLAGS} (Py_DEBUG=${PYGATE_PY_DEBUG}) from ${Python_EXECUTABLE}")
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+message(STATUS "pygate: CPython ${PYGATE_PY_VERSION}${PYGATE_PY_ABIFLAGS} (Py_DEBUG=${PYGATE_PY_DEBUG}, ${PYGATE_PY_TAG}) from ${Python_EXECUTABLE}")

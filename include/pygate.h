@@ -33,11 +33,41 @@
 #ifndef PYGATE_H
 #define PYGATE_H
 
+/* pygate's declarations use CPython's types (PyConfig), so this header
+ * includes Python.h itself: include it before or after Python.h, in C or
+ * C++.  CPython wants Python.h before any standard header, and on 3.8-3.9
+ * PY_SSIZE_T_CLEAN defined before it: do either before including this. */
+#include <Python.h>
+
 #include <stdint.h>
 #include <sys/types.h>   /* pid_t */
 
+/* pygate is built for one CPython's ABI (major.minor, and whether it is a
+ * debug build).  Its CMake package and pkg-config file pass what it was
+ * built for to the code that uses it, and a mismatch stops here rather
+ * than crash at run time. */
+#if defined(PYGATE_PY_ABI) && PYGATE_PY_ABI != (PY_VERSION_HEX >> 16)
+#  error "pygate was built for another CPython than this Python.h (PYGATE_PY_ABI: 0xMMmm): build or install pygate for this CPython"
+#endif
+#if defined(PYGATE_PY_DEBUG) && (PYGATE_PY_DEBUG != 0) != defined(Py_DEBUG)
+#  error "pygate was built for a debug CPython and this is a release one, or the reverse (PYGATE_PY_DEBUG): build pygate for this CPython"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Marks the public API: the only symbols libpygate exports (it is built
+ * with -fvisibility=hidden; its internal functions are named pygate__*).
+ * A project that compiles pygate into its own shared object and wants
+ * nothing of it exported defines PYGATE_API as
+ * __attribute__((visibility("hidden"))) for pygate's sources. */
+#ifndef PYGATE_API
+#  if defined(__GNUC__) || defined(__clang__)
+#    define PYGATE_API __attribute__((visibility("default")))
+#  else
+#    define PYGATE_API
+#  endif
 #endif
 
 #define PYGATE_VERSION_MAJOR 0
@@ -48,27 +78,41 @@ extern "C" {
 /* Error codes                                                              */
 /* ------------------------------------------------------------------------ */
 
-#define PYGATE_OK             0
-#define PYGATE_EINVAL        (-1)  /* an argument is NULL or not a live handle */
-#define PYGATE_ENOMEM        (-2)  /* out of memory */
-#define PYGATE_ENOTINIT      (-3)  /* Python is not initialized */
-#define PYGATE_ENOTATTACHED  (-4)  /* the call needs an attached thread state */
-#define PYGATE_EFINALIZING   (-5)  /* the interpreter is shutting down */
-#define PYGATE_EGONE         (-6)  /* the interpreter no longer exists */
-#define PYGATE_ENOTENTERED   (-7)  /* leave/reattach with nothing to undo */
-#define PYGATE_EWRONGTHREAD  (-8)  /* the token belongs to another thread */
-#define PYGATE_EUNBALANCED   (-9)  /* the token is not the innermost level */
-#define PYGATE_EEXCEPTION    (-10) /* a Python exception is set at leave */
-#define PYGATE_EPYTHON       (-11) /* a CPython call failed; exception set */
-#define PYGATE_EBUSY         (-12) /* the thread is still inside an entry */
-#define PYGATE_EALREADY      (-13) /* host init done already (or by others) */
+/* The one list of error codes: XX(name, value, description).  The enum
+ * below, pygate_strerror(), pygate_err_name(), the table in docs/API.md
+ * and the tests are all derived from it (libuv's UV_ERRNO_MAP). */
+#define PYGATE_ERRNO_MAP(XX)                                                  \
+    XX(EINVAL, -1, "invalid argument: NULL or not a live pygate handle")      \
+    XX(ENOMEM, -2, "out of memory")                                           \
+    XX(ENOTINIT, -3, "Python is not initialized")                             \
+    XX(ENOTATTACHED, -4, "the calling thread has no attached thread state")   \
+    XX(EFINALIZING, -5, "the interpreter is shutting down; no new entries")   \
+    XX(EGONE, -6, "the interpreter no longer exists")                         \
+    XX(ENOTENTERED, -7, "nothing to leave: the thread is not entered")        \
+    XX(EWRONGTHREAD, -8, "the token (or the call) belongs to another thread") \
+    XX(EUNBALANCED, -9, "the token is not the thread's innermost entry")      \
+    XX(EEXCEPTION, -10, "a Python exception is still set; handle it first")   \
+    XX(EPYTHON, -11, "a CPython call failed; its exception is set")           \
+    XX(EBUSY, -12, "busy: the thread is attached or inside an entry, or "     \
+                   "another thread is in host init, shutdown or fork")        \
+    XX(EALREADY, -13, "already done: host init was called before, or "       \
+                      "Python was initialized by someone else")               \
+    XX(EVERSION, -14, "libpygate was built for another CPython than the one " \
+                      "in this process")
+
+typedef enum pygate_errno {
+    PYGATE_OK = 0,
+#define PYGATE_XX_(name, value, text) PYGATE_##name = (value),
+    PYGATE_ERRNO_MAP(PYGATE_XX_)
+#undef PYGATE_XX_
+} pygate_errno;
 
 /* Returns a one-line English description of err ("unknown error" for a
  * code pygate does not define).  Never NULL; the string is static. */
-const char *pygate_strerror(int err);
+PYGATE_API const char *pygate_strerror(int err);
 
 /* Returns the symbolic name of err, e.g. "PYGATE_EGONE". Never NULL. */
-const char *pygate_err_name(int err);
+PYGATE_API const char *pygate_err_name(int err);
 
 /* ------------------------------------------------------------------------ */
 /* Views: handles that name an interpreter                                  */
@@ -78,7 +122,8 @@ const char *pygate_err_name(int err);
  * interpreter (its ID and lifetime state), never a bare pointer that could
  * dangle: a view may be kept, passed to other threads and used after the
  * interpreter is gone, when entering through it fails with PYGATE_EGONE.
- * A view is closed exactly once with pygate_view_close(). */
+ * A view is closed with pygate_view_close(); a handle that is closed, or
+ * was never one, is refused with PYGATE_EINVAL by every function. */
 typedef struct pygate_view pygate_view;
 
 /* Makes a view of the interpreter the calling thread is attached to.
@@ -89,7 +134,7 @@ typedef struct pygate_view pygate_view;
  *         PYGATE_EFINALIZING (the interpreter has begun shutting down),
  *         PYGATE_ENOMEM, PYGATE_EPYTHON (the hook could not be installed;
  *         the Python exception is left set for the caller). */
-int pygate_view_from_current(pygate_view **out);
+PYGATE_API int pygate_view_from_current(pygate_view **out);
 
 /* Makes a view of the main interpreter.  May be called from any thread
  * once Python is initialized: attached to the main interpreter, or not
@@ -102,15 +147,16 @@ int pygate_view_from_current(pygate_view **out);
  * Errors: PYGATE_EINVAL, PYGATE_ENOTINIT (Python is not initialized),
  *         PYGATE_ENOTATTACHED (see above), PYGATE_EFINALIZING,
  *         PYGATE_EGONE, PYGATE_ENOMEM, PYGATE_EPYTHON. */
-int pygate_view_from_main(pygate_view **out);
+PYGATE_API int pygate_view_from_main(pygate_view **out);
 
 /* Closes a view.  Any thread, any time, attached or not, also after the
  * interpreter is gone.  Entries made through the view are not affected.
- * Errors: PYGATE_EINVAL (NULL or already closed, as far as detectable). */
-int pygate_view_close(pygate_view *view);
+ * Errors: PYGATE_EINVAL (NULL, closed already, or not a view: any
+ *         pointer may be passed; none is dereferenced). */
+PYGATE_API int pygate_view_close(pygate_view *view);
 
 /* Returns the interpreter ID the view names (>= 0), or PYGATE_EINVAL. */
-int64_t pygate_view_id(const pygate_view *view);
+PYGATE_API int64_t pygate_view_id(const pygate_view *view);
 
 /* ------------------------------------------------------------------------ */
 /* Guards: holding an interpreter back from finalizing                      */
@@ -123,7 +169,8 @@ int64_t pygate_view_id(const pygate_view *view);
  * native work that must finish before the interpreter goes (flushing a
  * queue of Python callbacks, holding a lock the finalizer needs) and lets
  * the holder enter with pygate_enter_guarded(), which then cannot fail for
- * lifetime reasons.  A guard is closed exactly once, on any thread.
+ * lifetime reasons.  A guard is closed once, on any thread (a second
+ * close is refused with PYGATE_EINVAL).
  * Forgetting to close one makes shutdown wait (see
  * pygate_set_drain_limits for the bound and the reports). */
 typedef struct pygate_guard pygate_guard;
@@ -142,18 +189,21 @@ typedef struct pygate_guard pygate_guard;
 #define pygate_guard_from_current(out) \
     pygate_guard_from_current_at((out), __FILE__, __LINE__)
 
-int pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
+PYGATE_API int pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
                               const char *file, int line);
-int pygate_guard_from_current_at(pygate_guard **out,
+PYGATE_API int pygate_guard_from_current_at(pygate_guard **out,
                                  const char *file, int line);
 
 /* Releases a guard; a shutdown waiting only for it proceeds.  Any thread,
  * attached or not.  Does not block.
- * Errors: PYGATE_EINVAL (NULL or already closed, as far as detectable). */
-int pygate_guard_close(pygate_guard *guard);
+ * Errors: PYGATE_EINVAL (NULL, closed already, or not a guard: any
+ *         pointer may be passed; none is dereferenced).  A guard taken
+ *         before a fork() no longer holds shutdown in the child (it still
+ *         enters and closes; docs/ARCHITECTURE.md, "fork()"). */
+PYGATE_API int pygate_guard_close(pygate_guard *guard);
 
 /* Returns the interpreter ID the guard holds (>= 0), or PYGATE_EINVAL. */
-int64_t pygate_guard_id(const pygate_guard *guard);
+PYGATE_API int64_t pygate_guard_id(const pygate_guard *guard);
 
 /* Bounds shutdown's wait for guards and entries.  While waiting, pygate
  * prints on stderr every report_every seconds (default 5) how many are
@@ -165,7 +215,8 @@ int64_t pygate_guard_id(const pygate_guard *guard);
  * (CPython aborts).  A bound trades that risk for a process that exits.
  * Any thread, any time; applies to shutdowns that start afterwards.
  * Errors: PYGATE_EINVAL (report_every not > 0, or a value above 1e6). */
-int pygate_set_drain_limits(double report_every, double give_up_after);
+PYGATE_API int pygate_set_drain_limits(double report_every,
+                                       double give_up_after);
 
 /* ------------------------------------------------------------------------ */
 /* Entering and leaving                                                     */
@@ -245,17 +296,20 @@ typedef struct pygate_token {
 #define pygate_enter_guarded(guard, token) \
     pygate_enter_guarded_at((guard), (token), __FILE__, __LINE__)
 
-int pygate_enter_at(pygate_view *view, pygate_token *token,
+PYGATE_API int pygate_enter_at(pygate_view *view, pygate_token *token,
                     const char *file, int line);
-int pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
+PYGATE_API int pygate_enter_guarded_at(pygate_guard *guard,
+                                       pygate_token *token,
                             const char *file, int line);
-int pygate_leave_at(pygate_token token, const char *file, int line);
-int pygate_detach_at(pygate_token *token, const char *file, int line);
-int pygate_reattach_at(pygate_token token, const char *file, int line);
+PYGATE_API int pygate_leave_at(pygate_token token, const char *file, int line);
+PYGATE_API int pygate_detach_at(pygate_token *token, const char *file,
+                                int line);
+PYGATE_API int pygate_reattach_at(pygate_token token, const char *file,
+                                  int line);
 
 /* Returns the calling thread's number of open entries and detaches
  * (0 when it is inside none).  Never fails; does not block. */
-unsigned pygate_thread_depth(void);
+PYGATE_API unsigned pygate_thread_depth(void);
 
 /* ------------------------------------------------------------------------ */
 /* Thread exit                                                              */
@@ -268,7 +322,7 @@ unsigned pygate_thread_depth(void);
  * Must not be called inside an entry.  Blocks while waiting for each
  * interpreter's GIL.
  * Errors: PYGATE_EBUSY (the thread is inside an entry or detach). */
-int pygate_thread_release(void);
+PYGATE_API int pygate_thread_release(void);
 
 /* ------------------------------------------------------------------------ */
 /* Host lifecycle (embedders)                                               */
@@ -279,8 +333,8 @@ int pygate_thread_release(void);
  * Python's signal handlers left out, as Py_InitializeEx(0)), installs
  * pygate's shutdown hook in the main interpreter and then detaches the
  * calling thread, so that Python threads and other native threads run
- * while the host does native work (without it, a host that keeps the GIL after start-up keeps the
- * GIL and every other thread stalls).  Afterwards the host enters like any
+ * while the host does native work (a host that keeps the GIL after
+ * start-up stalls every other thread).  Afterwards the host enters like any
  * other thread, with pygate_view_from_main() or pygate_host_view().
  * If Python was initialized by someone else, config must be NULL; the
  * calling thread is detached if it is attached.
@@ -290,13 +344,13 @@ int pygate_thread_release(void);
  *         PYGATE_EBUSY (another thread is in host init or shutdown),
  *         PYGATE_EPYTHON (initialization failed: the reason is printed on
  *         stderr; or the hook could not be installed), PYGATE_ENOMEM. */
-#if defined(Py_PYTHON_H) && !defined(Py_LIMITED_API)
-int pygate_host_init(const PyConfig *config);
+#if !defined(Py_LIMITED_API)
+PYGATE_API int pygate_host_init(const PyConfig *config);
 #endif
 
 /* The main interpreter's view kept by pygate_host_init (owned by pygate:
  * do not close it), or NULL outside host init..shutdown. */
-pygate_view *pygate_host_view(void);
+PYGATE_API pygate_view *pygate_host_view(void);
 
 /* Shuts Python down: waits for pygate guards and entries to drain, then
  * finalizes (Py_FinalizeEx; non-daemon threading threads are joined
@@ -311,7 +365,7 @@ pygate_view *pygate_host_view(void);
  *         another thread is in host init or shutdown),
  *         PYGATE_EPYTHON (Py_FinalizeEx reported an error flushing
  *         buffered data; Python is finalized all the same). */
-int pygate_host_shutdown(void);
+PYGATE_API int pygate_host_shutdown(void);
 
 /* fork() for a host started with pygate_host_init(): forks the process the
  * way CPython needs (attached, between PyOS_BeforeFork() and
@@ -336,7 +390,7 @@ int pygate_host_shutdown(void);
  *         another thread is in host init, shutdown or fork),
  *         PYGATE_EWRONGTHREAD (3.13+, not the init thread),
  *         PYGATE_ENOMEM (fork() failed: EAGAIN or ENOMEM; *pid is -1). */
-int pygate_host_fork(pid_t *pid);
+PYGATE_API int pygate_host_fork(pid_t *pid);
 
 /* ------------------------------------------------------------------------ */
 /* Scoped forms (gcc and clang)                                             */
@@ -351,10 +405,11 @@ typedef struct pygate_scope_ {
     int active;
 } pygate_scope_;
 
-pygate_scope_ pygate_scope_enter_(pygate_view *view, int *rc,
+PYGATE_API pygate_scope_ pygate_scope_enter_(pygate_view *view, int *rc,
                                   const char *file, int line);
-pygate_scope_ pygate_scope_detach_(int *rc, const char *file, int line);
-void pygate_scope_end_(pygate_scope_ *scope);
+PYGATE_API pygate_scope_ pygate_scope_detach_(int *rc, const char *file,
+                                              int line);
+PYGATE_API void pygate_scope_end_(pygate_scope_ *scope);
 
 /* PYGATE_ENTERED(view, &rc) { ...Python calls... }
  * Enters the interpreter, runs the block, and always leaves, also on an

@@ -5,66 +5,79 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+/* "3.12.1 (main, ...)" -> 3, 12. */
+static int
+runtime_is_built_for(void)
+{
+    int major = 0, minor = 0;
+    const char *running = Py_GetVersion();
+    if (sscanf(running, "%d.%d", &major, &minor) == 2
+            && major == PY_MAJOR_VERSION && minor == PY_MINOR_VERSION)
+        return 1;
+    fprintf(stderr, "pygate: this libpygate was built for CPython %d.%d, but"
+            " the process runs CPython %.*s: build pygate for that CPython\n",
+            PY_MAJOR_VERSION, PY_MINOR_VERSION,
+            (int)strcspn(running, " "), running);
+    return 0;
+}
+
+static int runtime_matches;
+
+static void
+check_runtime(void)
+{
+    runtime_matches = runtime_is_built_for();
+}
+
+int
+pygate__compat_runtime_matches(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, check_runtime);
+    return runtime_matches;
+}
 
 PyThreadState *
-compat_current_tstate(void)
+pygate__compat_current_tstate(void)
 {
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#elif PY_VERSION_HEX >= 0x030C0000
-    return _PyThreadState_UncheckedGet();   /* thread-local since 3.12 */
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyThreadState_GetUnchecked();   /* thread-local since 3.12 */
 #else
     /* Up to 3.11 this is the GIL holder's state, whichever thread holds
      * it: it is ours only if it is our gilstate-slot state.  Reading any
      * field of it to find out would race with its owner freeing it. */
-    PyThreadState *current = _PyThreadState_UncheckedGet();
-    return current != NULL && current == compat_gilstate_get() ? current
+    PyThreadState *current = PyThreadState_GetUnchecked();
+    return current != NULL && current == pygate__compat_gilstate_get()
+               ? current
                                                                : NULL;
 #endif
 }
 
 PyThreadState *
-compat_current_tstate_attached(void)
+pygate__compat_current_tstate_attached(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
-    return compat_current_tstate();
+    return pygate__compat_current_tstate();
 #else
     /* The caller is attached by precondition, so the GIL holder's state
      * is stable; it is ours if it carries our thread ID (this also finds a
      * state outside the gilstate slot, like the one Py_NewInterpreter
      * returns). */
-    PyThreadState *current = _PyThreadState_UncheckedGet();
-    if (current == NULL || current == compat_gilstate_get())
+    PyThreadState *current = PyThreadState_GetUnchecked();
+    if (current == NULL || current == pygate__compat_gilstate_get())
         return current;
     return current->thread_id == PyThread_get_thread_ident() ? current
                                                               : NULL;
 #endif
 }
 
-PyInterpreterState *
-compat_tstate_interp(PyThreadState *tstate)
-{
-#if PY_VERSION_HEX >= 0x03090000
-    return PyThreadState_GetInterpreter(tstate);
-#else
-    return tstate->interp;
-#endif
-}
-
-int
-compat_runtime_finalizing(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return Py_IsFinalizing();
-#else
-    return _Py_IsFinalizing();
-#endif
-}
-
 #if COMPAT_ATTACH_BINDS_GILSTATE
 
 PyThreadState *
-compat_gilstate_get(void)
+pygate__compat_gilstate_get(void)
 {
     return PyGILState_GetThisThreadState();
 }
@@ -72,7 +85,7 @@ compat_gilstate_get(void)
 
 #else /* 3.8-3.11 */
 
-Py_tss_t *compat_gilstate_key(void);   /* compat_core.c */
+Py_tss_t *pygate__compat_gilstate_key(void);   /* compat_core.c */
 
 /* The key, looked up once (racing first callers store the same value).
  * Read with pthread_getspecific() directly: a Py_tss_t holds the pthread
@@ -83,22 +96,22 @@ gilstate_key(void)
     static Py_tss_t *_Atomic key;
     Py_tss_t *k = atomic_load_explicit(&key, memory_order_relaxed);
     if (k == NULL) {
-        k = compat_gilstate_key();
+        k = pygate__compat_gilstate_key();
         atomic_store_explicit(&key, k, memory_order_relaxed);
     }
     return k;
 }
 
 PyThreadState *
-compat_gilstate_get(void)
+pygate__compat_gilstate_get(void)
 {
     return (PyThreadState *)pthread_getspecific(gilstate_key()->_key);
 }
 
 void
-compat_gilstate_set(PyThreadState *tstate)
+pygate__compat_gilstate_set(PyThreadState *tstate)
 {
-    if (compat_gilstate_get() != tstate)
+    if (pygate__compat_gilstate_get() != tstate)
         PyThread_tss_set(gilstate_key(), tstate);
 }
 
@@ -139,7 +152,7 @@ static PyMethodDef hook_def = {
 };
 
 int
-compat_register_shutdown_hook(void (*fn)(void *), void *arg)
+pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg)
 {
     /* Why the Python-level atexit stage: Py_FinalizeEx and Py_EndInterpreter
      * run it on every version after joining non-daemon threads and before
@@ -176,7 +189,7 @@ compat_register_shutdown_hook(void (*fn)(void *), void *arg)
 }
 
 int
-compat_finish_main_thread_object(void)
+pygate__compat_finish_main_thread_object(void)
 {
 #if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030D0000
     /* What threading._shutdown() does for the main Thread when it runs on
@@ -195,7 +208,8 @@ compat_finish_main_thread_object(void)
     if (globals == NULL)
         return -1;
     PyObject *res = NULL;
-    if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0)
+    if (PyDict_SetItemString(globals, "__builtins__",
+                             PyEval_GetBuiltins()) == 0)
         res = PyRun_String(code, Py_file_input, globals, globals);
     Py_DECREF(globals);
     if (res == NULL)
@@ -206,7 +220,7 @@ compat_finish_main_thread_object(void)
 }
 
 void
-compat_delete_foreign_tstate(PyThreadState *tstate)
+pygate__compat_delete_foreign_tstate(PyThreadState *tstate)
 {
     PyThreadState_Clear(tstate);
     PyThreadState_Delete(tstate);

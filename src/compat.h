@@ -19,21 +19,61 @@
 #  error "pygate does not support free-threaded CPython (Py_GIL_DISABLED) yet: it has never been tested on one; see docs/ARCHITECTURE.md, 'Free-threaded CPython'"
 #endif
 
+/* ---- CPython's own names, on the versions before they existed ----------
+ * (pythoncapi-compat's way: pygate's code calls CPython's name, and these
+ * supply it where it is missing; static, so nothing is exported.) */
+
+#if PY_VERSION_HEX < 0x03090000
+/* Added in 3.9; before, the field was the way. */
+static inline PyInterpreterState *
+PyThreadState_GetInterpreter(PyThreadState *tstate)
+{
+    return tstate->interp;
+}
+#endif
+
+#if PY_VERSION_HEX < 0x030D0000
+/* Public from 3.13; before, the same under a private name. */
+static inline int
+Py_IsFinalizing(void)
+{
+    return _Py_IsFinalizing();
+}
+
+/* Public from 3.13; before, the same under a private name.  Up to 3.11 it
+ * returns the GIL holder's state, whichever thread holds it (a
+ * process-wide variable); from 3.12 on the calling thread's (a
+ * thread-local). */
+static inline PyThreadState *
+PyThreadState_GetUnchecked(void)
+{
+    return _PyThreadState_UncheckedGet();
+}
+#endif
+
+/* ---- pygate's own ------------------------------------------------------- */
+
+/* Whether the CPython running in the process (Py_GetVersion()) has the
+ * major.minor version whose headers pygate was compiled with.  Checked
+ * once; a mismatch is reported on stderr, naming both.  Any thread, before
+ * or after Python's initialization. */
+int pygate__compat_runtime_matches(void);
+
 /* The thread state the calling thread has attached, or NULL.  Never
  * fails, never blocks.  On 3.8-3.11 CPython tracks only the GIL holder's
  * state, process-wide; there a thread counts as attached when that state
  * is its own gilstate-slot state, which pygate ensures for every state it
  * attaches.  A thread attached to another state of its own (such as the
  * one Py_NewInterpreter returns) is not seen on those versions. */
-PyThreadState *compat_current_tstate(void);
+PyThreadState *pygate__compat_current_tstate(void);
 
 /* The same, for callers that are attached by documented precondition:
  * on 3.8-3.11 it also finds states outside the gilstate slot. */
-PyThreadState *compat_current_tstate_attached(void);
+PyThreadState *pygate__compat_current_tstate_attached(void);
 
 /* Whether `own`, a live thread state of the calling thread, is the one
  * it has attached: the entry fast path's test, cheaper than comparing with
- * compat_current_tstate().  3.12+ flags the state it activates
+ * pygate__compat_current_tstate().  3.12+ flags the state it activates
  * (_status.active: set on attach, cleared on detach, Python/pystate.c);
  * up to 3.11 the GIL holder's state is ours exactly when it is `own`. */
 static inline int
@@ -42,7 +82,7 @@ compat_tstate_is_attached(PyThreadState *own)
 #if PY_VERSION_HEX >= 0x030C0000
     return own->_status.active;
 #else
-    return _PyThreadState_UncheckedGet() == own;
+    return PyThreadState_GetUnchecked() == own;
 #endif
 }
 
@@ -57,12 +97,6 @@ compat_tstate_has_exception(PyThreadState *tstate)
     return tstate->curexc_type != NULL;
 #endif
 }
-
-/* The interpreter a thread state belongs to. */
-PyInterpreterState *compat_tstate_interp(PyThreadState *tstate);
-
-/* True once the runtime has begun Py_FinalizeEx past its atexit stage. */
-int compat_runtime_finalizing(void);
 
 /*
  * The gilstate slot: the thread state PyGILState_GetThisThreadState()
@@ -80,10 +114,10 @@ int compat_runtime_finalizing(void);
  */
 #define COMPAT_ATTACH_BINDS_GILSTATE (PY_VERSION_HEX >= 0x030C0000)
 
-PyThreadState *compat_gilstate_get(void);
+PyThreadState *pygate__compat_gilstate_get(void);
 #if !COMPAT_ATTACH_BINDS_GILSTATE
 /* 3.8-3.11: points the calling thread's slot at tstate (or empties it). */
-void compat_gilstate_set(PyThreadState *tstate);
+void pygate__compat_gilstate_set(PyThreadState *tstate);
 #endif
 
 /* After attaching tstate on the calling thread: makes it the bound state
@@ -94,7 +128,7 @@ compat_gilstate_bind_attached(PyThreadState *tstate)
 #if COMPAT_ATTACH_BINDS_GILSTATE
     (void)tstate;
 #else
-    compat_gilstate_set(tstate);
+    pygate__compat_gilstate_set(tstate);
 #endif
 }
 
@@ -103,7 +137,7 @@ compat_gilstate_bind_attached(PyThreadState *tstate)
  * non-daemon threads are joined and before any thread state is torn down
  * (the Python-level atexit stage; see docs/ARCHITECTURE.md for why not
  * PyUnstable_AtExit).  Returns 0, or -1 with a Python exception set. */
-int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
+int pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg);
 
 /* 3.13+ Py_FinalizeEx on a thread other than the one that initialized
  * Python finalizes with the *main thread's* state (Python/pylifecycle.c:
@@ -132,13 +166,13 @@ int compat_register_shutdown_hook(void (*fn)(void *), void *arg);
  * released when that thread's state is deleted, after shutdown: a hang
  * (3.8 and 3.13+ mark it finished whichever thread shuts down).  Caller is
  * attached to the main interpreter.  Returns 0, or -1 with an exception. */
-int compat_finish_main_thread_object(void);
+int pygate__compat_finish_main_thread_object(void);
 
 /* Clears and deletes a detached thread state of the current interpreter
  * that belongs to another (or no) thread.  On 3.12+ the state must not be
  * bound in its thread's slot (CPython would empty the *calling* thread's
  * slot and leave the owner's dangling); pygate never leaves its states
  * bound outside an entry there (enter.c). */
-void compat_delete_foreign_tstate(PyThreadState *tstate);
+void pygate__compat_delete_foreign_tstate(PyThreadState *tstate);
 
 #endif /* PYGATE_COMPAT_H */

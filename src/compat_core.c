@@ -22,10 +22,10 @@
 #  include "internal/pycore_runtime.h"
 #endif
 
-Py_tss_t *compat_gilstate_key(void);
+Py_tss_t *pygate__compat_gilstate_key(void);
 
 Py_tss_t *
-compat_gilstate_key(void)
+pygate__compat_gilstate_key(void)
 {
     return &_PyRuntime.gilstate.autoTSSkey;
 }

@@ -11,7 +11,7 @@
  * state.  At leave a main-interpreter state stays in the slot (so later
  * PyGILState calls on this thread reuse it, never making a second); for a
  * sub-interpreter the slot gets back what it held before the entry
- * (thread_give_back_gilstate), so it never refers to a state that the
+ * (pygate__thread_give_back_gilstate), so it never refers to a state that the
  * sub-interpreter's end will delete from another thread.
  */
 #include "internal.h"
@@ -52,9 +52,9 @@ make_token(pygate_thread *t, uint32_t kind)
 }
 
 pygate_token
-entry_token(uint32_t level)
+pygate__entry_token(uint32_t level)
 {
-    pygate_token token = {thread_self(0), level, TOKEN_ENTER};
+    pygate_token token = {pygate__thread_self(0), level, TOKEN_ENTER};
     return token;
 }
 
@@ -70,16 +70,17 @@ top_frame(pygate_thread *t)
 static int
 guard_frame(frame *f, record *rec, entry *e, int guarded)
 {
-    f->held = e != NULL && record_local_guards() ? &e->held : NULL;
+    f->held = e != NULL && pygate__record_local_guards() ? &e->held : NULL;
     if (!guarded)
-        return f->held != NULL ? record_guard_acquire_local(rec, f->held)
-                               : record_guard_acquire(rec);
+        return f->held != NULL
+                   ? pygate__record_guard_acquire_local(rec, f->held)
+                   : pygate__record_guard_acquire(rec);
     if (atomic_load_explicit(&rec->phase, memory_order_acquire) == PHASE_GONE)
         return PYGATE_EGONE;   /* only after the hook gave up waiting */
     if (f->held != NULL)
-        record_guard_add_local(f->held);
+        pygate__record_guard_add_local(f->held);
     else
-        record_guard_add(rec);
+        pygate__record_guard_add(rec);
     return PYGATE_OK;
 }
 
@@ -87,9 +88,9 @@ static void
 unguard_frame(frame *f)
 {
     if (f->held != NULL)
-        record_guard_release_local(f->rec, f->held);
+        pygate__record_guard_release_local(f->rec, f->held);
     else
-        record_guard_release(f->rec);
+        pygate__record_guard_release(f->rec);
 }
 
 /* Guards and attaches a state for rec, switching away from `current` if
@@ -98,15 +99,16 @@ static int
 attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
        int guarded)
 {
-    entry *e = thread_entry(t, rec);
+    entry *e = pygate__thread_entry(t, rec);
     int rc = guard_frame(f, rec, e, guarded);
     if (rc != PYGATE_OK)
         return rc;
     /* Only a sub-interpreter entry gives the slot back at leave.  Read
      * before a state is made: on 3.12+ making one may bind it. */
-    PyThreadState *slot = rec->is_main ? NULL : compat_gilstate_get();
+    PyThreadState *slot = rec->is_main ? NULL : pygate__compat_gilstate_get();
     PyThreadState *tstate = e != NULL ? e->tstate : NULL;
-    if (tstate == NULL && (rc = thread_state_for(t, rec, &tstate)) != PYGATE_OK) {
+    if (tstate == NULL
+            && (rc = pygate__thread_state_for(t, rec, &tstate)) != PYGATE_OK) {
         unguard_frame(f);
         return rc;
     }
@@ -116,7 +118,8 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     f->gilstate_prev = slot;
     /* On 3.12+ re-attaching `current` at leave binds it again by itself. */
     f->restore_gilstate = !rec->is_main && slot != tstate
-                          && (current == NULL || !COMPAT_ATTACH_BINDS_GILSTATE);
+                          && (current == NULL
+                              || !COMPAT_ATTACH_BINDS_GILSTATE);
     if (current != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(tstate);
@@ -129,7 +132,7 @@ static int
 enter_record(record *rec, int guarded, pygate_token *token,
              const char *file, int line)
 {
-    pygate_thread *t = thread_self(1);
+    pygate_thread *t = pygate__thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
 
@@ -144,13 +147,14 @@ enter_record(record *rec, int guarded, pygate_token *token,
         return PYGATE_OK;
     }
 
-    PyThreadState *current = compat_current_tstate();
+    PyThreadState *current = pygate__compat_current_tstate();
     frame *f = push_frame(t);
     if (f == NULL)
         return PYGATE_ENOMEM;
     f->rec = rec;
     int rc;
-    if (current != NULL && compat_tstate_interp(current) == rec->interp) {
+    if (current != NULL
+            && PyThreadState_GetInterpreter(current) == rec->interp) {
         f->kind = FRAME_NEST;   /* attached already, by Python or the host */
         f->tstate = current;
         rc = guard_frame(f, rec, NULL, guarded);
@@ -161,8 +165,8 @@ enter_record(record *rec, int guarded, pygate_token *token,
         pop_frame(t);
         return rc;
     }
-    if (pygate_debug_mode())
-        f->site = record_site_add(rec, file, line);
+    if (pygate__debug_mode())
+        f->site = pygate__record_site_add(rec, file, line);
     *token = make_token(t, TOKEN_ENTER);
     return PYGATE_OK;
 }
@@ -171,7 +175,7 @@ int
 pygate_enter_at(pygate_view *view, pygate_token *token,
                 const char *file, int line)
 {
-    record *rec = view_record(view);
+    record *rec = pygate__view_record(view);
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
     return enter_record(rec, 0, token, file, line);
@@ -182,7 +186,7 @@ pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
                         const char *file, int line)
 {
     int holds;
-    record *rec = guard_record(guard, &holds);
+    record *rec = pygate__guard_record(guard, &holds);
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
     /* A guard inherited through fork() no longer holds: enter as with a
@@ -196,16 +200,16 @@ check_token(pygate_thread *t, pygate_token token, uint32_t kind,
             const char *file, int line)
 {
     if (token.thread_ != NULL && token.thread_ != t)
-        return pygate_misuse(PYGATE_EWRONGTHREAD, file, line,
+        return pygate__misuse(PYGATE_EWRONGTHREAD, file, line,
                              "token used on a thread other than its own");
     if (t == NULL || t->nframes == 0)
-        return pygate_misuse(PYGATE_ENOTENTERED, file, line,
+        return pygate__misuse(PYGATE_ENOTENTERED, file, line,
                              "leave or reattach without a matching entry");
     frame *top = top_frame(t);
     uint32_t top_kind = top->kind == FRAME_DETACH ? TOKEN_DETACH : TOKEN_ENTER;
     if (token.thread_ != t || token.level_ != t->level || token.kind_ != kind
             || top_kind != kind)
-        return pygate_misuse(PYGATE_EUNBALANCED, file, line,
+        return pygate__misuse(PYGATE_EUNBALANCED, file, line,
                              "token is not the innermost entry or detach");
     return PYGATE_OK;
 }
@@ -215,7 +219,7 @@ static void
 detach(pygate_thread *t, frame *f)
 {
     if (f->restore_gilstate)
-        thread_give_back_gilstate(t, f->rec, f->gilstate_prev);
+        pygate__thread_give_back_gilstate(t, f->rec, f->gilstate_prev);
     else
         PyEval_SaveThread();
     if (f->prev != NULL) {
@@ -227,7 +231,7 @@ detach(pygate_thread *t, frame *f)
 int
 pygate_leave_at(pygate_token token, const char *file, int line)
 {
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     int rc = check_token(t, token, TOKEN_ENTER, file, line);
     if (rc != PYGATE_OK)
         return rc;
@@ -244,17 +248,17 @@ pygate_leave_at(pygate_token token, const char *file, int line)
         /* GONE here means this very thread finalized the interpreter from
          * inside its entry: the state is freed, leave it alone. */
         if (!compat_tstate_is_attached(f->tstate))
-            return pygate_misuse(PYGATE_EUNBALANCED, file, line,
+            return pygate__misuse(PYGATE_EUNBALANCED, file, line,
                                  "the attached thread state changed inside "
                                  "the entry (unbalanced Py_BEGIN_ALLOW_THREADS"
                                  " or PyThreadState_Swap?)");
         if (compat_tstate_has_exception(f->tstate))
-            return pygate_misuse(PYGATE_EEXCEPTION, file, line,
+            return pygate__misuse(PYGATE_EEXCEPTION, file, line,
                                  "leaving with a Python exception set");
         detach(t, f);
     }
     if (f->site != NULL)
-        record_site_remove(rec, f->site);
+        pygate__record_site_remove(rec, f->site);
     unguard_frame(f);
     pop_frame(t);
     return PYGATE_OK;
@@ -265,12 +269,12 @@ pygate_detach_at(pygate_token *token, const char *file, int line)
 {
     if (token == NULL)
         return PYGATE_EINVAL;
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     frame *top = t != NULL ? top_frame(t) : NULL;
-    PyThreadState *current = compat_current_tstate();
+    PyThreadState *current = pygate__compat_current_tstate();
     if (top == NULL || top->kind == FRAME_DETACH || current == NULL
             || current != top->tstate)
-        return pygate_misuse(PYGATE_ENOTATTACHED, file, line,
+        return pygate__misuse(PYGATE_ENOTATTACHED, file, line,
                              "detach outside an attached pygate entry");
     frame *f = push_frame(t);
     if (f == NULL)
@@ -284,7 +288,7 @@ pygate_detach_at(pygate_token *token, const char *file, int line)
 int
 pygate_reattach_at(pygate_token token, const char *file, int line)
 {
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     int rc = check_token(t, token, TOKEN_DETACH, file, line);
     if (rc != PYGATE_OK)
         return rc;
@@ -329,11 +333,12 @@ pygate_scope_end_(pygate_scope_ *scope)
         pygate_reattach_at(scope->token, scope->file, scope->line);
         return;
     }
-    leave_reporting_exception(scope->token, scope->file, scope->line);
+    pygate__leave_reporting_exception(scope->token, scope->file, scope->line);
 }
 
 int
-leave_reporting_exception(pygate_token token, const char *file, int line)
+pygate__leave_reporting_exception(pygate_token token, const char *file,
+                                  int line)
 {
     int rc = pygate_leave_at(token, file, line);
     if (rc == PYGATE_EEXCEPTION) {

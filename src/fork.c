@@ -24,15 +24,15 @@
 static void
 fork_prepare(void)
 {
-    threads_lock_all();
-    records_lock_all();
+    pygate__threads_lock_all();
+    pygate__records_lock_all();
 }
 
 static void
 fork_parent(void)
 {
-    records_unlock_all();
-    threads_unlock_all();
+    pygate__records_unlock_all();
+    pygate__threads_unlock_all();
 }
 
 /* Shared guards that self's open frames hold on rec (local ones live in
@@ -80,24 +80,24 @@ prune_sites(record *rec, pygate_thread *self)
 static void
 fork_child(void)
 {
-    pygate_thread *self = thread_self(0);
-    PyThreadState *kept = compat_current_tstate();
+    pygate_thread *self = pygate__thread_self(0);
+    PyThreadState *kept = pygate__compat_current_tstate();
     entry *doomed = NULL;
-    threads_forget_others(self, &doomed);
-    for (record *rec = records_next(NULL); rec != NULL;
-         rec = records_next(rec)) {
-        thread_forget_foreign_entries(rec, self, kept, &doomed);
+    pygate__threads_forget_others(self, &doomed);
+    for (record *rec = pygate__records_next(NULL); rec != NULL;
+         rec = pygate__records_next(rec)) {
+        pygate__thread_forget_foreign_entries(rec, self, kept, &doomed);
         prune_sites(rec, self);
-        record_reset_after_fork(rec, own_shared_guards(self, rec));
+        pygate__record_reset_after_fork(rec, own_shared_guards(self, rec));
     }
-    records_after_fork();
-    records_unlock_all();
-    threads_unlock_all();
-    thread_free_entries(doomed);   /* may free records: no lock held */
+    pygate__records_after_fork();
+    pygate__records_unlock_all();
+    pygate__threads_unlock_all();
+    pygate__thread_free_entries(doomed);   /* may free records: no lock held */
 }
 
 void
-fork_watch(void)
+pygate__fork_watch(void)
 {
     if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
         /* Without the handlers a forked child would wait for ever at

@@ -4,43 +4,32 @@
  */
 #include "internal.h"
 
-#include <stdlib.h>
-
-#define GUARD_LIVE 0x70676764u   /* "pggd" */
-#define GUARD_CLOSED_MAGIC 0x636c6f73u
-
-struct pygate_guard {
-    uint32_t magic;
-    unsigned generation;  /* records_fork_generation() when taken */
-    record *rec;          /* holds a reference */
-    guard_site *site;     /* debug mode: where it was taken */
-};
-
 /* Taken before the last fork(): the child forgot its guard (fork.c). */
 static int
-guard_inherited(const pygate_guard *guard)
+guard_inherited(const handle_slot *slot)
 {
-    return guard->generation != records_fork_generation();
+    return slot->fork_generation != pygate__records_fork_generation();
 }
 
 static int
 guard_new(record *rec, pygate_guard **out, const char *file, int line)
 {
-    pygate_guard *guard = (pygate_guard *)malloc(sizeof *guard);
-    if (guard == NULL)
+    handle_slot *slot;
+    uintptr_t handle = pygate__handle_new(HANDLE_GUARD, &slot);
+    if (handle == 0)
         return PYGATE_ENOMEM;
-    int rc = record_guard_acquire(rec);
+    int rc = pygate__record_guard_acquire(rec);
     if (rc != PYGATE_OK) {
-        free(guard);
+        pygate__handle_close(handle, HANDLE_GUARD);
         return rc;
     }
-    record_ref(rec);
-    guard->magic = GUARD_LIVE;
-    guard->generation = records_fork_generation();
-    guard->rec = rec;
-    guard->site = pygate_debug_mode() ? record_site_add(rec, file, line)
-                                      : NULL;
-    *out = guard;
+    pygate__record_ref(rec);
+    slot->rec = rec;
+    slot->fork_generation = pygate__records_fork_generation();
+    slot->site = pygate__debug_mode()
+                     ? pygate__record_site_add(rec, file, line)
+                     : NULL;
+    *out = (pygate_guard *)handle;
     return PYGATE_OK;
 }
 
@@ -48,7 +37,7 @@ int
 pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
                           const char *file, int line)
 {
-    record *rec = view_record(view);
+    record *rec = pygate__view_record(view);
     if (rec == NULL || out == NULL)
         return PYGATE_EINVAL;
     return guard_new(rec, out, file, line);
@@ -60,43 +49,47 @@ pygate_guard_from_current_at(pygate_guard **out, const char *file, int line)
     if (out == NULL)
         return PYGATE_EINVAL;
     record *rec;
-    int rc = record_for_current(&rec);
+    int rc = pygate__record_for_current(&rec);
     if (rc != PYGATE_OK)
         return rc;
     rc = guard_new(rec, out, file, line);
-    record_unref(rec);
+    pygate__record_unref(rec);
     return rc;
 }
 
 int
 pygate_guard_close(pygate_guard *guard)
 {
-    if (guard == NULL || guard->magic != GUARD_LIVE)
+    handle_slot *slot = pygate__handle_get((uintptr_t)(guard), HANDLE_GUARD);
+    if (slot == NULL)
         return PYGATE_EINVAL;
-    guard->magic = GUARD_CLOSED_MAGIC;
-    record *rec = guard->rec;
-    if (!guard_inherited(guard)) {
-        record_site_remove(rec, guard->site);
-        record_guard_release(rec);
+    record *rec = slot->rec;
+    int inherited = guard_inherited(slot);
+    guard_site *site = slot->site;
+    if (!pygate__handle_close((uintptr_t)(guard), HANDLE_GUARD))
+        return PYGATE_EINVAL;   /* another thread closed it meanwhile */
+    if (!inherited) {
+        pygate__record_site_remove(rec, site);
+        pygate__record_guard_release(rec);
     }
-    record_unref(rec);
-    free(guard);
+    pygate__record_unref(rec);
     return PYGATE_OK;
 }
 
 int64_t
 pygate_guard_id(const pygate_guard *guard)
 {
-    if (guard == NULL || guard->magic != GUARD_LIVE)
-        return PYGATE_EINVAL;
-    return guard->rec->id;
+    int holds;
+    record *rec = pygate__guard_record((pygate_guard *)guard, &holds);
+    return rec != NULL ? rec->id : PYGATE_EINVAL;
 }
 
 record *
-guard_record(pygate_guard *guard, int *holds)
+pygate__guard_record(pygate_guard *guard, int *holds)
 {
-    if (guard == NULL || guard->magic != GUARD_LIVE)
+    handle_slot *slot = pygate__handle_get((uintptr_t)(guard), HANDLE_GUARD);
+    if (slot == NULL)
         return NULL;
-    *holds = !guard_inherited(guard);
-    return guard->rec;
+    *holds = !guard_inherited(slot);
+    return slot->rec;
 }

@@ -1,6 +1,6 @@
 /*
- * host.c - the embedder's lifecycle: initialize and detach (so the host does not starve other threads), and
- * shut down from any thread.
+ * host.c - the embedder's lifecycle: initialize and detach (so that the
+ * host does not starve other threads), shut down from any thread, fork.
  *
  * One process-wide state machine, NONE -> BUSY -> RUNNING -> BUSY -> NONE,
  * moved by compare-and-swap, so that a second init, a shutdown without
@@ -28,7 +28,7 @@ static pthread_once_t host_fork_once = PTHREAD_ONCE_INIT;
 static void
 host_after_fork_child(void)
 {
-    if (host_saved != NULL && host_saved != compat_current_tstate())
+    if (host_saved != NULL && host_saved != pygate__compat_current_tstate())
         host_saved = NULL;
     host_thread = pthread_self();
 }
@@ -84,13 +84,14 @@ host_start(const PyConfig *config)
         if (rc != PYGATE_OK)
             return rc;
     }
-    PyThreadState *current = compat_current_tstate();
+    PyThreadState *current = pygate__compat_current_tstate();
     int rc = pygate_view_from_main(&host_view);
     if (rc != PYGATE_OK)
         return rc;
     host_saved = NULL;
     if (current != NULL
-            && (rc = thread_detach_unbound(view_record(host_view),
+            && (rc = pygate__thread_detach_unbound(
+                     pygate__view_record(host_view),
                                            &host_saved)) != PYGATE_OK) {
         pygate_view_close(host_view);
         host_view = NULL;
@@ -104,6 +105,8 @@ host_start(const PyConfig *config)
 int
 pygate_host_init(const PyConfig *config)
 {
+    if (!pygate__compat_runtime_matches())
+        return PYGATE_EVERSION;
     int rc = host_claim(HOST_NONE);
     if (rc != PYGATE_OK)
         return rc;
@@ -127,7 +130,8 @@ attach_for_finalize(pygate_token *token, int *entered)
 {
     *entered = 0;
     if (host_saved != NULL && (COMPAT_FINALIZE_USES_MAIN_TSTATE
-                               || pthread_equal(host_thread, pthread_self()))) {
+                               || pthread_equal(host_thread,
+                                                pthread_self()))) {
         PyEval_RestoreThread(host_saved);
         host_saved = NULL;
         return PYGATE_OK;
@@ -137,7 +141,7 @@ attach_for_finalize(pygate_token *token, int *entered)
         return rc;
     *entered = 1;
     host_saved = NULL;   /* Py_FinalizeEx deletes it with the others */
-    if (compat_finish_main_thread_object() < 0) {
+    if (pygate__compat_finish_main_thread_object() < 0) {
         /* Shutdown may then wait for the init thread's state to go;
          * report why rather than hide it. */
         PyErr_WriteUnraisable(NULL);
@@ -145,11 +149,20 @@ attach_for_finalize(pygate_token *token, int *entered)
     return PYGATE_OK;
 }
 
+/* Whether the calling thread is neither attached nor inside an entry, as
+ * shutdown and fork need. */
+static int
+caller_is_outside_python(void)
+{
+    pygate_thread *t = pygate__thread_self(0);
+    return (t == NULL || t->nframes == 0)
+           && pygate__compat_current_tstate() == NULL;
+}
+
 static int
 host_finalize(void)
 {
-    pygate_thread *t = thread_self(0);
-    if ((t != NULL && t->nframes != 0) || compat_current_tstate() != NULL)
+    if (!caller_is_outside_python())
         return PYGATE_EBUSY;
     pygate_token token;
     int entered;
@@ -181,18 +194,19 @@ pygate_host_shutdown(void)
 /* ---- fork() ------------------------------------------------------------- */
 
 /* Parks host_saved again after it was attached for the fork: detached, and
- * on 3.13+ unbound (thread_detach_unbound), as pygate_host_init left it. */
+ * on 3.13+ unbound (pygate__thread_detach_unbound), as pygate_host_init
+ * left it. */
 static int
 repark_host_state(void)
 {
-    return thread_detach_unbound(view_record(host_view), &host_saved);
+    return pygate__thread_detach_unbound(pygate__view_record(host_view),
+                                         &host_saved);
 }
 
 static int
 host_fork(pid_t *pid)
 {
-    pygate_thread *t = thread_self(0);
-    if ((t != NULL && t->nframes != 0) || compat_current_tstate() != NULL)
+    if (!caller_is_outside_python())
         return PYGATE_EBUSY;
     int own = pthread_equal(host_thread, pthread_self());
     if (COMPAT_CHILD_FINALIZES_ON_INIT_THREAD && !own)

@@ -11,7 +11,9 @@
  *
  * Files call each other downward only:
  *   host.c, pep788.c > enter.c, guard.c, view.c > lifecycle.c > fork.c
- *   > thread.c > interp.c > compat.c, error.c
+ *   > thread.c > interp.c > handle.c, compat.c, error.c
+ * Functions shared between files are named pygate__* (nothing else of
+ * pygate's is global), and only PYGATE_API functions are exported.
  */
 #ifndef PYGATE_INTERNAL_H
 #define PYGATE_INTERNAL_H
@@ -27,11 +29,11 @@
 /* ---- errors and misuse (error.c) ---------------------------------------- */
 
 /* Whether misuse aborts (debug mode) or only returns its code. */
-int pygate_debug_mode(void);
+int pygate__debug_mode(void);
 
 /* Reports misuse at file:line.  In debug mode prints and aborts; otherwise
  * returns err unchanged, so callers write `return misuse(...)`. */
-int pygate_misuse(int err, const char *file, int line, const char *what);
+int pygate__misuse(int err, const char *file, int line, const char *what);
 
 /* ---- interpreter records (interp.c) ------------------------------------- */
 
@@ -111,100 +113,124 @@ record_wait(record *rec, const struct timespec *deadline)
 
 /* Takes a guard: fails with PYGATE_EFINALIZING or PYGATE_EGONE, without
  * blocking, once the shutdown hook has closed the record.  Lock-free. */
-int record_guard_acquire(record *rec);
-void record_guard_release(record *rec);
+int pygate__record_guard_acquire(record *rec);
+void pygate__record_guard_release(record *rec);
 /* Takes one more guard for a caller that already holds one (so the hook
  * cannot have drained yet): never fails, even while closing. */
-void record_guard_add(record *rec);
+void pygate__record_guard_add(record *rec);
 
 /* Local guards (interp.c explains them): the same three operations on the
  * counter of an entry of rec, by the entry's owner thread only.  Usable
- * only when record_local_guards() is true, which is fixed before the first
- * record exists. */
-int record_local_guards(void);
-int record_guard_acquire_local(record *rec, _Atomic uint32_t *held);
-void record_guard_release_local(record *rec, _Atomic uint32_t *held);
-void record_guard_add_local(_Atomic uint32_t *held);
+ * only when pygate__record_local_guards() is true, which is fixed before
+ * the first record exists. */
+int pygate__record_local_guards(void);
+int pygate__record_guard_acquire_local(record *rec, _Atomic uint32_t *held);
+void pygate__record_guard_release_local(record *rec, _Atomic uint32_t *held);
+void pygate__record_guard_add_local(_Atomic uint32_t *held);
 
-/* Debug mode (callers test pygate_debug_mode() first, to keep the call off
+/* Debug mode (callers test pygate__debug_mode() first, to keep the call off
  * the entry fast path): remembers where a guard was taken (NULL when out of
- * memory); record_site_remove() accepts NULL. */
-guard_site *record_site_add(record *rec, const char *file, int line);
-void record_site_remove(record *rec, guard_site *site);
+ * memory); pygate__record_site_remove() accepts NULL. */
+guard_site *pygate__record_site_add(record *rec, const char *file, int line);
+void pygate__record_site_remove(record *rec, guard_site *site);
 
-void record_ref(record *rec);
-void record_unref(record *rec);
-int record_error(record *rec);   /* PYGATE_EFINALIZING or PYGATE_EGONE */
+void pygate__record_ref(record *rec);
+void pygate__record_unref(record *rec);
+/* PYGATE_EFINALIZING or PYGATE_EGONE */
+int pygate__record_error(record *rec);
 
 /* A new record (one reference) for interp, on the registry, gate open. */
-record *record_new(PyInterpreterState *interp, int64_t id);
+record *pygate__record_new(PyInterpreterState *interp, int64_t id);
 /* The hook's first step: no guard can be taken from here on, and every
- * local guard taken before is visible to record_guards_held(). */
-void record_close_gate(record *rec);
+ * local guard taken before is visible to pygate__record_guards_held(). */
+void pygate__record_close_gate(record *rec);
 /* The interpreter is gone (or never got its hook): closed for good. */
-void record_mark_gone(record *rec);
+void pygate__record_mark_gone(record *rec);
 /* Shared and local guards held.  Under rec->lock. */
-uint64_t record_guards_held(record *rec);
+uint64_t pygate__record_guards_held(record *rec);
 
 /* The main interpreter's record: found (a new reference, or NULL), set
  * when made (replacing one whose hook never ran), forgotten by its hook. */
-record *record_find_main(void);
-void record_set_main(record *rec);
-void record_forget_main(record *rec);
+record *pygate__record_find_main(void);
+void pygate__record_set_main(record *rec);
+void pygate__record_forget_main(record *rec);
 
 /* Links and unlinks e on rec's entry list; each takes rec->lock. */
-void record_link_entry(record *rec, entry *e);
-void record_unlink_entry(record *rec, entry *e);
+void pygate__record_link_entry(record *rec, entry *e);
+void pygate__record_unlink_entry(record *rec, entry *e);
 /* The same, for a caller that holds rec->lock. */
-void record_unlink_entry_locked(record *rec, entry *e);
+void pygate__record_unlink_entry_locked(record *rec, entry *e);
 
 /* fork() (fork.c): every record's lock, taken in registry order before the
  * fork and given back after it, so no list is half-changed in the child. */
-void records_lock_all(void);
-void records_unlock_all(void);
-/* The registry, walked under records_lock_all(): the first record when
+void pygate__records_lock_all(void);
+void pygate__records_unlock_all(void);
+/* The registry, walked under pygate__records_lock_all(): the first record when
  * rec is NULL, then the next one, then NULL. */
-record *records_next(record *rec);
-/* In the child, under records_lock_all(): rec's shared guard count is
+record *pygate__records_next(record *rec);
+/* In the child, under pygate__records_lock_all(): rec's shared guard count is
  * shared_held (the forking thread's own), and a sub-interpreter's record is
  * gone (CPython deleted the interpreter). */
-void record_reset_after_fork(record *rec, uint64_t shared_held);
+void pygate__record_reset_after_fork(record *rec, uint64_t shared_held);
 /* In the child, once per fork, after every record was reset. */
-void records_after_fork(void);
+void pygate__records_after_fork(void);
 /* How many forks this process descends through; guards taken before the
  * last one no longer hold shutdown (guard.c). */
-unsigned records_fork_generation(void);
+unsigned pygate__records_fork_generation(void);
 
 /* ---- a record's life (lifecycle.c) -------------------------------------- */
 
 /* The record for the interpreter the caller is attached to, created (and
  * the shutdown hook installed) on first use; returns a new reference. */
-int record_for_current(record **out);
+int pygate__record_for_current(record **out);
 
-/* ---- views (view.c) ----------------------------------------------------- */
+/* ---- handles (handle.c) ------------------------------------------------ */
 
-struct pygate_view {
-    uint32_t magic;
-    record *rec;
-};
+typedef enum handle_kind {
+    HANDLE_VIEW = 1,
+    HANDLE_GUARD = 2
+} handle_kind;
 
-record *view_record(pygate_view *view);   /* NULL when not a live view */
+/* What a view or guard handle holds.  Owned by whoever made the handle
+ * until it is closed. */
+typedef struct handle_slot {
+    _Atomic uint32_t gen;       /* advanced by each close */
+    uint32_t kind;              /* handle_kind */
+    uint32_t next_free;         /* closed slots' list (table lock) */
+    unsigned fork_generation;   /* guards: when taken (guard.c) */
+    record *rec;                /* holds a reference */
+    guard_site *site;           /* guards, debug mode: where taken */
+} handle_slot;
 
-/* ---- guards (guard.c) --------------------------------------------------- */
+/* A new handle of that kind (never 0) and its slot in *out; 0 when out of
+ * memory.  Any thread. */
+uintptr_t pygate__handle_new(handle_kind kind, handle_slot **out);
+/* The slot of a live handle of that kind, else NULL (closed, never made,
+ * another kind, or any other value): never reads freed memory.  Any
+ * thread; lock-free. */
+handle_slot *pygate__handle_get(uintptr_t handle, handle_kind kind);
+/* Closes a live handle (1), or says it was not one (0). */
+int pygate__handle_close(uintptr_t handle, handle_kind kind);
+
+/* ---- views (view.c) and guards (guard.c) -------------------------------- */
+
+/* The record of a live view, else NULL. */
+record *pygate__view_record(pygate_view *view);
 
 /* The record of a live guard (else NULL); *holds says whether the guard
  * still holds it (not when it was inherited through fork()). */
-record *guard_record(pygate_guard *guard, int *holds);
+record *pygate__guard_record(pygate_guard *guard, int *holds);
 
 /* ---- entering (enter.c) ------------------------------------------------- */
 
 /* pygate_leave(), except that a Python exception still set is reported
  * through sys.unraisablehook (a misuse in debug mode) and then left. */
-int leave_reporting_exception(pygate_token token, const char *file, int line);
+int pygate__leave_reporting_exception(pygate_token token, const char *file,
+                                      int line);
 
 /* The token of the calling thread's entry at `level` (for pep788.c, whose
  * tokens carry only the level). */
-pygate_token entry_token(uint32_t level);
+pygate_token pygate__entry_token(uint32_t level);
 
 /* ---- threads and their cached states (thread.c) ------------------------- */
 
@@ -248,15 +274,16 @@ typedef struct pygate_thread {
 
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */
-pygate_thread *thread_self(int create);
+pygate_thread *pygate__thread_self(int create);
 
 /* The calling thread's cached entry for rec, or NULL.  Reading its state
  * needs a guard; taking a local guard on it does not. */
-entry *thread_entry(pygate_thread *t, record *rec);
+entry *pygate__thread_entry(pygate_thread *t, record *rec);
 
 /* The thread state to attach for (thread, rec): cached, borrowed from the
  * gilstate slot, or newly created and cached.  Caller holds a guard. */
-int thread_state_for(pygate_thread *t, record *rec, PyThreadState **out);
+int pygate__thread_state_for(pygate_thread *t, record *rec,
+                             PyThreadState **out);
 
 /* Leaving rec's state, which is attached, when the slot held `prev`
  * before the entry: detaches, and leaves `prev` in the slot again.  Up to
@@ -264,41 +291,42 @@ int thread_state_for(pygate_thread *t, record *rec, PyThreadState **out);
  * (CPython binds it; its interpreter is guarded meanwhile), and where that
  * cannot be done (`prev` NULL, or its interpreter unknown or closing) it
  * deletes rec's state instead of keeping it, which empties the slot. */
-void thread_give_back_gilstate(pygate_thread *t, record *rec,
+void pygate__thread_give_back_gilstate(pygate_thread *t, record *rec,
                                PyThreadState *prev);
 
 /* Detaches `attached`, the calling thread's state of rec's interpreter,
  * and returns it.  Where COMPAT_FINALIZE_USES_MAIN_TSTATE, it is also left
  * unbound (the thread's own cached state for rec is bound instead), so
  * that another thread may attach it later.  Caller is attached to it. */
-int thread_detach_unbound(record *rec, PyThreadState **detached);
+int pygate__thread_detach_unbound(record *rec, PyThreadState **detached);
 
 /* Called by the shutdown hook, after draining, for every entry of rec.
  * When the wait gave up (drained is 0) some states may still be in use,
  * so none is deleted. */
-void thread_forget_entries(record *rec, int drained);
+void pygate__thread_forget_entries(record *rec, int drained);
 
 /* fork() (fork.c): the list of every thread's record, locked around the
  * fork like the records. */
-void threads_lock_all(void);
-void threads_unlock_all(void);
-/* In the child, under records_lock_all() and threads_lock_all(): frees the
+void pygate__threads_lock_all(void);
+void pygate__threads_unlock_all(void);
+/* In the child, under pygate__records_lock_all() and
+ * pygate__threads_lock_all(): frees the
  * record of every thread but `self` (which may be NULL), and moves their
  * entries that no record lists onto *doomed (linked by thread_next). */
-void threads_forget_others(pygate_thread *self, entry **doomed);
+void pygate__threads_forget_others(pygate_thread *self, entry **doomed);
 /* In the child, the same locks held: moves onto *doomed every entry of rec
  * that another thread owned, and self's own ones whose state CPython's
  * PyOS_AfterFork_Child deletes (all but `kept`, and every sub-interpreter
  * one).  Never touches a thread state. */
-void thread_forget_foreign_entries(record *rec, pygate_thread *self,
+void pygate__thread_forget_foreign_entries(record *rec, pygate_thread *self,
                                    PyThreadState *kept, entry **doomed);
 /* Frees the entries on a thread_next-linked list (no lock held). */
-void thread_free_entries(entry *doomed);
+void pygate__thread_free_entries(entry *doomed);
 
 /* ---- fork() (fork.c) ---------------------------------------------------- */
 
 /* Installs pygate's pthread_atfork handlers; once, before the first record
  * exists (pthread_once). */
-void fork_watch(void);
+void pygate__fork_watch(void);
 
 #endif /* PYGATE_INTERNAL_H */

@@ -27,7 +27,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The registry: every record from record_new() to its last unref. */
+/* The registry: every record from pygate__record_new() to its last unref. */
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static record *registry;
 static record *main_record;   /* holds a reference while the main is open */
@@ -35,13 +35,13 @@ static record *main_record;   /* holds a reference while the main is open */
 /* ---- references --------------------------------------------------------- */
 
 void
-record_ref(record *rec)
+pygate__record_ref(record *rec)
 {
     atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
 }
 
 void
-record_unref(record *rec)
+pygate__record_unref(record *rec)
 {
     if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -59,7 +59,7 @@ record_unref(record *rec)
 }
 
 int
-record_error(record *rec)
+pygate__record_error(record *rec)
 {
     int phase = atomic_load_explicit(&rec->phase, memory_order_acquire);
     return phase == PHASE_GONE ? PYGATE_EGONE : PYGATE_EFINALIZING;
@@ -92,7 +92,7 @@ local_guards_init(void)
 }
 
 int
-record_local_guards(void)
+pygate__record_local_guards(void)
 {
     return local_guards;
 }
@@ -123,20 +123,20 @@ wake_hook(record *rec)
 }
 
 int
-record_guard_acquire_local(record *rec, _Atomic uint32_t *held)
+pygate__record_guard_acquire_local(record *rec, _Atomic uint32_t *held)
 {
-    record_guard_add_local(held);
+    pygate__record_guard_add_local(held);
     /* No fence: the hook's membarrier orders this store before its count
      * or this load after its close (see membarrier_all_threads). */
     atomic_signal_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&rec->phase, memory_order_acquire) == PHASE_OPEN)
         return PYGATE_OK;
-    record_guard_release_local(rec, held);
-    return record_error(rec);
+    pygate__record_guard_release_local(rec, held);
+    return pygate__record_error(rec);
 }
 
 void
-record_guard_release_local(record *rec, _Atomic uint32_t *held)
+pygate__record_guard_release_local(record *rec, _Atomic uint32_t *held)
 {
     uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
     atomic_store_explicit(held, n - 1, memory_order_release);
@@ -146,25 +146,25 @@ record_guard_release_local(record *rec, _Atomic uint32_t *held)
 }
 
 void
-record_guard_add_local(_Atomic uint32_t *held)
+pygate__record_guard_add_local(_Atomic uint32_t *held)
 {
     uint32_t n = atomic_load_explicit(held, memory_order_relaxed);
     atomic_store_explicit(held, n + 1, memory_order_relaxed);
 }
 
 int
-record_guard_acquire(record *rec)
+pygate__record_guard_acquire(record *rec)
 {
     uint64_t old = atomic_fetch_add_explicit(&rec->guards, 1,
                                              memory_order_acq_rel);
     if (!(old & GUARD_CLOSED))
         return PYGATE_OK;
-    record_guard_release(rec);
-    return record_error(rec);
+    pygate__record_guard_release(rec);
+    return pygate__record_error(rec);
 }
 
 void
-record_guard_release(record *rec)
+pygate__record_guard_release(record *rec)
 {
     uint64_t old = atomic_fetch_sub_explicit(&rec->guards, 1,
                                              memory_order_acq_rel);
@@ -173,13 +173,13 @@ record_guard_release(record *rec)
 }
 
 void
-record_guard_add(record *rec)
+pygate__record_guard_add(record *rec)
 {
     atomic_fetch_add_explicit(&rec->guards, 1, memory_order_acq_rel);
 }
 
 guard_site *
-record_site_add(record *rec, const char *file, int line)
+pygate__record_site_add(record *rec, const char *file, int line)
 {
     guard_site *site = (guard_site *)malloc(sizeof *site);
     if (site == NULL)
@@ -198,7 +198,7 @@ record_site_add(record *rec, const char *file, int line)
 }
 
 void
-record_site_remove(record *rec, guard_site *site)
+pygate__record_site_remove(record *rec, guard_site *site)
 {
     if (site == NULL)
         return;
@@ -214,7 +214,7 @@ record_site_remove(record *rec, guard_site *site)
 }
 
 uint64_t
-record_guards_held(record *rec)
+pygate__record_guards_held(record *rec)
 {
     RECORD_ASSERT_LOCKED(rec);
     uint64_t n = atomic_load_explicit(&rec->guards, memory_order_acquire)
@@ -227,7 +227,7 @@ record_guards_held(record *rec)
 /* ---- birth, closing, and the registry ----------------------------------- */
 
 record *
-record_new(PyInterpreterState *interp, int64_t id)
+pygate__record_new(PyInterpreterState *interp, int64_t id)
 {
     pthread_once(&local_guards_once, local_guards_init);
     record *rec = (record *)calloc(1, sizeof *rec);
@@ -251,7 +251,7 @@ record_new(PyInterpreterState *interp, int64_t id)
 }
 
 void
-record_close_gate(record *rec)
+pygate__record_close_gate(record *rec)
 {
     atomic_store_explicit(&rec->phase, PHASE_CLOSING, memory_order_seq_cst);
     atomic_fetch_or_explicit(&rec->guards, GUARD_CLOSED, memory_order_seq_cst);
@@ -259,14 +259,14 @@ record_close_gate(record *rec)
 }
 
 void
-record_mark_gone(record *rec)
+pygate__record_mark_gone(record *rec)
 {
     atomic_fetch_or(&rec->guards, GUARD_CLOSED);
     atomic_store_explicit(&rec->phase, PHASE_GONE, memory_order_release);
 }
 
 void
-records_lock_all(void)
+pygate__records_lock_all(void)
 {
     pthread_mutex_lock(&registry_lock);
     for (record *rec = registry; rec != NULL; rec = rec->reg_next)
@@ -274,7 +274,7 @@ records_lock_all(void)
 }
 
 void
-records_unlock_all(void)
+pygate__records_unlock_all(void)
 {
     for (record *rec = registry; rec != NULL; rec = rec->reg_next)
         record_unlock(rec);
@@ -282,13 +282,13 @@ records_unlock_all(void)
 }
 
 record *
-records_next(record *rec)
+pygate__records_next(record *rec)
 {
     return rec == NULL ? registry : rec->reg_next;
 }
 
 void
-record_reset_after_fork(record *rec, uint64_t shared_held)
+pygate__record_reset_after_fork(record *rec, uint64_t shared_held)
 {
     RECORD_ASSERT_LOCKED(rec);
     uint64_t closed = atomic_load(&rec->guards) & GUARD_CLOSED;
@@ -299,20 +299,20 @@ record_reset_after_fork(record *rec, uint64_t shared_held)
         /* PyOS_AfterFork_Child deletes every interpreter but the main one
          * (_PyInterpreterState_DeleteExceptMain) without finalizing it:
          * the hook never runs, so the record is gone from now on. */
-        record_mark_gone(rec);
+        pygate__record_mark_gone(rec);
     }
 }
 
 static unsigned fork_generation;   /* written in a child: one thread */
 
 unsigned
-records_fork_generation(void)
+pygate__records_fork_generation(void)
 {
     return fork_generation;
 }
 
 void
-records_after_fork(void)
+pygate__records_after_fork(void)
 {
     fork_generation++;
     /* Whether the kernel carries the registration into the child or not,
@@ -325,30 +325,30 @@ records_after_fork(void)
 /* ---- the main interpreter's record -------------------------------------- */
 
 record *
-record_find_main(void)
+pygate__record_find_main(void)
 {
     pthread_mutex_lock(&registry_lock);
     record *rec = main_record;
     if (rec != NULL)
-        record_ref(rec);
+        pygate__record_ref(rec);
     pthread_mutex_unlock(&registry_lock);
     return rec;
 }
 
 void
-record_set_main(record *rec)
+pygate__record_set_main(record *rec)
 {
-    record_ref(rec);
+    pygate__record_ref(rec);
     pthread_mutex_lock(&registry_lock);
     record *stale = main_record;   /* only if its hook never ran */
     main_record = rec;
     pthread_mutex_unlock(&registry_lock);
     if (stale != NULL)
-        record_unref(stale);
+        pygate__record_unref(stale);
 }
 
 void
-record_forget_main(record *rec)
+pygate__record_forget_main(record *rec)
 {
     pthread_mutex_lock(&registry_lock);
     int was_main = main_record == rec;
@@ -356,13 +356,13 @@ record_forget_main(record *rec)
         main_record = NULL;
     pthread_mutex_unlock(&registry_lock);
     if (was_main)
-        record_unref(rec);
+        pygate__record_unref(rec);
 }
 
 /* ---- entry lists -------------------------------------------------------- */
 
 void
-record_link_entry(record *rec, entry *e)
+pygate__record_link_entry(record *rec, entry *e)
 {
     record_lock(rec);
     e->rec_prev = NULL;
@@ -375,7 +375,7 @@ record_link_entry(record *rec, entry *e)
 }
 
 void
-record_unlink_entry_locked(record *rec, entry *e)
+pygate__record_unlink_entry_locked(record *rec, entry *e)
 {
     RECORD_ASSERT_LOCKED(rec);
     if (!e->linked)
@@ -390,9 +390,9 @@ record_unlink_entry_locked(record *rec, entry *e)
 }
 
 void
-record_unlink_entry(record *rec, entry *e)
+pygate__record_unlink_entry(record *rec, entry *e)
 {
     record_lock(rec);
-    record_unlink_entry_locked(rec, e);
+    pygate__record_unlink_entry_locked(rec, e);
     record_unlock(rec);
 }

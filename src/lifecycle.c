@@ -31,7 +31,7 @@ static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
 static uint64_t
 guards_held_by_caller(record *rec)
 {
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     uint64_t n = 0;
     for (uint32_t i = 0; t != NULL && i < t->nframes; i++)
         if (t->frames[i].kind != FRAME_DETACH && t->frames[i].rec == rec)
@@ -67,7 +67,7 @@ report_outstanding(record *rec, uint64_t own, double waited)
     fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
             " for %llu native guards or entries to be released\n",
             (long long)rec->id, waited,
-            (unsigned long long)(record_guards_held(rec) - own));
+            (unsigned long long)(pygate__record_guards_held(rec) - own));
     for (guard_site *s = rec->sites; s != NULL; s = s->next)
         fprintf(stderr, "pygate:   guard taken at %s:%d on thread %#lx\n",
                 s->file, s->line, s->thread);
@@ -84,7 +84,7 @@ wait_until_drained(record *rec, uint64_t own)
     last_report = start;
     int drained = 1;
     record_lock(rec);
-    while (record_guards_held(rec) > own) {
+    while (pygate__record_guards_held(rec) > own) {
         long wait_ms = report_ms;
         double waited = seconds_since(&start);
         if (give_up_ms >= 0) {
@@ -108,7 +108,7 @@ wait_until_drained(record *rec, uint64_t own)
             deadline.tv_nsec -= 1000000000L;
         }
         record_wait(rec, &deadline);
-        if (record_guards_held(rec) > own
+        if (pygate__record_guards_held(rec) > own
                 && seconds_since(&last_report) * 1000 >= report_ms) {
             report_outstanding(rec, own, seconds_since(&start));
             clock_gettime(CLOCK_MONOTONIC, &last_report);
@@ -126,11 +126,11 @@ static void
 record_shutdown(void *arg)
 {
     record *rec = (record *)arg;
-    record_close_gate(rec);
+    pygate__record_close_gate(rec);
 
     uint64_t own = guards_held_by_caller(rec);
     record_lock(rec);
-    int busy = record_guards_held(rec) > own;
+    int busy = pygate__record_guards_held(rec) > own;
     record_unlock(rec);
     int drained = 1;
     if (busy) {
@@ -138,13 +138,13 @@ record_shutdown(void *arg)
         drained = wait_until_drained(rec, own);
         Py_END_ALLOW_THREADS
     }
-    thread_forget_entries(rec, drained);
-    record_mark_gone(rec);
-    record_forget_main(rec);
+    pygate__thread_forget_entries(rec, drained);
+    pygate__record_mark_gone(rec);
+    pygate__record_forget_main(rec);
     /* Frames still open (the caller's own, or any left after giving up)
      * point at rec without a reference: keep it alive for them. */
     if (own == 0 && drained)
-        record_unref(rec);   /* the hook's reference */
+        pygate__record_unref(rec);   /* the hook's reference */
 }
 
 /* ---- birth -------------------------------------------------------------- */
@@ -152,7 +152,8 @@ record_shutdown(void *arg)
 static void
 record_capsule_free(PyObject *capsule)
 {
-    record_unref((record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE));
+    pygate__record_unref(
+        (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE));
 }
 
 /* Stores rec in the interpreter dict (one reference) and installs the hook
@@ -164,33 +165,35 @@ record_install(record *rec, PyObject *dict)
                                       record_capsule_free);
     if (capsule == NULL)
         return PYGATE_EPYTHON;
-    record_ref(rec);   /* owned by the capsule from here */
+    pygate__record_ref(rec);   /* owned by the capsule from here */
     int failed = PyDict_SetItemString(dict, RECORD_CAPSULE, capsule) < 0;
     Py_DECREF(capsule);
     if (failed)
         return PYGATE_EPYTHON;
 
-    record_ref(rec);   /* the hook's */
-    if (compat_register_shutdown_hook(record_shutdown, rec) < 0) {
+    pygate__record_ref(rec);   /* the hook's */
+    if (pygate__compat_register_shutdown_hook(record_shutdown, rec) < 0) {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
         if (PyDict_DelItemString(dict, RECORD_CAPSULE) < 0)
             PyErr_Clear();   /* ours to clear: the caller gets the first */
         PyErr_Restore(type, value, tb);
-        record_mark_gone(rec);
-        record_unref(rec);
+        pygate__record_mark_gone(rec);
+        pygate__record_unref(rec);
         return PYGATE_EPYTHON;
     }
     return PYGATE_OK;
 }
 
 int
-record_for_current(record **out)
+pygate__record_for_current(record **out)
 {
-    PyThreadState *tstate = compat_current_tstate_attached();
+    if (!pygate__compat_runtime_matches())
+        return PYGATE_EVERSION;
+    PyThreadState *tstate = pygate__compat_current_tstate_attached();
     if (tstate == NULL)
         return PYGATE_ENOTATTACHED;
-    PyInterpreterState *interp = compat_tstate_interp(tstate);
+    PyInterpreterState *interp = PyThreadState_GetInterpreter(tstate);
     PyObject *dict = PyInterpreterState_GetDict(interp);
     if (dict == NULL)
         return PYGATE_ENOMEM;
@@ -201,30 +204,30 @@ record_for_current(record **out)
         if (rec == NULL)
             return PYGATE_EPYTHON;
         if (atomic_load(&rec->phase) != PHASE_OPEN)
-            return record_error(rec);
-        record_ref(rec);
+            return pygate__record_error(rec);
+        pygate__record_ref(rec);
         *out = rec;
         return PYGATE_OK;
     }
     /* No record yet and the runtime already past its atexit stage: a hook
      * installed now would never run. */
-    if (compat_runtime_finalizing())
+    if (Py_IsFinalizing())
         return PYGATE_EFINALIZING;
 
     int64_t id = PyInterpreterState_GetID(interp);
     if (id < 0)
         return PYGATE_EPYTHON;
-    pthread_once(&fork_watch_once, fork_watch);
-    record *rec = record_new(interp, id);
+    pthread_once(&fork_watch_once, pygate__fork_watch);
+    record *rec = pygate__record_new(interp, id);
     if (rec == NULL)
         return PYGATE_ENOMEM;
     int rc = record_install(rec, dict);
     if (rc != PYGATE_OK) {
-        record_unref(rec);
+        pygate__record_unref(rec);
         return rc;
     }
     if (rec->is_main)
-        record_set_main(rec);
+        pygate__record_set_main(rec);
     *out = rec;
     return PYGATE_OK;
 }

@@ -106,6 +106,6 @@ pygate_PyThreadState_EnsureFromView(PyInterpreterView *view)
 void
 pygate_PyThreadState_Release(PyThreadStateToken *token)
 {
-    leave_reporting_exception(entry_token(token_level(token)),
+    pygate__leave_reporting_exception(pygate__entry_token(token_level(token)),
                               __FILE__, __LINE__);
 }

@@ -75,7 +75,7 @@ thread_key_create(void)
 }
 
 pygate_thread *
-thread_self(int create)
+pygate__thread_self(int create)
 {
     pygate_thread *t = thread_tls;
     if (t != NULL || !create)
@@ -107,7 +107,7 @@ thread_self(int create)
 static void
 entry_free(entry *e)
 {
-    record_unref(e->rec);
+    pygate__record_unref(e->rec);
     free(e);
 }
 
@@ -133,7 +133,7 @@ prune_gone_entries(pygate_thread *t)
 }
 
 entry *
-thread_entry(pygate_thread *t, record *rec)
+pygate__thread_entry(pygate_thread *t, record *rec)
 {
     entry *e = t->last;
     if (e != NULL && e->rec == rec)
@@ -157,10 +157,10 @@ create_entry(pygate_thread *t, record *rec, entry **out)
         free(e);
         return PYGATE_ENOMEM;
     }
-    record_ref(rec);
+    pygate__record_ref(rec);
     e->rec = rec;
     e->owner = t;
-    record_link_entry(rec, e);
+    pygate__record_link_entry(rec, e);
     prune_gone_entries(t);
     e->thread_next = t->entries;
     t->entries = e;
@@ -169,16 +169,17 @@ create_entry(pygate_thread *t, record *rec, entry **out)
 }
 
 int
-thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
+pygate__thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
 {
-    entry *e = thread_entry(t, rec);
+    entry *e = pygate__thread_entry(t, rec);
     if (e == NULL) {
         /* A state CPython already made for this thread and interpreter
          * (main thread, threading.Thread, PyGILState_Ensure) is used, never
          * doubled.  It is not ours, so it is not cached: its owner may
          * delete it between two entries. */
-        PyThreadState *existing = compat_gilstate_get();
-        if (existing != NULL && compat_tstate_interp(existing) == rec->interp) {
+        PyThreadState *existing = pygate__compat_gilstate_get();
+        if (existing != NULL
+                && PyThreadState_GetInterpreter(existing) == rec->interp) {
             *out = existing;
             return PYGATE_OK;
         }
@@ -197,7 +198,7 @@ thread_state_for(pygate_thread *t, record *rec, PyThreadState **out)
 static void
 delete_own_state(entry *e)
 {
-    PyThreadState *outer = compat_current_tstate();
+    PyThreadState *outer = pygate__compat_current_tstate();
     if (outer != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(e->tstate);
@@ -212,10 +213,10 @@ static void
 release_entry(entry *e)
 {
     record *rec = e->rec;
-    if (record_guard_acquire(rec) == PYGATE_OK) {
-        record_unlink_entry(rec, e);
+    if (pygate__record_guard_acquire(rec) == PYGATE_OK) {
+        pygate__record_unlink_entry(rec, e);
         delete_own_state(e);
-        record_guard_release(rec);
+        pygate__record_guard_release(rec);
         entry_free(e);
         return;
     }
@@ -233,7 +234,7 @@ release_entry(entry *e)
 }
 
 /* Whether e caches `tstate`.  Under rec->lock: the shutdown hook may be
- * taking the state back (thread_forget_entries) at this moment. */
+ * taking the state back (pygate__thread_forget_entries) at this moment. */
 static int
 entry_caches(entry *e, PyThreadState *tstate)
 {
@@ -255,7 +256,7 @@ thread_unlist(pygate_thread *t, entry *e)
         t->last = NULL;
 }
 
-/* ---- the gilstate slot (compat.h), given back ---------------------------- */
+/* ---- the gilstate slot (compat.h), given back -------------------------- */
 
 #if COMPAT_ATTACH_BINDS_GILSTATE
 /* The record whose guard keeps prev alive: that of t's entry caching it,
@@ -266,12 +267,12 @@ record_of_state(pygate_thread *t, PyThreadState *prev, int *ours)
 {
     for (entry *e = t->entries; e != NULL; e = e->thread_next)
         if (entry_caches(e, prev)) {
-            record_ref(e->rec);
+            pygate__record_ref(e->rec);
             *ours = 1;
             return e->rec;
         }
     *ours = 0;
-    return record_find_main();
+    return pygate__record_find_main();
 }
 
 /* Binds prev, a detached state of this thread, by attaching it a moment.
@@ -283,22 +284,24 @@ rebind_gilstate(pygate_thread *t, PyThreadState *prev)
     record *rec = prev != NULL ? record_of_state(t, prev, &ours) : NULL;
     if (rec == NULL)
         return 0;
-    int guarded = record_guard_acquire(rec) == PYGATE_OK;
+    int guarded = pygate__record_guard_acquire(rec) == PYGATE_OK;
     /* Under the guard prev cannot be freed by its interpreter's end. */
-    int ok = guarded && (ours || compat_tstate_interp(prev) == rec->interp);
+    int ok = guarded
+             && (ours || PyThreadState_GetInterpreter(prev) == rec->interp);
     if (ok) {
         PyEval_RestoreThread(prev);
         PyEval_SaveThread();
     }
     if (guarded)
-        record_guard_release(rec);
-    record_unref(rec);
+        pygate__record_guard_release(rec);
+    pygate__record_unref(rec);
     return ok;
 }
 #endif
 
 void
-thread_give_back_gilstate(pygate_thread *t, record *rec, PyThreadState *prev)
+pygate__thread_give_back_gilstate(pygate_thread *t, record *rec,
+                                  PyThreadState *prev)
 {
     PyThreadState *tstate = PyEval_SaveThread();
 #if COMPAT_ATTACH_BINDS_GILSTATE
@@ -307,11 +310,11 @@ thread_give_back_gilstate(pygate_thread *t, record *rec, PyThreadState *prev)
     /* Keeping the state would keep it bound: its interpreter's end would
      * then free it under this thread's slot.  Delete it now, as PEP 788's
      * PyThreadState_Release does with the state its Ensure made. */
-    entry *e = thread_entry(t, rec);
+    entry *e = pygate__thread_entry(t, rec);
     if (e == NULL || e->tstate != tstate)
         return;   /* not pygate's: its owner deletes it */
     thread_unlist(t, e);
-    record_unlink_entry(rec, e);
+    pygate__record_unlink_entry(rec, e);
     PyEval_RestoreThread(tstate);
     PyThreadState_Clear(tstate);
     PyThreadState_DeleteCurrent();
@@ -320,18 +323,18 @@ thread_give_back_gilstate(pygate_thread *t, record *rec, PyThreadState *prev)
     (void)t;
     (void)rec;
     (void)tstate;
-    compat_gilstate_set(prev);
+    pygate__compat_gilstate_set(prev);
 #endif
 }
 
 int
-thread_detach_unbound(record *rec, PyThreadState **detached)
+pygate__thread_detach_unbound(record *rec, PyThreadState **detached)
 {
 #if COMPAT_FINALIZE_USES_MAIN_TSTATE
-    pygate_thread *t = thread_self(1);
+    pygate_thread *t = pygate__thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
-    entry *e = thread_entry(t, rec);
+    entry *e = pygate__thread_entry(t, rec);
     int rc = e == NULL ? create_entry(t, rec, &e) : PYGATE_OK;
     if (rc != PYGATE_OK)
         return rc;
@@ -352,7 +355,7 @@ thread_detach_unbound(record *rec, PyThreadState **detached)
 static void
 release_all_entries(pygate_thread *t, int exiting)
 {
-    PyThreadState *slot = exiting ? NULL : compat_gilstate_get();
+    PyThreadState *slot = exiting ? NULL : pygate__compat_gilstate_get();
     for (entry *e = t->entries; e != NULL && slot != NULL; e = e->thread_next)
         if (entry_caches(e, slot))
             slot = NULL;   /* deleted below */
@@ -364,19 +367,19 @@ release_all_entries(pygate_thread *t, int exiting)
         release_entry(e);
         e = next;
     }
-    if (slot == NULL || compat_gilstate_get() == slot)
+    if (slot == NULL || pygate__compat_gilstate_get() == slot)
         return;
 #if COMPAT_ATTACH_BINDS_GILSTATE
     rebind_gilstate(t, slot);   /* a main-interpreter state, or nothing */
 #else
-    compat_gilstate_set(slot);
+    pygate__compat_gilstate_set(slot);
 #endif
 }
 
 int
 pygate_thread_release(void)
 {
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     if (t == NULL)
         return PYGATE_OK;
     if (t->nframes != 0)
@@ -388,7 +391,7 @@ pygate_thread_release(void)
 unsigned
 pygate_thread_depth(void)
 {
-    pygate_thread *t = thread_self(0);
+    pygate_thread *t = pygate__thread_self(0);
     return t != NULL ? t->level : 0;
 }
 
@@ -413,7 +416,7 @@ thread_destroy(void *arg)
 /* ---- the shutdown hook's part ------------------------------------------- */
 
 void
-thread_forget_entries(record *rec, int drained)
+pygate__thread_forget_entries(record *rec, int drained)
 {
     /* Guards are closed and drained: no thread links or unlinks entries of
      * rec now; owner threads may only mark theirs orphaned, under the lock.
@@ -424,7 +427,7 @@ thread_forget_entries(record *rec, int drained)
          * state left ("not the last thread"), so take ours back now.
          * The main interpreter's are freed by Py_FinalizeEx itself. */
         for (entry *e = rec->entries; e != NULL; e = e->rec_next)
-            compat_delete_foreign_tstate(e->tstate);
+            pygate__compat_delete_foreign_tstate(e->tstate);
     }
     record_lock(rec);
     entry *e = rec->entries;
@@ -443,19 +446,19 @@ thread_forget_entries(record *rec, int drained)
 /* ---- fork() ------------------------------------------------------------- */
 
 void
-threads_lock_all(void)
+pygate__threads_lock_all(void)
 {
     pthread_mutex_lock(&threads_lock);
 }
 
 void
-threads_unlock_all(void)
+pygate__threads_unlock_all(void)
 {
     pthread_mutex_unlock(&threads_lock);
 }
 
 void
-threads_forget_others(pygate_thread *self, entry **doomed)
+pygate__threads_forget_others(pygate_thread *self, entry **doomed)
 {
     pygate_thread *t = threads;
     while (t != NULL) {
@@ -492,7 +495,7 @@ deleted_by_cpython(entry *e, PyThreadState *kept)
 }
 
 void
-thread_forget_foreign_entries(record *rec, pygate_thread *self,
+pygate__thread_forget_foreign_entries(record *rec, pygate_thread *self,
                               PyThreadState *kept, entry **doomed)
 {
     RECORD_ASSERT_LOCKED(rec);
@@ -504,7 +507,7 @@ thread_forget_foreign_entries(record *rec, pygate_thread *self,
          * (not the attached one: a detach above it) is kept as it is. */
         if (own && (!deleted_by_cpython(e, kept) || (rec->is_main && in_use)))
             continue;
-        record_unlink_entry_locked(rec, e);
+        pygate__record_unlink_entry_locked(rec, e);
         e->tstate = NULL;
         if (own && in_use)
             continue;   /* pruned once its frame left (prune_gone_entries) */
@@ -516,7 +519,7 @@ thread_forget_foreign_entries(record *rec, pygate_thread *self,
 }
 
 void
-thread_free_entries(entry *doomed)
+pygate__thread_free_entries(entry *doomed)
 {
     while (doomed != NULL) {
         entry *next = doomed->thread_next;

@@ -1,24 +1,20 @@
 /*
- * view.c - views: user handles naming an interpreter through its record.
+ * view.c - views: user handles naming an interpreter through its record
+ * (handle.c makes them safe to close twice or pass stale).
  */
 #include "internal.h"
-
-#include <stdlib.h>
-
-#define VIEW_LIVE 0x70677677u   /* "pgvw" */
-#define VIEW_CLOSED 0x636c6f73u /* "clos" */
 
 static int
 view_new(record *rec, pygate_view **out)
 {
-    pygate_view *view = (pygate_view *)malloc(sizeof *view);
-    if (view == NULL) {
-        record_unref(rec);
+    handle_slot *slot;
+    uintptr_t handle = pygate__handle_new(HANDLE_VIEW, &slot);
+    if (handle == 0) {
+        pygate__record_unref(rec);
         return PYGATE_ENOMEM;
     }
-    view->magic = VIEW_LIVE;
-    view->rec = rec;   /* takes over the caller's reference */
-    *out = view;
+    slot->rec = rec;   /* takes over the caller's reference */
+    *out = (pygate_view *)handle;
     return PYGATE_OK;
 }
 
@@ -28,7 +24,7 @@ pygate_view_from_current(pygate_view **out)
     if (out == NULL)
         return PYGATE_EINVAL;
     record *rec;
-    int rc = record_for_current(&rec);
+    int rc = pygate__record_for_current(&rec);
     return rc == PYGATE_OK ? view_new(rec, out) : rc;
 }
 
@@ -39,19 +35,20 @@ pygate_view_from_main(pygate_view **out)
         return PYGATE_EINVAL;
     if (!Py_IsInitialized())
         return PYGATE_ENOTINIT;
-    record *rec = record_find_main();
+    record *rec = pygate__record_find_main();
     if (rec != NULL) {
         if (atomic_load(&rec->phase) == PHASE_OPEN)
             return view_new(rec, out);
-        int rc = record_error(rec);
-        record_unref(rec);
+        int rc = pygate__record_error(rec);
+        pygate__record_unref(rec);
         return rc;
     }
     /* No record of the main interpreter yet: making one installs the hook,
      * which needs a thread attached to the main interpreter. */
-    PyThreadState *current = compat_current_tstate();
+    PyThreadState *current = pygate__compat_current_tstate();
     if (current != NULL)
-        return compat_tstate_interp(current) == PyInterpreterState_Main()
+        return PyThreadState_GetInterpreter(current)
+                       == PyInterpreterState_Main()
                    ? pygate_view_from_current(out)
                    : PYGATE_ENOTATTACHED;
     /* A thread with no thread state at all gets a main-interpreter one
@@ -59,9 +56,9 @@ pygate_view_from_main(pygate_view **out)
      * (the attach could kill or hang the thread), and not on a thread
      * whose gilstate slot holds some state (it may be a sub-interpreter's,
      * or one its owner is about to delete). */
-    if (compat_runtime_finalizing())
+    if (Py_IsFinalizing())
         return PYGATE_EFINALIZING;
-    if (compat_gilstate_get() != NULL)
+    if (pygate__compat_gilstate_get() != NULL)
         return PYGATE_ENOTATTACHED;
     PyGILState_STATE gil = PyGILState_Ensure();
     int rc = pygate_view_from_current(out);
@@ -72,24 +69,23 @@ pygate_view_from_main(pygate_view **out)
 int
 pygate_view_close(pygate_view *view)
 {
-    if (view == NULL || view->magic != VIEW_LIVE)
+    record *rec = pygate__view_record(view);
+    if (rec == NULL || !pygate__handle_close((uintptr_t)(view), HANDLE_VIEW))
         return PYGATE_EINVAL;
-    view->magic = VIEW_CLOSED;
-    record_unref(view->rec);
-    free(view);
+    pygate__record_unref(rec);
     return PYGATE_OK;
 }
 
 int64_t
 pygate_view_id(const pygate_view *view)
 {
-    if (view == NULL || view->magic != VIEW_LIVE)
-        return PYGATE_EINVAL;
-    return view->rec->id;
+    record *rec = pygate__view_record((pygate_view *)view);
+    return rec != NULL ? rec->id : PYGATE_EINVAL;
 }
 
 record *
-view_record(pygate_view *view)
+pygate__view_record(pygate_view *view)
 {
-    return view != NULL && view->magic == VIEW_LIVE ? view->rec : NULL;
+    handle_slot *slot = pygate__handle_get((uintptr_t)(view), HANDLE_VIEW);
+    return slot != NULL ? slot->rec : NULL;
 }

@@ -122,7 +122,7 @@ host_does_not_starve_python(void)
     usleep(300 * 1000);
     long free_run = ticks(view) - before;
 
-    /* Seed 001's host: native work while still attached holds the GIL,
+    /* A host that keeps the GIL: native work while still attached holds it,
      * and nothing in between runs bytecode that could hand it over. */
     CHECK_OK(pygate_enter(view, &tok));
     before = ticker_count();

@@ -27,20 +27,53 @@ static void
 every_code_is_named(void)
 {
     const int codes[] = {
-        PYGATE_OK, PYGATE_EINVAL, PYGATE_ENOMEM, PYGATE_ENOTINIT,
-        PYGATE_ENOTATTACHED, PYGATE_EFINALIZING, PYGATE_EGONE,
-        PYGATE_ENOTENTERED, PYGATE_EWRONGTHREAD, PYGATE_EUNBALANCED,
-        PYGATE_EEXCEPTION, PYGATE_EPYTHON, PYGATE_EBUSY};
+        PYGATE_OK,
+#define XX(name, value, text) PYGATE_##name,
+        PYGATE_ERRNO_MAP(XX)
+#undef XX
+    };
     size_t n = sizeof codes / sizeof codes[0];
+    CHECK(n > 13);   /* the map is the list, PYGATE_EALREADY included */
     for (size_t i = 0; i < n; i++) {
+        CHECK(codes[i] == -(int)i);   /* dense, from 0 down */
         CHECK(strcmp(pygate_strerror(codes[i]), "unknown error") != 0);
         CHECK(strncmp(pygate_err_name(codes[i]), "PYGATE_", 7) == 0);
         for (size_t j = 0; j < i; j++)
             CHECK(strcmp(pygate_strerror(codes[i]),
                          pygate_strerror(codes[j])) != 0);
     }
+    CHECK(strcmp(pygate_err_name(PYGATE_EALREADY), "PYGATE_EALREADY") == 0);
     CHECK(strcmp(pygate_strerror(-9999), "unknown error") == 0);
     CHECK(strcmp(pygate_err_name(12345), "PYGATE_UNKNOWN") == 0);
+}
+
+/* docs/API.md's table of codes has one row per code, in the map's order. */
+static void
+docs_list_every_code(void)
+{
+    FILE *f = fopen(PYGATE_SOURCE_DIR "/docs/API.md", "r");
+    CHECK(f != NULL);
+    const char *names[] = {
+#define XX(name, value, text) "| `PYGATE_" #name "` |",
+        PYGATE_ERRNO_MAP(XX)
+#undef XX
+    };
+    size_t n = sizeof names / sizeof names[0], next = 0;
+    char line[512];
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "| `PYGATE_E", 11) != 0)
+            continue;
+        if (next >= n || strncmp(line, names[next], strlen(names[next])) != 0) {
+            fprintf(stderr, "docs/API.md row out of step with "
+                    "PYGATE_ERRNO_MAP: %s", line);
+            exit(1);
+        }
+        next++;
+    }
+    fclose(f);
+    if (next != n)
+        fprintf(stderr, "docs/API.md lacks a row for %s\n", names[next]);
+    CHECK(next == n);
 }
 
 /* ---- release mode: codes ------------------------------------------------ */
@@ -70,6 +103,59 @@ bad_arguments(void)
     /* Once one exists, any thread may make more. */
     CHECK_OK(pygate_view_from_main(&v));
     CHECK_OK(pygate_view_close(v));
+    stop();
+}
+
+/* Views and guards closed twice, stale, foreign or of the other kind give
+ * PYGATE_EINVAL and touch no freed memory (the ASan run checks that). */
+static void
+handles_survive_misuse(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    start();
+    pygate_token tok;
+    pygate_view *v = NULL, *w = NULL;
+    pygate_guard *g = NULL;
+    CHECK_OK(pygate_view_from_main(&v));
+    CHECK_OK(pygate_view_close(v));
+    CHECK_RC(pygate_view_close(v), PYGATE_EINVAL);          /* twice */
+    CHECK(pygate_view_id(v) == PYGATE_EINVAL);
+    CHECK_RC(pygate_enter(v, &tok), PYGATE_EINVAL);
+    CHECK_RC(pygate_guard_from_view(v, &g), PYGATE_EINVAL);
+    /* A new view may take the closed one's place: the stale handle still
+     * names nothing, and the new one works. */
+    CHECK_OK(pygate_view_from_main(&w));
+    CHECK_RC(pygate_view_close(v), PYGATE_EINVAL);
+    CHECK_OK(pygate_enter(w, &tok));
+    CHECK_OK(pygate_leave(tok));
+
+    CHECK_OK(pygate_guard_from_view(w, &g));
+    CHECK(pygate_guard_id(g) == 0);
+    /* One kind is not the other. */
+    CHECK_RC(pygate_view_close((pygate_view *)g), PYGATE_EINVAL);
+    CHECK_RC(pygate_guard_close((pygate_guard *)w), PYGATE_EINVAL);
+    CHECK_RC(pygate_enter_guarded((pygate_guard *)w, &tok), PYGATE_EINVAL);
+    CHECK_OK(pygate_guard_close(g));
+    CHECK_RC(pygate_guard_close(g), PYGATE_EINVAL);         /* twice */
+    CHECK(pygate_guard_id(g) == PYGATE_EINVAL);
+    CHECK_RC(pygate_enter_guarded(g, &tok), PYGATE_EINVAL);
+
+    /* Pointers that were never handles: freed memory, the stack, junk. */
+    void *block = malloc(64);
+    uintptr_t freed = (uintptr_t)block;   /* its value, kept past free */
+    free(block);
+    int on_stack;
+    void *foreign[] = {(void *)freed, &on_stack, (void *)1, (void *)-1,
+                       (void *)0x1000, (void *)(uintptr_t)0xdeadbeef00000005};
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        CHECK_RC(pygate_view_close((pygate_view *)foreign[i]), PYGATE_EINVAL);
+        CHECK_RC(pygate_enter((pygate_view *)foreign[i], &tok),
+                 PYGATE_EINVAL);
+        CHECK_RC(pygate_guard_close((pygate_guard *)foreign[i]),
+                 PYGATE_EINVAL);
+    }
+    CHECK(pygate_thread_depth() == 0);
+    CHECK_OK(pygate_view_close(w));
     stop();
 }
 
@@ -238,6 +324,8 @@ debug_mode_aborts_with_location(void)
 
 static const scenario scenarios[] = {
     {"every_code_is_named", every_code_is_named},
+    {"docs_list_every_code", docs_list_every_code},
+    {"handles_survive_misuse", handles_survive_misuse},
     {"bad_arguments", bad_arguments},
     {"leave_without_enter", leave_without_enter},
     {"leave_on_another_thread", leave_on_another_thread},

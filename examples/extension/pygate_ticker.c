@@ -8,11 +8,12 @@
  *   ...
  *   count = pygate_ticker.stop()      # joins it; returns how many it added
  *
- * Seed 002's thread touched the list without an attached thread state and
- * crashed at once.  Here each append is inside a pygate entry.  If the
- * interpreter exits while the thread still runs, the thread's next entry
- * fails with PYGATE_EFINALIZING (the hook waits for an entry in flight),
- * and the thread says so on stderr and ends: no crash, no hang, exit 0.
+ * An extension whose native thread appends to a list without an attached
+ * thread state crashes at once.  Here each append is inside a pygate
+ * entry.  If the interpreter exits while the thread still runs, its next
+ * entry fails with PYGATE_EFINALIZING (the hook waits for an entry in
+ * flight), and the thread says so on stderr and ends: no crash, no hang,
+ * exit 0.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

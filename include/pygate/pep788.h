@@ -78,17 +78,20 @@ typedef void PyThreadStateToken;
 #endif
 
 /* pygate's implementations, on every version. */
-PyInterpreterGuard *pygate_PyInterpreterGuard_FromCurrent(void);
-PyInterpreterGuard *pygate_PyInterpreterGuard_FromView(PyInterpreterView *view);
-void pygate_PyInterpreterGuard_Close(PyInterpreterGuard *guard);
+PYGATE_API PyInterpreterGuard *pygate_PyInterpreterGuard_FromCurrent(void);
+PYGATE_API PyInterpreterGuard *
+pygate_PyInterpreterGuard_FromView(PyInterpreterView *view);
+PYGATE_API void pygate_PyInterpreterGuard_Close(PyInterpreterGuard *guard);
 
-PyInterpreterView *pygate_PyInterpreterView_FromCurrent(void);
-PyInterpreterView *pygate_PyInterpreterView_FromMain(void);
-void pygate_PyInterpreterView_Close(PyInterpreterView *view);
+PYGATE_API PyInterpreterView *pygate_PyInterpreterView_FromCurrent(void);
+PYGATE_API PyInterpreterView *pygate_PyInterpreterView_FromMain(void);
+PYGATE_API void pygate_PyInterpreterView_Close(PyInterpreterView *view);
 
-PyThreadStateToken *pygate_PyThreadState_Ensure(PyInterpreterGuard *guard);
-PyThreadStateToken *pygate_PyThreadState_EnsureFromView(PyInterpreterView *view);
-void pygate_PyThreadState_Release(PyThreadStateToken *token);
+PYGATE_API PyThreadStateToken *
+pygate_PyThreadState_Ensure(PyInterpreterGuard *guard);
+PYGATE_API PyThreadStateToken *
+pygate_PyThreadState_EnsureFromView(PyInterpreterView *view);
+PYGATE_API void pygate_PyThreadState_Release(PyThreadStateToken *token);
 
 #ifdef __cplusplus
 }

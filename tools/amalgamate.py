@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Writes pygate's single-file build: OUTDIR/pygate.c and OUTDIR/pygate.h.
+
+SQLite's amalgamation, for extension authors who vendor pygate into a
+setuptools, meson or scikit-build build: compile pygate.c with the
+extension's sources, include pygate.h.  pygate.c is src/*.c in the order
+CMakeLists.txt lists them, with pygate's own headers inlined once; every
+internal name is already static or pygate__-prefixed, so nothing clashes.
+
+Usage: tools/amalgamate.py OUTDIR
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
+
+
+def source_order():
+    """src/*.c as CMakeLists.txt's PYGATE_SOURCES lists them: one list."""
+    text = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    block = re.search(r"set\(PYGATE_SOURCES(.*?)\)", text, re.S).group(1)
+    return block.split()
+
+
+def find_header(name, here):
+    for d in (here, os.path.join(ROOT, "src"), os.path.join(ROOT, "include")):
+        path = os.path.join(d, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def inline(path, seen, out):
+    """Copies path into out, replacing each of pygate's own #include "x"
+    by x's text the first time and by nothing later."""
+    out.append("/* ---- %s ---- */\n" % os.path.relpath(path, ROOT))
+    for line in open(path):
+        m = INCLUDE.match(line)
+        header = m and find_header(m.group(1), os.path.dirname(path))
+        if header is None:
+            out.append(line)
+        elif header not in seen:
+            seen.add(header)
+            inline(header, seen, out)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    outdir = sys.argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    version = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    version = re.search(r"project\(pygate VERSION (\S+)", version).group(1)
+    head = ("/* %s - pygate %s as one file, generated from pygate's sources by"
+            "\n * tools/amalgamate.py: edit those, not this. */\n")
+    header = os.path.join(ROOT, "include", "pygate.h")
+    with open(os.path.join(outdir, "pygate.h"), "w") as f:
+        f.write(head % ("pygate.h", version))
+        # Vendored into an extension module, pygate exports nothing: the
+        # module's own code calls it, and another module's copy cannot be
+        # bound to these functions by mistake.
+        f.write("#ifndef PYGATE_API\n"
+                "#  define PYGATE_API __attribute__((visibility(\"hidden\")))\n"
+                "#endif\n")
+        f.write(open(header).read())
+    out = [head % ("pygate.c", version),
+           "/* compat_core.c needs CPython's internal headers on 3.8-3.11,\n"
+           " * which Python.h gives only with Py_BUILD_CORE defined first. */\n"
+           "#include <patchlevel.h>\n"
+           "#if PY_VERSION_HEX < 0x030C0000 && !defined(Py_BUILD_CORE)\n"
+           "#  define Py_BUILD_CORE 1\n"
+           "#endif\n"
+           '#include "pygate.h"\n']
+    seen = {header}
+    for source in source_order():
+        inline(os.path.join(ROOT, source), seen, out)
+    with open(os.path.join(outdir, "pygate.c"), "w") as f:
+        f.writelines(out)
+
+
+if __name__ == "__main__":
+    main()
