@@ -62,6 +62,12 @@ set_target_properties(pygate::python PROPERTIES
 add_library(pygate::python_headers INTERFACE IMPORTED GLOBAL)
 set_target_properties(pygate::python_headers PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${PYGATE_PY_INCLUDE}")
+# Not as system headers: GCC resolves a system header's symlinks, and
+# Debian's debug headers (python3.11d/Python.h -> ../python3.11/Python.h)
+# would then take the release pyconfig.h (no Py_DEBUG) from beside the
+# link's target; pygate.h's check catches that (PYGATE_PY_DEBUG).
+set_target_properties(pygate::python pygate::python_headers PROPERTIES
+  SYSTEM OFF)
 get_filename_component(PYGATE_PY_LIBRARY_DIR "${PYGATE_PY_LIBRARY}" DIRECTORY)
 set(CMAKE_BUILD_RPATH "${PYGATE_PY_LIBRARY_DIR}")
 set(THREADS_PREFER_PTHREAD_FLAG ON)

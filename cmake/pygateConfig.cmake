@@ -61,6 +61,9 @@ if(NOT TARGET pygate::python_headers)
   set_target_properties(pygate::python PROPERTIES
     INTERFACE_INCLUDE_DIRECTORIES "${_pygate_py_include}"
     INTERFACE_LINK_LIBRARIES "${_pygate_py_library};Threads::Threads;dl;m")
+  # -I, not -isystem: see PygatePython.cmake (Debian's debug headers).
+  set_target_properties(pygate::python pygate::python_headers PROPERTIES
+    SYSTEM OFF)
 endif()
 include("${_pygate_dir}/pygate-${_pygate_want}-targets.cmake")
 set(pygate_PYTHON_TAG "${_pygate_want}")

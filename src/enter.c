@@ -172,8 +172,8 @@ enter_record(record *rec, int guarded, pygate_token *token,
 }
 
 int
-pygate_enter_at(pygate_view *view, pygate_token *token,
-                const char *file, int line)
+pygate__impl_enter_at(pygate_view *view, pygate_token *token,
+                      const char *file, int line)
 {
     record *rec = pygate__view_record(view);
     if (rec == NULL || token == NULL)
@@ -182,8 +182,8 @@ pygate_enter_at(pygate_view *view, pygate_token *token,
 }
 
 int
-pygate_enter_guarded_at(pygate_guard *guard, pygate_token *token,
-                        const char *file, int line)
+pygate__impl_enter_guarded_at(pygate_guard *guard, pygate_token *token,
+                              const char *file, int line)
 {
     int holds;
     record *rec = pygate__guard_record(guard, &holds);
@@ -229,7 +229,7 @@ detach(pygate_thread *t, frame *f)
 }
 
 int
-pygate_leave_at(pygate_token token, const char *file, int line)
+pygate__impl_leave_at(pygate_token token, const char *file, int line)
 {
     pygate_thread *t = pygate__thread_self(0);
     int rc = check_token(t, token, TOKEN_ENTER, file, line);
@@ -265,7 +265,7 @@ pygate_leave_at(pygate_token token, const char *file, int line)
 }
 
 int
-pygate_detach_at(pygate_token *token, const char *file, int line)
+pygate__impl_detach_at(pygate_token *token, const char *file, int line)
 {
     if (token == NULL)
         return PYGATE_EINVAL;
@@ -286,7 +286,7 @@ pygate_detach_at(pygate_token *token, const char *file, int line)
 }
 
 int
-pygate_reattach_at(pygate_token token, const char *file, int line)
+pygate__impl_reattach_at(pygate_token token, const char *file, int line)
 {
     pygate_thread *t = pygate__thread_self(0);
     int rc = check_token(t, token, TOKEN_DETACH, file, line);
@@ -302,7 +302,8 @@ pygate_reattach_at(pygate_token token, const char *file, int line)
 /* ---- scoped forms ------------------------------------------------------- */
 
 pygate_scope_
-pygate_scope_enter_(pygate_view *view, int *rc, const char *file, int line)
+pygate__impl_scope_enter_(pygate_view *view, int *rc, const char *file,
+                          int line)
 {
     pygate_scope_ scope = {{0}, file, line, 0};
     int r = pygate_enter_at(view, &scope.token, file, line);
@@ -313,7 +314,7 @@ pygate_scope_enter_(pygate_view *view, int *rc, const char *file, int line)
 }
 
 pygate_scope_
-pygate_scope_detach_(int *rc, const char *file, int line)
+pygate__impl_scope_detach_(int *rc, const char *file, int line)
 {
     pygate_scope_ scope = {{0}, file, line, 0};
     int r = pygate_detach_at(&scope.token, file, line);
@@ -324,7 +325,7 @@ pygate_scope_detach_(int *rc, const char *file, int line)
 }
 
 void
-pygate_scope_end_(pygate_scope_ *scope)
+pygate__impl_scope_end_(pygate_scope_ *scope)
 {
     if (!scope->active)
         return;

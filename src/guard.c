@@ -34,8 +34,8 @@ guard_new(record *rec, pygate_guard **out, const char *file, int line)
 }
 
 int
-pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
-                          const char *file, int line)
+pygate__impl_guard_from_view_at(pygate_view *view, pygate_guard **out,
+                                const char *file, int line)
 {
     record *rec = pygate__view_record(view);
     if (rec == NULL || out == NULL)
@@ -44,7 +44,8 @@ pygate_guard_from_view_at(pygate_view *view, pygate_guard **out,
 }
 
 int
-pygate_guard_from_current_at(pygate_guard **out, const char *file, int line)
+pygate__impl_guard_from_current_at(pygate_guard **out, const char *file,
+                                   int line)
 {
     if (out == NULL)
         return PYGATE_EINVAL;
@@ -58,7 +59,7 @@ pygate_guard_from_current_at(pygate_guard **out, const char *file, int line)
 }
 
 int
-pygate_guard_close(pygate_guard *guard)
+pygate__impl_guard_close(pygate_guard *guard)
 {
     handle_slot *slot = pygate__handle_get((uintptr_t)(guard), HANDLE_GUARD);
     if (slot == NULL)
@@ -77,7 +78,7 @@ pygate_guard_close(pygate_guard *guard)
 }
 
 int64_t
-pygate_guard_id(const pygate_guard *guard)
+pygate__impl_guard_id(const pygate_guard *guard)
 {
     int holds;
     record *rec = pygate__guard_record((pygate_guard *)guard, &holds);

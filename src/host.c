@@ -103,7 +103,7 @@ host_start(const PyConfig *config)
 }
 
 int
-pygate_host_init(const PyConfig *config)
+pygate__impl_host_init(const PyConfig *config)
 {
     if (!pygate__compat_runtime_matches())
         return PYGATE_EVERSION;
@@ -116,7 +116,7 @@ pygate_host_init(const PyConfig *config)
 }
 
 pygate_view *
-pygate_host_view(void)
+pygate__impl_host_view(void)
 {
     return atomic_load(&host_phase) == HOST_RUNNING ? host_view : NULL;
 }
@@ -180,7 +180,7 @@ host_finalize(void)
 }
 
 int
-pygate_host_shutdown(void)
+pygate__impl_host_shutdown(void)
 {
     int rc = host_claim(HOST_RUNNING);
     if (rc != PYGATE_OK)
@@ -236,7 +236,7 @@ host_fork(pid_t *pid)
 }
 
 int
-pygate_host_fork(pid_t *pid)
+pygate__impl_host_fork(pid_t *pid)
 {
     if (pid == NULL)
         return PYGATE_EINVAL;

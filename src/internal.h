@@ -10,7 +10,7 @@
  *   frame   (enter.c)   one open entry or detach on a thread.
  *
  * Files call each other downward only:
- *   host.c, pep788.c > enter.c, guard.c, view.c > lifecycle.c > fork.c
+ *   api.c > host.c, pep788.c > enter.c, guard.c, view.c > lifecycle.c > fork.c
  *   > thread.c > interp.c > handle.c, compat.c, error.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported.
@@ -165,6 +165,9 @@ void pygate__record_unlink_entry_locked(record *rec, entry *e);
  * fork and given back after it, so no list is half-changed in the child. */
 void pygate__records_lock_all(void);
 void pygate__records_unlock_all(void);
+/* Whether this copy of pygate has any record (api.c: a copy with none may
+ * still hand its calls to another copy). */
+int pygate__records_exist(void);
 /* The registry, walked under pygate__records_lock_all(): the first record when
  * rec is NULL, then the next one, then NULL. */
 record *pygate__records_next(record *rec);

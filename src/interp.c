@@ -281,6 +281,15 @@ pygate__records_unlock_all(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+int
+pygate__records_exist(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    int any = registry != NULL;
+    pthread_mutex_unlock(&registry_lock);
+    return any;
+}
+
 record *
 pygate__records_next(record *rec)
 {

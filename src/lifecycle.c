@@ -17,7 +17,20 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define RECORD_CAPSULE "pygate.record"
+/* The key of this copy's record in an interpreter's dict.  Another copy of
+ * pygate in the process (a module that vendors it, api.c) has its own key,
+ * so neither ever takes the other's record for its own. */
+static char record_key[48];
+static pthread_once_t record_key_once = PTHREAD_ONCE_INIT;
+
+static void
+record_key_init(void)
+{
+    snprintf(record_key, sizeof record_key, "pygate.record.%p",
+             (void *)record_key);
+}
+
+#define RECORD_CAPSULE record_key
 
 /* pygate_set_drain_limits(), in milliseconds; give-up < 0 means never. */
 static _Atomic long drain_report_ms = 5000;
@@ -40,7 +53,7 @@ guards_held_by_caller(record *rec)
 }
 
 int
-pygate_set_drain_limits(double report_every, double give_up_after)
+pygate__impl_set_drain_limits(double report_every, double give_up_after)
 {
     if (!(report_every > 0) || report_every > 1e6 || give_up_after > 1e6
             || give_up_after != give_up_after)
@@ -190,6 +203,7 @@ pygate__record_for_current(record **out)
 {
     if (!pygate__compat_runtime_matches())
         return PYGATE_EVERSION;
+    pthread_once(&record_key_once, record_key_init);
     PyThreadState *tstate = pygate__compat_current_tstate_attached();
     if (tstate == NULL)
         return PYGATE_ENOTATTACHED;

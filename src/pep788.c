@@ -24,7 +24,7 @@ raise_for(int rc)
 }
 
 PyInterpreterGuard *
-pygate_PyInterpreterGuard_FromCurrent(void)
+pygate__impl_PyInterpreterGuard_FromCurrent(void)
 {
     pygate_guard *guard = NULL;
     int rc = pygate_guard_from_current(&guard);
@@ -34,7 +34,7 @@ pygate_PyInterpreterGuard_FromCurrent(void)
 }
 
 PyInterpreterGuard *
-pygate_PyInterpreterGuard_FromView(PyInterpreterView *view)
+pygate__impl_PyInterpreterGuard_FromView(PyInterpreterView *view)
 {
     pygate_guard *guard = NULL;
     pygate_guard_from_view(AS_VIEW(view), &guard);
@@ -42,13 +42,13 @@ pygate_PyInterpreterGuard_FromView(PyInterpreterView *view)
 }
 
 void
-pygate_PyInterpreterGuard_Close(PyInterpreterGuard *guard)
+pygate__impl_PyInterpreterGuard_Close(PyInterpreterGuard *guard)
 {
     pygate_guard_close(AS_GUARD(guard));
 }
 
 PyInterpreterView *
-pygate_PyInterpreterView_FromCurrent(void)
+pygate__impl_PyInterpreterView_FromCurrent(void)
 {
     pygate_view *view = NULL;
     int rc = pygate_view_from_current(&view);
@@ -58,7 +58,7 @@ pygate_PyInterpreterView_FromCurrent(void)
 }
 
 PyInterpreterView *
-pygate_PyInterpreterView_FromMain(void)
+pygate__impl_PyInterpreterView_FromMain(void)
 {
     pygate_view *view = NULL;
     pygate_view_from_main(&view);
@@ -66,7 +66,7 @@ pygate_PyInterpreterView_FromMain(void)
 }
 
 void
-pygate_PyInterpreterView_Close(PyInterpreterView *view)
+pygate__impl_PyInterpreterView_Close(PyInterpreterView *view)
 {
     pygate_view_close(AS_VIEW(view));
 }
@@ -86,7 +86,7 @@ token_level(PyThreadStateToken *token)
 }
 
 PyThreadStateToken *
-pygate_PyThreadState_Ensure(PyInterpreterGuard *guard)
+pygate__impl_PyThreadState_Ensure(PyInterpreterGuard *guard)
 {
     pygate_token token;
     if (pygate_enter_guarded(AS_GUARD(guard), &token) != PYGATE_OK)
@@ -95,7 +95,7 @@ pygate_PyThreadState_Ensure(PyInterpreterGuard *guard)
 }
 
 PyThreadStateToken *
-pygate_PyThreadState_EnsureFromView(PyInterpreterView *view)
+pygate__impl_PyThreadState_EnsureFromView(PyInterpreterView *view)
 {
     pygate_token token;
     if (pygate_enter(AS_VIEW(view), &token) != PYGATE_OK)
@@ -104,7 +104,7 @@ pygate_PyThreadState_EnsureFromView(PyInterpreterView *view)
 }
 
 void
-pygate_PyThreadState_Release(PyThreadStateToken *token)
+pygate__impl_PyThreadState_Release(PyThreadStateToken *token)
 {
     pygate__leave_reporting_exception(pygate__entry_token(token_level(token)),
                               __FILE__, __LINE__);

@@ -377,7 +377,7 @@ release_all_entries(pygate_thread *t, int exiting)
 }
 
 int
-pygate_thread_release(void)
+pygate__impl_thread_release(void)
 {
     pygate_thread *t = pygate__thread_self(0);
     if (t == NULL)
@@ -389,7 +389,7 @@ pygate_thread_release(void)
 }
 
 unsigned
-pygate_thread_depth(void)
+pygate__impl_thread_depth(void)
 {
     pygate_thread *t = pygate__thread_self(0);
     return t != NULL ? t->level : 0;

@@ -19,7 +19,7 @@ view_new(record *rec, pygate_view **out)
 }
 
 int
-pygate_view_from_current(pygate_view **out)
+pygate__impl_view_from_current(pygate_view **out)
 {
     if (out == NULL)
         return PYGATE_EINVAL;
@@ -29,7 +29,7 @@ pygate_view_from_current(pygate_view **out)
 }
 
 int
-pygate_view_from_main(pygate_view **out)
+pygate__impl_view_from_main(pygate_view **out)
 {
     if (out == NULL)
         return PYGATE_EINVAL;
@@ -67,7 +67,7 @@ pygate_view_from_main(pygate_view **out)
 }
 
 int
-pygate_view_close(pygate_view *view)
+pygate__impl_view_close(pygate_view *view)
 {
     record *rec = pygate__view_record(view);
     if (rec == NULL || !pygate__handle_close((uintptr_t)(view), HANDLE_VIEW))
@@ -77,7 +77,7 @@ pygate_view_close(pygate_view *view)
 }
 
 int64_t
-pygate_view_id(const pygate_view *view)
+pygate__impl_view_id(const pygate_view *view)
 {
     record *rec = pygate__view_record((pygate_view *)view);
     return rec != NULL ? rec->id : PYGATE_EINVAL;

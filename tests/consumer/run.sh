@@ -6,7 +6,8 @@
 #                 pkg-config (pygate-cpXY-embed); a consumer whose CPython
 #                 has no pygate build installed gets an error naming both
 #   setuptools    an extension module built by setuptools from pygate's
-#                 single file (tools/amalgamate.py)
+#                 single file (tools/amalgamate.py); and two such modules,
+#                 each with its own copy, imported into one interpreter
 # Exits 0 on success, 77 (skip) when the tool a kind needs is missing.
 set -eu
 kind=$1 python=$2 src=$3 work=$4 cc=${5:-cc}
@@ -50,11 +51,16 @@ installed)
     -Wl,-rpath,"$work/prefix/lib" -Wl,-rpath,"$(dirname "$pylib")"
   "$work/host_pkgconfig"
   # libpygate in a process that runs another CPython: refused at run time,
-  # naming both (any other libpython found here will do).
+  # naming both (any other release libpython found here will do; a debug
+  # libpygate needs symbols no release libpython has, and fails to load).
   ver=$("$python" -c "import sys; print('%d.%d' % sys.version_info[:2])")
-  other_lib=$(ls /usr/lib/x86_64-linux-gnu/libpython3.*.so.1.0 \
-      "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/lib/libpython3.*.so.1.0 \
-      2>/dev/null | grep -v "libpython$ver[^0-9]" | head -n 1 || true)
+  other_lib=
+  case $tag in *d) ;; *)
+    other_lib=$(ls /usr/lib/x86_64-linux-gnu/libpython3.*.so.1.0 \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/*/lib/libpython3.*.so.1.0 \
+        2>/dev/null | grep -v "libpython$ver[^0-9]" \
+        | grep -v "d\.so" | head -n 1 || true) ;;
+  esac
   if [ -n "$other_lib" ]; then
     # shellcheck disable=SC2046
     "$cc" -o "$work/host_mismatch" "$here/host.c" "$other_lib" \
@@ -85,11 +91,13 @@ setuptools)
     || { echo "skip: no setuptools for $python"; exit 77; }
   "$python" "$src/tools/amalgamate.py" "$work/single"
   cp "$here/setuptools/setup.py" "$here/setuptools/vendored.c" \
-     "$here/setuptools/check.py" "$work/"
+     "$here/setuptools/check.py" "$here/setuptools/check_two_copies.py" \
+     "$work/"
   cd "$work"
   PYGATE_SINGLE_FILE_DIR="$work/single" CC="$cc" \
     quiet "$python" setup.py build_ext --inplace
   "$python" check.py
+  "$python" check_two_copies.py
   ;;
 *)
   echo "unknown kind $kind"; exit 2
