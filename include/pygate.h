@@ -80,7 +80,11 @@ extern "C" {
 
 /* The one list of error codes: XX(name, value, description).  The enum
  * below, pygate_strerror(), pygate_err_name(), the table in docs/API.md
- * and the tests are all derived from it (libuv's UV_ERRNO_MAP). */
+ * and the tests are all derived from it (libuv's UV_ERRNO_MAP).
+ * PYGATE_EVERSION may come from any function that makes a view or guard
+ * while attached, or from pygate_host_init(): libpygate then runs in a
+ * process whose CPython is not the one it was built for (stderr names
+ * both); nothing else of pygate works there. */
 #define PYGATE_ERRNO_MAP(XX)                                                  \
     XX(EINVAL, -1, "invalid argument: NULL or not a live pygate handle")      \
     XX(ENOMEM, -2, "out of memory")                                           \

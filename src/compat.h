@@ -87,7 +87,8 @@ compat_tstate_is_attached(PyThreadState *own)
 }
 
 /* PyErr_Occurred() for a state known to be the attached one, without
- * looking it up again. */
+ * looking it up again.  3.12 keeps the raised exception as one object
+ * (current_exception) instead of the type/value/traceback triple. */
 static inline int
 compat_tstate_has_exception(PyThreadState *tstate)
 {

@@ -10,8 +10,9 @@
  * missing fence with membarrier(2), which makes every thread of the process
  * pass a full memory barrier, and then counts the local guards.  Either way
  * the hook closes the gate first and then waits for the count to drain, so
- * busy threads cannot keep shutdown waiting for a quiet moment (the flaw
- * DESIGN.md measured in PEP 788's reference implementation).
+ * busy threads cannot keep shutdown waiting for a quiet moment (CPython
+ * 3.15's own Py_FinalizeEx closes only at a moment with no guard held, and
+ * two threads that keep entering never give it one).
  *
  * Every live record is on one registry list, so that fork() can lock them
  * all and set them right in the child (fork.c).  When records are made and
