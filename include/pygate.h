@@ -329,6 +329,25 @@ PYGATE_API unsigned pygate_thread_depth(void);
 PYGATE_API int pygate_thread_release(void);
 
 /* ------------------------------------------------------------------------ */
+/* Dropping a reference from any thread                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Drops one reference to obj, an object of the view's interpreter, from
+ * any thread, attached or not, without blocking and without attaching (for
+ * a native library's destructor, or a callback's cleanup).  On a thread
+ * attached to that interpreter it is Py_DECREF(obj), at once.  Otherwise
+ * the reference is queued without a lock, and dropped by the next pygate
+ * entry into that interpreter, on whichever thread makes it, or at the
+ * latest by pygate's shutdown hook before any thread state is torn down.
+ * obj NULL does nothing (as Py_XDECREF).  There is no deferred incref: the
+ * caller must own the reference it gives away.
+ * Errors: PYGATE_EINVAL (view not live), PYGATE_EFINALIZING (shutdown has
+ *         begun: the reference is left alone, as a finalizing interpreter
+ *         can afford), PYGATE_EGONE (the interpreter is gone, and its
+ *         objects with it), PYGATE_ENOMEM (the reference is left alone). */
+PYGATE_API int pygate_decref(pygate_view *view, PyObject *obj);
+
+/* ------------------------------------------------------------------------ */
 /* Host lifecycle (embedders)                                               */
 /* ------------------------------------------------------------------------ */
 

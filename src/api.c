@@ -41,6 +41,7 @@
       int line), (out, file, line))                                          \
     X(0, int, guard_close, (pygate_guard *guard), (guard))                   \
     X(0, int64_t, guard_id, (const pygate_guard *guard), (guard))            \
+    X(0, int, decref, (pygate_view *view, PyObject *obj), (view, obj))        \
     X(0, int, set_drain_limits, (double report_every, double give_up_after), \
       (report_every, give_up_after))                                         \
     X(0, int, enter_at, (pygate_view *view, pygate_token *token,             \

@@ -10,8 +10,9 @@
  *   frame   (enter.c)   one open entry or detach on a thread.
  *
  * Files call each other downward only:
- *   api.c > host.c, pep788.c > enter.c, guard.c, view.c > lifecycle.c > fork.c
- *   > thread.c > interp.c > handle.c, compat.c, error.c
+ *   api.c > host.c, pep788.c > enter.c, decref.c, guard.c, view.c
+ *   > lifecycle.c > fork.c > thread.c > interp.c > handle.c, compat.c,
+ *   error.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported.
  */
@@ -65,6 +66,7 @@ typedef struct record {
     pthread_cond_t drained;        /* signalled when guards reach 0 closed */
     entry *entries;                /* states pygate created for this interp */
     guard_site *sites;             /* debug mode: guards held, by site */
+    struct deferred_decref *_Atomic decrefs;   /* pygate_decref()'s queue */
     struct record *reg_prev, *reg_next;   /* the registry (interp.c) */
 } record;
 
@@ -148,6 +150,29 @@ void pygate__record_close_gate(record *rec);
 void pygate__record_mark_gone(record *rec);
 /* Shared and local guards held.  Under rec->lock. */
 uint64_t pygate__record_guards_held(record *rec);
+
+/* Deferred decrefs (pygate_decref): references to objects of rec's
+ * interpreter, dropped later by a thread attached to it. */
+typedef struct deferred_decref {
+    PyObject *obj;
+    struct deferred_decref *next;
+} deferred_decref;
+
+/* Queues obj's reference, without a lock, under a guard taken for the
+ * moment: PYGATE_EFINALIZING or PYGATE_EGONE once shutdown began (the
+ * reference is then left alone), PYGATE_ENOMEM.  Any thread. */
+int pygate__record_defer_decref(record *rec, PyObject *obj);
+/* Drops every queued reference.  Caller is attached to rec's interpreter
+ * (deallocation may run Python code, which may queue more: they wait for
+ * the next drain). */
+void pygate__record_drain_decrefs(record *rec);
+
+/* Whether rec has queued decrefs: one load, for the entry path. */
+static inline int
+pygate__record_has_decrefs(record *rec)
+{
+    return atomic_load_explicit(&rec->decrefs, memory_order_relaxed) != NULL;
+}
 
 /* The main interpreter's record: found (a new reference, or NULL), set
  * when made (replacing one whose hook never ran), forgotten by its hook. */

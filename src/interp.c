@@ -225,6 +225,44 @@ pygate__record_guards_held(record *rec)
     return n;
 }
 
+/* ---- deferred decrefs --------------------------------------------------- */
+
+int
+pygate__record_defer_decref(record *rec, PyObject *obj)
+{
+    deferred_decref *d = (deferred_decref *)malloc(sizeof *d);
+    if (d == NULL)
+        return PYGATE_ENOMEM;
+    /* The guard orders the push before the hook's last drain: the hook
+     * drains after every guard was released. */
+    int rc = pygate__record_guard_acquire(rec);
+    if (rc != PYGATE_OK) {
+        free(d);
+        return rc;
+    }
+    d->obj = obj;
+    d->next = atomic_load_explicit(&rec->decrefs, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&rec->decrefs, &d->next, d,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    pygate__record_guard_release(rec);
+    return PYGATE_OK;
+}
+
+void
+pygate__record_drain_decrefs(record *rec)
+{
+    deferred_decref *d = atomic_exchange_explicit(&rec->decrefs, NULL,
+                                                  memory_order_acquire);
+    while (d != NULL) {
+        deferred_decref *next = d->next;
+        Py_DECREF(d->obj);
+        free(d);
+        d = next;
+    }
+}
+
 /* ---- birth, closing, and the registry ----------------------------------- */
 
 record *

@@ -151,6 +151,9 @@ record_shutdown(void *arg)
         drained = wait_until_drained(rec, own);
         Py_END_ALLOW_THREADS
     }
+    /* Attached again, every guard released: no decref can be queued from
+     * here on (the gate is closed), so this is the last drain. */
+    pygate__record_drain_decrefs(rec);
     pygate__thread_forget_entries(rec, drained);
     pygate__record_mark_gone(rec);
     pygate__record_forget_main(rec);

@@ -1,0 +1,36 @@
+/*
+ * decref.c - dropping a reference from any thread (pygate_decref).
+ *
+ * A native library's destructor or a callback's cleanup often runs on a
+ * thread that is not attached, and attaching just to decref costs an
+ * entry (or, done wrong, a crash).  So pygate_decref() decrefs at once on a
+ * thread attached to the object's interpreter, and otherwise queues the
+ * reference without a lock on the interpreter's record (interp.c); the next
+ * pygate entry into that interpreter drops it (enter.c), and so does the
+ * shutdown hook, before any thread state is torn down (lifecycle.c).
+ * There is no deferred incref: a reference must exist to be given away
+ * (PyO3 removed its deferred incref as unsound, PyO3#4095).
+ */
+#include "internal.h"
+
+int
+pygate__impl_decref(pygate_view *view, PyObject *obj)
+{
+    record *rec = pygate__view_record(view);
+    if (rec == NULL)
+        return PYGATE_EINVAL;
+    if (obj == NULL)
+        return PYGATE_OK;   /* as Py_XDECREF */
+    if (atomic_load_explicit(&rec->phase, memory_order_acquire)
+            == PHASE_GONE)
+        return PYGATE_EGONE;
+    /* Attached to the object's interpreter, which therefore cannot end
+     * meanwhile: an ordinary decref. */
+    PyThreadState *current = pygate__compat_current_tstate();
+    if (current != NULL
+            && PyThreadState_GetInterpreter(current) == rec->interp) {
+        Py_DECREF(obj);
+        return PYGATE_OK;
+    }
+    return pygate__record_defer_decref(rec, obj);
+}
