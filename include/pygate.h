@@ -102,7 +102,10 @@ extern "C" {
     XX(EALREADY, -13, "already done: host init was called before, or "       \
                       "Python was initialized by someone else")               \
     XX(EVERSION, -14, "libpygate was built for another CPython than the one " \
-                      "in this process")
+                      "in this process")                                      \
+    XX(ETIMEDOUT, -15, "the wait timed out; the job is still queued or runs") \
+    XX(ECANCELLED, -16, "the job was cancelled: it never ran")                \
+    XX(ECLOSED, -17, "the pool is closed, or closing: no new jobs")
 
 typedef enum pygate_errno {
     PYGATE_OK = 0,
@@ -346,6 +349,99 @@ PYGATE_API int pygate_thread_release(void);
  *         can afford), PYGATE_EGONE (the interpreter is gone, and its
  *         objects with it), PYGATE_ENOMEM (the reference is left alone). */
 PYGATE_API int pygate_decref(pygate_view *view, PyObject *obj);
+
+/* ------------------------------------------------------------------------ */
+/* Worker pools                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A pool: native threads bound to one interpreter, each with its kept
+ * thread state, that run submitted jobs attached to it.  A worker that
+ * holds the GIL runs queued jobs back to back, up to `batch` jobs and
+ * `hold_seconds`, so a burst of small jobs costs one GIL hand-off rather
+ * than one each, and Python threads still get the GIL within the bound. */
+typedef struct pygate_pool pygate_pool;
+typedef struct pygate_job pygate_job;
+
+/* A job: runs attached to the pool's interpreter; returns any int, handed
+ * to its waiter.  If it leaves a Python exception set, the exception is
+ * kept in the job (or, nobody waiting, reported to sys.unraisablehook). */
+typedef int (*pygate_job_fn)(void *arg);
+
+/* What closing a pool, or its interpreter's shutdown, does with jobs still
+ * queued: run them all first, or cancel them (they never run). */
+enum { PYGATE_POOL_FINISH = 0, PYGATE_POOL_CANCEL = 1 };
+
+typedef struct pygate_pool_options {
+    unsigned workers;      /* native threads; 0: one per CPU (<= 1024) */
+    unsigned batch;        /* jobs per GIL hold; 0: 64 */
+    double hold_seconds;   /* bound of one hold; 0: 5 ms (CPython's switch
+                              interval by default) */
+    int on_close;          /* PYGATE_POOL_FINISH (0) or PYGATE_POOL_CANCEL */
+} pygate_pool_options;
+
+/* Opens a pool on the view's interpreter (options NULL: the defaults) and
+ * starts its workers.  Any thread, attached or not.
+ * When the interpreter shuts down (Py_FinalizeEx, Py_EndInterpreter), the
+ * pool stops first, before pygate's gate closes: it refuses new jobs
+ * (PYGATE_EFINALIZING), finishes or cancels its queue as on_close says,
+ * and its workers exit; jobs' exception objects are dropped then (their
+ * text stays).  A pool nobody closes does not keep a process from exiting.
+ * Errors: PYGATE_EINVAL (view not live, out NULL, an option out of range),
+ *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM (also: a worker
+ *         thread could not be started). */
+PYGATE_API int pygate_pool_open(pygate_view *view,
+                                const pygate_pool_options *options,
+                                pygate_pool **out);
+
+/* Closes a pool: refuses new jobs (PYGATE_ECLOSED), finishes or cancels
+ * the queue as on_close says, waits for the workers to exit, and frees
+ * the pool once no job handle refers to it.  Any thread but the pool's own
+ * workers; blocks (with the GIL released if the caller is attached).  Also
+ * after the interpreter is gone.
+ * Errors: PYGATE_EINVAL (not a live pool: closed already, or never one),
+ *         PYGATE_EBUSY (called from one of the pool's own jobs). */
+PYGATE_API int pygate_pool_close(pygate_pool *pool);
+
+/* Queues fn(arg) on the pool.  Any thread, attached or not, any
+ * interpreter; never blocks.  *job (if job is not NULL) is a handle to
+ * wait on, to close with pygate_job_close(); with job NULL nobody waits.
+ * Errors: PYGATE_EINVAL (pool not live, fn NULL), PYGATE_ECLOSED (the pool
+ *         is closed or closing), PYGATE_EFINALIZING (its interpreter is
+ *         shutting down), PYGATE_ENOMEM.  Nothing is queued on error. */
+PYGATE_API int pygate_pool_submit(pygate_pool *pool, pygate_job_fn fn,
+                                  void *arg, pygate_job **job);
+
+/* Jobs submitted, completed (ran) and cancelled (never ran) so far; once
+ * the pool has stopped, submitted = completed + cancelled.  NULL outputs
+ * are skipped.  Any thread.  Errors: PYGATE_EINVAL. */
+PYGATE_API int pygate_pool_counts(pygate_pool *pool, uint64_t *submitted,
+                                  uint64_t *completed, uint64_t *cancelled);
+
+/* Waits for the job to end: timeout in seconds, < 0 for ever, 0 to poll.
+ * Any thread; an attached caller waits with the GIL released.
+ * Returns PYGATE_OK when it ran (*result, if not NULL, is what it
+ * returned; see pygate_job_exception for what it raised),
+ * PYGATE_ECANCELLED when it never will, PYGATE_ETIMEDOUT,
+ * PYGATE_EINVAL (not a live job). */
+PYGATE_API int pygate_job_wait(pygate_job *job, double timeout, int *result);
+
+/* The exception the job raised, as a new reference (NULL if none), for a
+ * caller attached to the pool's interpreter.  Marks it collected.
+ * Errors: PYGATE_EINVAL, PYGATE_ENOTATTACHED (not attached there),
+ *         PYGATE_EBUSY (the job has not run yet), PYGATE_EGONE (the
+ *         interpreter shut down: only the text is left). */
+PYGATE_API int pygate_job_exception(pygate_job *job, PyObject **exc);
+
+/* The same exception formatted as a traceback (NULL if none), owned by
+ * the job until it is closed.  Any thread.  Marks it collected.
+ * Errors: PYGATE_EINVAL, PYGATE_EBUSY (the job has not run yet). */
+PYGATE_API int pygate_job_exception_text(pygate_job *job, const char **text);
+
+/* Releases the handle (a job still queued or running goes on).  An
+ * exception nobody collected goes to sys.unraisablehook, or to stderr
+ * when its interpreter is shutting down or gone: it is never lost.  Any
+ * thread.  Errors: PYGATE_EINVAL (not a live job). */
+PYGATE_API int pygate_job_close(pygate_job *job);
 
 /* ------------------------------------------------------------------------ */
 /* Host lifecycle (embedders)                                               */

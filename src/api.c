@@ -42,6 +42,21 @@
     X(0, int, guard_close, (pygate_guard *guard), (guard))                   \
     X(0, int64_t, guard_id, (const pygate_guard *guard), (guard))            \
     X(0, int, decref, (pygate_view *view, PyObject *obj), (view, obj))        \
+    X(0, int, pool_open, (pygate_view *view,                                  \
+      const pygate_pool_options *options, pygate_pool **out),                \
+      (view, options, out))                                                  \
+    X(0, int, pool_close, (pygate_pool *pool), (pool))                        \
+    X(0, int, pool_submit, (pygate_pool *pool, pygate_job_fn fn, void *arg,   \
+      pygate_job **job), (pool, fn, arg, job))                               \
+    X(0, int, pool_counts, (pygate_pool *pool, uint64_t *submitted,           \
+      uint64_t *completed, uint64_t *cancelled),                             \
+      (pool, submitted, completed, cancelled))                               \
+    X(0, int, job_wait, (pygate_job *job, double timeout, int *result),       \
+      (job, timeout, result))                                                \
+    X(0, int, job_exception, (pygate_job *job, PyObject **exc), (job, exc))   \
+    X(0, int, job_exception_text, (pygate_job *job, const char **text),       \
+      (job, text))                                                           \
+    X(0, int, job_close, (pygate_job *job), (job))                            \
     X(0, int, set_drain_limits, (double report_every, double give_up_after), \
       (report_every, give_up_after))                                         \
     X(0, int, enter_at, (pygate_view *view, pygate_token *token,             \

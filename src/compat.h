@@ -51,6 +51,37 @@ PyThreadState_GetUnchecked(void)
 }
 #endif
 
+#if PY_VERSION_HEX < 0x030C0000
+/* Added in 3.12, where the raised exception is one object; before, the
+ * type/value/traceback triple, normalized and joined here. */
+static inline PyObject *
+PyErr_GetRaisedException(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (type == NULL)
+        return NULL;
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+static inline void
+PyErr_SetRaisedException(PyObject *exc)   /* steals exc */
+{
+    if (exc == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *type = (PyObject *)Py_TYPE(exc);
+    Py_INCREF(type);
+    PyErr_Restore(type, exc, PyException_GetTraceback(exc));
+}
+#endif
+
 /* ---- pygate's own ------------------------------------------------------- */
 
 /* Whether the CPython running in the process (Py_GetVersion()) has the

@@ -8,7 +8,7 @@
  * Slots live in chunks that are allocated once and never moved, so a
  * lookup takes no lock; making and closing handles take one.
  *
- *   handle = generation << 32 | slot index << 2 | kind      (never 0)
+ *   handle = generation << 32 | slot index << 3 | kind      (never 0)
  */
 #include "internal.h"
 
@@ -71,15 +71,16 @@ pygate__handle_new(handle_kind kind, handle_slot **out)
     slot->rec = NULL;
     slot->site = NULL;
     slot->fork_generation = 0;
+    slot->object = NULL;
     *out = slot;
-    return (uintptr_t)gen << 32 | (uintptr_t)index << 2 | kind;
+    return (uintptr_t)gen << 32 | (uintptr_t)index << 3 | kind;
 }
 
 handle_slot *
 pygate__handle_get(uintptr_t handle, handle_kind kind)
 {
-    uint32_t index = (uint32_t)handle >> 2;
-    if ((handle & 3u) != kind || index >= CHUNK_SLOTS * MAX_CHUNKS)
+    uint32_t index = (uint32_t)handle >> 3;
+    if ((handle & 7u) != kind || index >= CHUNK_SLOTS * MAX_CHUNKS)
         return NULL;
     handle_slot *slot = slot_at(index);
     if (slot == NULL || slot->kind != kind
@@ -98,7 +99,7 @@ pygate__handle_close(uintptr_t handle, handle_kind kind)
         /* The old handle no longer matches from here on. */
         atomic_fetch_add_explicit(&slot->gen, 1, memory_order_release);
         slot->next_free = free_head;
-        free_head = (uint32_t)handle >> 2;
+        free_head = (uint32_t)handle >> 3;
     }
     pthread_mutex_unlock(&table_lock);
     return slot != NULL;

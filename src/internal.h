@@ -10,7 +10,7 @@
  *   frame   (enter.c)   one open entry or detach on a thread.
  *
  * Files call each other downward only:
- *   api.c > host.c, pep788.c > enter.c, decref.c, guard.c, view.c
+ *   api.c > host.c, pep788.c, pool.c > enter.c, decref.c, guard.c, view.c
  *   > lifecycle.c > fork.c > thread.c > interp.c > handle.c, compat.c,
  *   error.c
  * Functions shared between files are named pygate__* (nothing else of
@@ -67,6 +67,8 @@ typedef struct record {
     entry *entries;                /* states pygate created for this interp */
     guard_site *sites;             /* debug mode: guards held, by site */
     struct deferred_decref *_Atomic decrefs;   /* pygate_decref()'s queue */
+    struct record_listener *listeners;  /* lifecycle.c, under rec->lock */
+    int listening_done;                 /* the hook called them all */
     struct record *reg_prev, *reg_next;   /* the registry (interp.c) */
 } record;
 
@@ -212,11 +214,30 @@ unsigned pygate__records_fork_generation(void);
  * the shutdown hook installed) on first use; returns a new reference. */
 int pygate__record_for_current(record **out);
 
+/* Something that must stop before an interpreter shuts down (a worker
+ * pool): the hook calls fn(arg) first, on the finalizing thread, attached,
+ * while the gate is still open, so fn may wait (GIL released) for threads
+ * that still enter.  Each listener is called at most once. */
+typedef struct record_listener {
+    void (*fn)(void *arg);
+    void *arg;
+    struct record_listener *next;
+} record_listener;
+
+/* Adds l to rec's listeners: PYGATE_OK, or record_error() once the hook
+ * has begun (then fn is never called). */
+int pygate__record_listen(record *rec, record_listener *l);
+/* Removes l: 1 if it was still there (fn will not be called), 0 if the
+ * hook took it (fn has been or is being called). */
+int pygate__record_unlisten(record *rec, record_listener *l);
+
 /* ---- handles (handle.c) ------------------------------------------------ */
 
 typedef enum handle_kind {
     HANDLE_VIEW = 1,
-    HANDLE_GUARD = 2
+    HANDLE_GUARD = 2,
+    HANDLE_POOL = 3,
+    HANDLE_JOB = 4
 } handle_kind;
 
 /* What a view or guard handle holds.  Owned by whoever made the handle
@@ -226,8 +247,9 @@ typedef struct handle_slot {
     uint32_t kind;              /* handle_kind */
     uint32_t next_free;         /* closed slots' list (table lock) */
     unsigned fork_generation;   /* guards: when taken (guard.c) */
-    record *rec;                /* holds a reference */
+    record *rec;                /* views, guards: holds a reference */
     guard_site *site;           /* guards, debug mode: where taken */
+    void *object;               /* pools, jobs: theirs (pool.c) */
 } handle_slot;
 
 /* A new handle of that kind (never 0) and its slot in *out; 0 when out of
@@ -244,6 +266,8 @@ int pygate__handle_close(uintptr_t handle, handle_kind kind);
 
 /* The record of a live view, else NULL. */
 record *pygate__view_record(pygate_view *view);
+/* A new view of rec (it takes a reference of its own). */
+int pygate__view_new_for(record *rec, pygate_view **out);
 
 /* The record of a live guard (else NULL); *holds says whether the guard
  * still holds it (not when it was inherited through fork()). */

@@ -133,12 +133,62 @@ wait_until_drained(record *rec, uint64_t own)
 
 /* ---- shutdown ----------------------------------------------------------- */
 
+/* ---- listeners ---------------------------------------------------------- */
+
+int
+pygate__record_listen(record *rec, record_listener *l)
+{
+    record_lock(rec);
+    int open = atomic_load(&rec->phase) == PHASE_OPEN && !rec->listening_done;
+    if (open) {
+        l->next = rec->listeners;
+        rec->listeners = l;
+    }
+    record_unlock(rec);
+    return open ? PYGATE_OK : pygate__record_error(rec);
+}
+
+int
+pygate__record_unlisten(record *rec, record_listener *l)
+{
+    record_lock(rec);
+    record_listener **link = &rec->listeners;
+    while (*link != NULL && *link != l)
+        link = &(*link)->next;
+    int found = *link != NULL;
+    if (found)
+        *link = l->next;
+    record_unlock(rec);
+    return found;
+}
+
+/* Calls every listener once, newest first; one that registers meanwhile
+ * is refused (listening_done). */
+static void
+call_listeners(record *rec)
+{
+    for (;;) {
+        record_lock(rec);
+        record_listener *l = rec->listeners;
+        if (l != NULL)
+            rec->listeners = l->next;
+        else
+            rec->listening_done = 1;
+        record_unlock(rec);
+        if (l == NULL)
+            return;
+        l->fn(l->arg);
+    }
+}
+
 /* Runs in the interpreter's atexit stage, on the finalizing thread, with
  * the GIL held.  From here on no guard can be taken. */
 static void
 record_shutdown(void *arg)
 {
     record *rec = (record *)arg;
+    /* Pools first, while their workers can still enter. */
+    call_listeners(rec);
     pygate__record_close_gate(rec);
 
     uint64_t own = guards_held_by_caller(rec);

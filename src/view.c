@@ -19,6 +19,13 @@ view_new(record *rec, pygate_view **out)
 }
 
 int
+pygate__view_new_for(record *rec, pygate_view **out)
+{
+    pygate__record_ref(rec);
+    return view_new(rec, out);
+}
+
+int
 pygate__impl_view_from_current(pygate_view **out)
 {
     if (out == NULL)

@@ -71,7 +71,7 @@ enter_once(void *arg)
     return NULL;
 }
 
-/* ---- scenarios ----------------------------------------------------------- */
+/* ---- scenarios ---------------------------------------------------------- */
 
 /* Attached to the object's interpreter: an ordinary decref, at once. */
 static void

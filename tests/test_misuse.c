@@ -142,7 +142,9 @@ handles_survive_misuse(void)
 
     /* Pointers that were never handles: freed memory, the stack, junk. */
     void *block = malloc(64);
-    uintptr_t freed = (uintptr_t)block;   /* its value, kept past free */
+    /* Its value kept past free, out of the compiler's sight (it would
+     * rightly warn of a freed pointer used). */
+    volatile uintptr_t freed = (uintptr_t)block;
     free(block);
     int on_stack;
     void *foreign[] = {(void *)freed, &on_stack, (void *)1, (void *)-1,

@@ -96,7 +96,12 @@ record_keys(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    PyObject *dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+#if PY_VERSION_HEX >= 0x03090000
+    PyInterpreterState *interp = PyInterpreterState_Get();
+#else
+    PyInterpreterState *interp = PyThreadState_Get()->interp;
+#endif
+    PyObject *dict = PyInterpreterState_GetDict(interp);
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     long n = 0;

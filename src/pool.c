@@ -1,0 +1,673 @@
+/*
+ * pool.c - worker pools: native threads that run submitted C jobs attached
+ * to one interpreter.
+ *
+ * Each worker keeps its own thread state (it enters through the pool's
+ * view) and, once it holds the GIL, runs queued jobs back to back, up to a
+ * number of jobs and a time bound (batching), so that a burst of small
+ * jobs costs one GIL hand-off instead of one each, and Python threads still
+ * get the GIL within the bound.
+ *
+ * A job's result code and its Python exception are never lost: the
+ * exception is kept in the job (as an object, and formatted as text) for
+ * its waiter, and reported to sys.unraisablehook when nobody collects it.
+ * Every job ends DONE or CANCELLED, and the pool counts both.
+ *
+ * Shutdown: the pool listens to its interpreter's shutdown (lifecycle.c),
+ * which calls it before closing the gate; it then stops accepting, finishes
+ * or cancels its queue (the pool's choice), lets its workers exit, and drops
+ * the exception objects its jobs still hold, keeping their text.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
+
+typedef struct job job;
+typedef struct pool pool;
+
+struct job {
+    pool *pool;                 /* holds a reference */
+    pygate_job_fn fn;
+    void *arg;
+    int state;                  /* under pool->lock */
+    int result;
+    PyObject *exc;              /* raised by fn; NULL once taken or dropped */
+    char *text;                 /* exc formatted, for any thread */
+    int collected;              /* the waiter asked for the exception */
+    int refs;                   /* the queue or worker, and the handle */
+    uintptr_t handle;           /* 0: nobody waits */
+    job *next;                  /* queue */
+    job *live_prev, *live_next; /* jobs not freed yet */
+};
+
+struct pool {
+    uintptr_t handle;
+    pygate_view *view;          /* the pool's own */
+    record *rec;                /* view's record (the view holds it) */
+    unsigned nworkers;
+    unsigned batch;
+    double hold_seconds;
+    int on_close;
+    pthread_mutex_t lock;
+    pthread_cond_t work;        /* a job queued, or stop */
+    pthread_cond_t changed;     /* a job ended, or a worker exited */
+    job *head, *tail;           /* queue */
+    job *live;
+    int accepting;
+    int refused;                /* error for submissions when not accepting */
+    int stopping;               /* workers exit once the queue is empty */
+    unsigned workers_alive;
+    int joining, joined;        /* one stopper joins the workers */
+    pthread_t *threads;
+    uint64_t submitted, completed, cancelled;
+    int refs;                   /* handle, listener, live jobs */
+    record_listener listener;
+    int listening;
+};
+
+/* ---- references --------------------------------------------------------- */
+
+static void
+pool_free(pool *p)
+{
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->changed);
+    pygate_view_close(p->view);
+    free(p->threads);
+    free(p);
+}
+
+/* Under p->lock; returns 1 when the last reference went (free after
+ * unlocking). */
+static int
+pool_unref_locked(pool *p)
+{
+    return --p->refs == 0;
+}
+
+static void
+pool_unref(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int last = pool_unref_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    if (last)
+        pool_free(p);
+}
+
+/* Under p->lock: drops a reference to j (its exception object is gone
+ * already); the last one frees it and drops its reference to the pool.
+ * Returns 1 when that was the pool's last (free it after unlocking).  A
+ * worker never sees 1: the pool's handle or listener outlives it. */
+static int
+job_unref_locked(job *j)
+{
+    if (--j->refs > 0)
+        return 0;
+    pool *p = j->pool;
+    if (j->live_prev != NULL)
+        j->live_prev->live_next = j->live_next;
+    else
+        p->live = j->live_next;
+    if (j->live_next != NULL)
+        j->live_next->live_prev = j->live_prev;
+    free(j->text);
+    free(j);
+    return pool_unref_locked(p);
+}
+
+/* ---- running jobs ------------------------------------------------------- */
+
+static double
+now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* traceback.format_exception(exc) joined, as a malloc'd string.  Attached;
+ * never fails (a placeholder says what could not be formatted). */
+static char *
+format_exception(PyObject *exc)
+{
+    char *text = NULL;
+    PyObject *tb = PyException_GetTraceback(exc);
+    PyObject *module = PyImport_ImportModule("traceback");
+    PyObject *lines = module == NULL ? NULL
+        : PyObject_CallMethod(module, "format_exception", "OOO",
+                              (PyObject *)Py_TYPE(exc), exc,
+                              tb != NULL ? tb : Py_None);
+    PyObject *empty = lines == NULL ? NULL : PyUnicode_FromString("");
+    PyObject *joined = empty == NULL ? NULL : PyUnicode_Join(empty, lines);
+    const char *utf8 = joined == NULL ? NULL : PyUnicode_AsUTF8(joined);
+    if (utf8 != NULL)
+        text = strdup(utf8);
+    Py_XDECREF(joined);
+    Py_XDECREF(empty);
+    Py_XDECREF(lines);
+    Py_XDECREF(module);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+    return text != NULL ? text
+                        : strdup("(an exception pygate could not format)");
+}
+
+/* Runs j attached.  Its exception goes to the job (for a waiter) or to
+ * sys.unraisablehook (nobody waits). */
+static void
+run_job(job *j)
+{
+    int result = j->fn(j->arg);
+    PyObject *exc = PyErr_GetRaisedException();
+    if (exc != NULL && j->handle == 0) {
+        PyErr_SetRaisedException(exc);
+        PyErr_WriteUnraisable(NULL);
+        exc = NULL;
+    }
+    char *text = exc != NULL ? format_exception(exc) : NULL;
+    pool *p = j->pool;
+    pthread_mutex_lock(&p->lock);
+    j->result = result;
+    j->exc = exc;
+    j->text = text;
+    j->state = JOB_DONE;
+    p->completed++;
+    job_unref_locked(j);
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Under p->lock: the next queued job, marked running, or NULL. */
+static job *
+pop_job_locked(pool *p)
+{
+    job *j = p->head;
+    if (j == NULL)
+        return NULL;
+    p->head = j->next;
+    if (p->head == NULL)
+        p->tail = NULL;
+    j->state = JOB_RUNNING;
+    return j;
+}
+
+/* Attached: runs queued jobs until the batch or the hold bound is used up,
+ * or the queue is empty. */
+static void
+run_batch(pool *p)
+{
+    double start = now_seconds();
+    for (unsigned n = 0; n < p->batch; n++) {
+        pthread_mutex_lock(&p->lock);
+        job *j = pop_job_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        if (j == NULL)
+            return;
+        run_job(j);
+        if (now_seconds() - start >= p->hold_seconds)
+            return;
+    }
+}
+
+/* Under p->lock: every queued job ends CANCELLED. */
+static void
+cancel_queue_locked(pool *p)
+{
+    job *j;
+    while ((j = pop_job_locked(p)) != NULL) {
+        j->state = JOB_CANCELLED;
+        p->cancelled++;
+        job_unref_locked(j);
+    }
+    pthread_cond_broadcast(&p->changed);
+}
+
+static void *
+worker_main(void *arg)
+{
+    pool *p = (pool *)arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (p->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (p->head == NULL)
+            break;   /* stopping, and nothing left */
+        pthread_mutex_unlock(&p->lock);
+        pygate_token tok;
+        int rc = pygate_enter(p->view, &tok);
+        if (rc == PYGATE_OK) {
+            run_batch(p);
+            pygate_leave(tok);
+        }
+        pthread_mutex_lock(&p->lock);
+        if (rc != PYGATE_OK) {
+            /* The interpreter is shutting down or gone: nothing queued
+             * can run any more. */
+            p->accepting = 0;
+            p->refused = rc;
+            cancel_queue_locked(p);
+        }
+    }
+    p->workers_alive--;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    /* This worker's thread state goes with the thread (thread.c). */
+    return NULL;
+}
+
+/* ---- stopping ----------------------------------------------------------- */
+
+/* Stops accepting (refusing with `refused`), finishes or cancels the
+ * queue, and waits for the workers to exit.  Not attached.  Idempotent:
+ * a second caller waits for the first. */
+static void
+pool_stop(pool *p, int refused)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->accepting) {
+        p->accepting = 0;
+        p->refused = refused;
+    }
+    if (p->on_close == PYGATE_POOL_CANCEL)
+        cancel_queue_locked(p);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->work);
+    while (p->workers_alive > 0)
+        pthread_cond_wait(&p->changed, &p->lock);
+    int joiner = !p->joining;   /* the hook and a close may race here */
+    p->joining = 1;
+    pthread_mutex_unlock(&p->lock);
+    if (joiner) {
+        for (unsigned i = 0; i < p->nworkers; i++)
+            if (p->threads[i] != 0)
+                pthread_join(p->threads[i], NULL);
+    }
+    pthread_mutex_lock(&p->lock);
+    if (joiner) {
+        p->joined = 1;
+        pthread_cond_broadcast(&p->changed);
+    }
+    while (!p->joined)
+        pthread_cond_wait(&p->changed, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Attached to the pool's interpreter, before it goes: the exception
+ * objects of jobs nobody closed yet are dropped; their text stays. */
+static void
+drop_exceptions(pool *p)
+{
+    for (;;) {
+        PyObject *exc = NULL;
+        pthread_mutex_lock(&p->lock);
+        for (job *j = p->live; j != NULL && exc == NULL; j = j->live_next) {
+            exc = j->exc;
+            j->exc = NULL;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (exc == NULL)
+            return;
+        Py_DECREF(exc);
+    }
+}
+
+/* The interpreter's shutdown hook calls this first (lifecycle.c), on the
+ * finalizing thread, attached, with the gate still open. */
+static void
+pool_on_shutdown(void *arg)
+{
+    pool *p = (pool *)arg;
+    Py_BEGIN_ALLOW_THREADS
+    pool_stop(p, PYGATE_EFINALIZING);
+    Py_END_ALLOW_THREADS
+    drop_exceptions(p);
+    pool_unref(p);   /* the listener's reference */
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+static pool *
+pool_of(pygate_pool *handle)
+{
+    handle_slot *slot = pygate__handle_get((uintptr_t)handle, HANDLE_POOL);
+    return slot != NULL ? (pool *)slot->object : NULL;
+}
+
+static job *
+job_of(pygate_job *handle)
+{
+    handle_slot *slot = pygate__handle_get((uintptr_t)handle, HANDLE_JOB);
+    return slot != NULL ? (job *)slot->object : NULL;
+}
+
+static int
+options_valid(const pygate_pool_options *o)
+{
+    return o->workers <= 1024 && o->batch <= 1000000
+           && o->hold_seconds >= 0 && o->hold_seconds <= 60
+           && (o->on_close == PYGATE_POOL_FINISH
+               || o->on_close == PYGATE_POOL_CANCEL);
+}
+
+static int
+start_workers(pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        pthread_mutex_lock(&p->lock);
+        p->workers_alive++;
+        pthread_mutex_unlock(&p->lock);
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+            pthread_mutex_lock(&p->lock);
+            p->workers_alive--;
+            pthread_mutex_unlock(&p->lock);
+            p->threads[i] = 0;
+            return PYGATE_ENOMEM;
+        }
+    }
+    return PYGATE_OK;
+}
+
+static pool *
+pool_new(const pygate_pool_options *o)
+{
+    pool *p = (pool *)calloc(1, sizeof *p);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = o->workers != 0 ? o->workers : cpus > 0 ? (unsigned)cpus : 1;
+    if (p == NULL || (p->threads = (pthread_t *)calloc(n, sizeof(pthread_t)))
+                     == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->nworkers = n;
+    p->batch = o->batch != 0 ? o->batch : 64;
+    p->hold_seconds = o->hold_seconds != 0 ? o->hold_seconds : 0.005;
+    p->on_close = o->on_close;
+    p->accepting = 1;
+    p->refs = 1;   /* the handle's */
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    return p;
+}
+
+int
+pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
+                       pygate_pool **out)
+{
+    static const pygate_pool_options defaults = {0, 0, 0, 0};
+    const pygate_pool_options *o = options != NULL ? options : &defaults;
+    record *rec = pygate__view_record(view);
+    if (rec == NULL || out == NULL || !options_valid(o))
+        return PYGATE_EINVAL;
+    pool *p = pool_new(o);
+    if (p == NULL)
+        return PYGATE_ENOMEM;
+    int rc = pygate__view_new_for(rec, &p->view);
+    if (rc != PYGATE_OK) {
+        free(p->threads);
+        free(p);
+        return rc;
+    }
+    p->rec = rec;
+    p->listener.fn = pool_on_shutdown;
+    p->listener.arg = p;
+    p->refs++;   /* the listener's */
+    rc = pygate__record_listen(rec, &p->listener);
+    if (rc != PYGATE_OK) {
+        pool_free(p);
+        return rc;
+    }
+    handle_slot *slot;
+    p->handle = pygate__handle_new(HANDLE_POOL, &slot);
+    rc = p->handle == 0 ? PYGATE_ENOMEM : start_workers(p);
+    if (rc != PYGATE_OK) {
+        if (p->handle != 0)
+            pygate__handle_close(p->handle, HANDLE_POOL);
+        pool_stop(p, PYGATE_ECLOSED);
+        if (pygate__record_unlisten(rec, &p->listener))
+            p->refs--;
+        pool_unref(p);
+        return rc;
+    }
+    slot->object = p;
+    *out = (pygate_pool *)p->handle;
+    return PYGATE_OK;
+}
+
+/* Whether the calling thread is one of p's workers. */
+static int
+on_worker(pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->threads[i] != 0 && pthread_equal(p->threads[i], pthread_self()))
+            return 1;
+    return 0;
+}
+
+int
+pygate__impl_pool_close(pygate_pool *handle)
+{
+    pool *p = pool_of(handle);
+    if (p == NULL)
+        return PYGATE_EINVAL;
+    if (on_worker(p))
+        return PYGATE_EBUSY;   /* it would wait for itself */
+    if (!pygate__handle_close((uintptr_t)handle, HANDLE_POOL))
+        return PYGATE_EINVAL;  /* another thread closed it meanwhile */
+    PyThreadState *attached = pygate__compat_current_tstate();
+    if (attached != NULL)
+        PyEval_SaveThread();   /* the workers need the GIL to finish */
+    pool_stop(p, PYGATE_ECLOSED);
+    if (attached != NULL)
+        PyEval_RestoreThread(attached);
+    if (pygate__record_unlisten(p->rec, &p->listener))
+        pool_unref(p);   /* the listener's, never called */
+    pool_unref(p);       /* the handle's */
+    return PYGATE_OK;
+}
+
+int
+pygate__impl_pool_submit(pygate_pool *handle, pygate_job_fn fn, void *arg,
+                         pygate_job **out)
+{
+    pool *p = pool_of(handle);
+    if (p == NULL || fn == NULL)
+        return PYGATE_EINVAL;
+    job *j = (job *)calloc(1, sizeof *j);
+    handle_slot *slot = NULL;
+    if (j != NULL && out != NULL
+            && (j->handle = pygate__handle_new(HANDLE_JOB, &slot)) == 0) {
+        free(j);
+        j = NULL;
+    }
+    if (j == NULL)
+        return PYGATE_ENOMEM;
+    j->pool = p;
+    j->fn = fn;
+    j->arg = arg;
+    j->refs = out != NULL ? 2 : 1;
+    pthread_mutex_lock(&p->lock);
+    if (!p->accepting) {
+        int rc = p->refused;
+        pthread_mutex_unlock(&p->lock);
+        if (j->handle != 0)
+            pygate__handle_close(j->handle, HANDLE_JOB);
+        free(j);
+        return rc;
+    }
+    p->refs++;   /* the job's */
+    j->live_next = p->live;
+    if (p->live != NULL)
+        p->live->live_prev = j;
+    p->live = j;
+    if (p->tail != NULL)
+        p->tail->next = j;
+    else
+        p->head = j;
+    p->tail = j;
+    p->submitted++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    if (slot != NULL) {
+        slot->object = j;
+        *out = (pygate_job *)j->handle;
+    }
+    return PYGATE_OK;
+}
+
+int
+pygate__impl_pool_counts(pygate_pool *handle, uint64_t *submitted,
+                         uint64_t *completed, uint64_t *cancelled)
+{
+    pool *p = pool_of(handle);
+    if (p == NULL)
+        return PYGATE_EINVAL;
+    pthread_mutex_lock(&p->lock);
+    if (submitted != NULL)
+        *submitted = p->submitted;
+    if (completed != NULL)
+        *completed = p->completed;
+    if (cancelled != NULL)
+        *cancelled = p->cancelled;
+    pthread_mutex_unlock(&p->lock);
+    return PYGATE_OK;
+}
+
+/* pthread_cond_timedwait's deadline, timeout seconds from now. */
+static struct timespec
+deadline_after(double timeout)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double whole = (double)(long)timeout;
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((timeout - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+int
+pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
+{
+    job *j = job_of(handle);
+    if (j == NULL || timeout != timeout)
+        return PYGATE_EINVAL;
+    pool *p = j->pool;
+    PyThreadState *attached = pygate__compat_current_tstate();
+    if (attached != NULL && timeout != 0)
+        PyEval_SaveThread();   /* the job may need the GIL to run */
+    struct timespec deadline = deadline_after(timeout > 0 ? timeout : 0);
+    pthread_mutex_lock(&p->lock);
+    int timed_out = 0;
+    while ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && !timed_out) {
+        if (timeout == 0)
+            timed_out = 1;
+        else if (timeout < 0)
+            pthread_cond_wait(&p->changed, &p->lock);
+        else
+            timed_out = pthread_cond_timedwait(&p->changed, &p->lock,
+                                               &deadline) == ETIMEDOUT;
+    }
+    int state = j->state;
+    if (state == JOB_DONE && result != NULL)
+        *result = j->result;
+    pthread_mutex_unlock(&p->lock);
+    if (attached != NULL && timeout != 0)
+        PyEval_RestoreThread(attached);
+    return state == JOB_DONE        ? PYGATE_OK
+           : state == JOB_CANCELLED ? PYGATE_ECANCELLED
+                                    : PYGATE_ETIMEDOUT;
+}
+
+int
+pygate__impl_job_exception(pygate_job *handle, PyObject **exc)
+{
+    job *j = job_of(handle);
+    if (j == NULL || exc == NULL)
+        return PYGATE_EINVAL;
+    PyThreadState *attached = pygate__compat_current_tstate();
+    if (attached == NULL
+            || PyThreadState_GetInterpreter(attached) != j->pool->rec->interp)
+        return PYGATE_ENOTATTACHED;
+    pthread_mutex_lock(&j->pool->lock);
+    int done = j->state == JOB_DONE;
+    *exc = j->exc;
+    Py_XINCREF(*exc);
+    if (done)
+        j->collected = 1;
+    int dropped = j->exc == NULL && j->text != NULL;
+    pthread_mutex_unlock(&j->pool->lock);
+    if (!done)
+        return PYGATE_EBUSY;
+    return dropped ? PYGATE_EGONE : PYGATE_OK;
+}
+
+int
+pygate__impl_job_exception_text(pygate_job *handle, const char **text)
+{
+    job *j = job_of(handle);
+    if (j == NULL || text == NULL)
+        return PYGATE_EINVAL;
+    pthread_mutex_lock(&j->pool->lock);
+    int done = j->state == JOB_DONE;
+    *text = done ? j->text : NULL;
+    if (done)
+        j->collected = 1;
+    pthread_mutex_unlock(&j->pool->lock);
+    return done ? PYGATE_OK : PYGATE_EBUSY;
+}
+
+/* An exception nobody collected: to sys.unraisablehook, attached to its
+ * interpreter, or (that interpreter ending or gone) its text to stderr. */
+static void
+report_uncollected(pool *p, PyObject *exc, const char *text)
+{
+    pygate_token tok;
+    if (exc != NULL && pygate_enter(p->view, &tok) == PYGATE_OK) {
+        PyErr_SetRaisedException(exc);
+        PyErr_WriteUnraisable(NULL);
+        pygate_leave(tok);
+        return;
+    }
+    if (exc != NULL)
+        pygate_decref(p->view, exc);   /* refused when ending: left alone */
+    fprintf(stderr, "pygate: exception of a job nobody collected:\n%s",
+            text != NULL ? text : "(no text)\n");
+}
+
+int
+pygate__impl_job_close(pygate_job *handle)
+{
+    job *j = job_of(handle);
+    if (j == NULL || !pygate__handle_close((uintptr_t)handle, HANDLE_JOB))
+        return PYGATE_EINVAL;
+    pool *p = j->pool;
+    pthread_mutex_lock(&p->lock);
+    PyObject *exc = j->exc;
+    j->exc = NULL;
+    char *text = !j->collected && j->text != NULL ? strdup(j->text) : NULL;
+    int uncollected = !j->collected && (exc != NULL || j->text != NULL);
+    j->handle = 0;   /* a job still queued reports its own exception */
+    int last = job_unref_locked(j);
+    pthread_mutex_unlock(&p->lock);
+    if (uncollected)
+        report_uncollected(p, exc, text);
+    else if (exc != NULL)
+        pygate_decref(p->view, exc);
+    free(text);
+    if (last)
+        pool_free(p);
+    return PYGATE_OK;
+}

@@ -1,0 +1,432 @@
+/*
+ * test_pool.c - worker pools: results, exceptions never lost, batching
+ * that lets Python threads run, closing and shutdown that end every job.
+ */
+#include "harness.h"
+
+#include <stdatomic.h>
+
+#define SKIP 77   /* ctest SKIP_RETURN_CODE */
+
+static harness_python py;
+
+/* ---- jobs --------------------------------------------------------------- */
+
+/* Returns 2 * (long)arg, computed by Python. */
+static int
+double_it(void *arg)
+{
+    PyObject *n = PyLong_FromLong((long)(intptr_t)arg);
+    PyObject *r = n == NULL ? NULL : PyNumber_Add(n, n);
+    long v = r != NULL ? PyLong_AsLong(r) : -1;
+    Py_XDECREF(r);
+    Py_XDECREF(n);
+    return (int)v;
+}
+
+/* Raises ValueError("job <arg>") and returns 7. */
+static int
+raise_value_error(void *arg)
+{
+    PyErr_Format(PyExc_ValueError, "job %ld", (long)(intptr_t)arg);
+    return 7;
+}
+
+static _Atomic long slow_ran;
+
+/* Sleeps a millisecond with the GIL released. */
+static int
+slow(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    usleep(1000);
+    Py_END_ALLOW_THREADS
+    atomic_fetch_add(&slow_ran, 1);
+    return 0;
+}
+
+static _Atomic long tiny_ran;
+
+static int
+tiny(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&tiny_ran, 1);
+    return 0;
+}
+
+static _Atomic long busy_ran;
+
+/* Holds the GIL for 20 us of native work (no bytecode runs, so CPython
+ * never asks it to let go). */
+static int
+busy_20us(void *arg)
+{
+    (void)arg;
+    double until = now_seconds() + 20e-6;
+    while (now_seconds() < until)
+        ;
+    atomic_fetch_add(&busy_ran, 1);
+    return 0;
+}
+
+static pygate_pool *self_pool;
+static _Atomic int close_from_job_rc = 1;
+
+static int
+close_own_pool(void *arg)
+{
+    (void)arg;
+    atomic_store(&close_from_job_rc, pygate_pool_close(self_pool));
+    return 0;
+}
+
+static void
+expect_counts(pygate_pool *pool, uint64_t submitted, uint64_t completed,
+              uint64_t cancelled)
+{
+    uint64_t s, c, x;
+    CHECK_OK(pygate_pool_counts(pool, &s, &c, &x));
+    if (s != submitted || c != completed || x != cancelled)
+        fprintf(stderr, "counts %llu/%llu/%llu, wanted %llu/%llu/%llu\n",
+                (unsigned long long)s, (unsigned long long)c,
+                (unsigned long long)x, (unsigned long long)submitted,
+                (unsigned long long)completed, (unsigned long long)cancelled);
+    CHECK(s == submitted && c == completed && x == cancelled);
+}
+
+/* ---- scenarios ---------------------------------------------------------- */
+
+static void
+jobs_run_and_return(void)
+{
+    py = harness_start();
+    pygate_pool *pool;
+    pygate_pool_options o = {4, 0, 0, PYGATE_POOL_FINISH};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    enum { N = 1000 };
+    static pygate_job *jobs[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(pygate_pool_submit(pool, double_it, (void *)(intptr_t)i,
+                                    &jobs[i]));
+    for (int i = 0; i < N; i++) {
+        int result = -1;
+        CHECK_OK(pygate_job_wait(jobs[i], -1, &result));
+        CHECK(result == 2 * i);
+        const char *text = "unset";
+        CHECK_OK(pygate_job_exception_text(jobs[i], &text));
+        CHECK(text == NULL);
+        CHECK_OK(pygate_job_close(jobs[i]));
+        CHECK_RC(pygate_job_close(jobs[i]), PYGATE_EINVAL);   /* twice */
+    }
+    expect_counts(pool, N, N, 0);
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK_RC(pygate_pool_close(pool), PYGATE_EINVAL);         /* twice */
+    CHECK_RC(pygate_pool_submit(pool, tiny, NULL, NULL), PYGATE_EINVAL);
+    harness_stop(&py);
+}
+
+/* A job's exception reaches its waiter as an object (attached) or as text
+ * (any thread); one nobody collects goes to sys.unraisablehook. */
+static void
+exceptions_are_never_lost(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("import sys\n"
+            "unraisable = []\n"
+            "sys.unraisablehook = lambda u: unraisable.append("
+            "str(u.exc_value))\n");
+    PyEval_SaveThread();
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(py.view, NULL, &pool));
+
+    pygate_job *job;
+    CHECK_OK(pygate_pool_submit(pool, raise_value_error, (void *)7, &job));
+    int result = 0;
+    CHECK_OK(pygate_job_wait(job, 10, &result));
+    CHECK(result == 7);
+    const char *text = NULL;
+    CHECK_OK(pygate_job_exception_text(job, &text));
+    CHECK(text != NULL && strstr(text, "ValueError: job 7") != NULL
+          && strstr(text, "Traceback") == NULL);   /* raised from C */
+    PyObject *exc = NULL;
+    CHECK_RC(pygate_job_exception(job, &exc), PYGATE_ENOTATTACHED);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK_OK(pygate_job_exception(job, &exc));
+    CHECK(exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_ValueError));
+    Py_DECREF(exc);
+    PyEval_SaveThread();
+    CHECK_OK(pygate_job_close(job));   /* collected: nothing reported */
+
+    /* Not collected: reported when the handle closes. */
+    CHECK_OK(pygate_pool_submit(pool, raise_value_error, (void *)8, &job));
+    CHECK_OK(pygate_job_wait(job, 10, NULL));
+    CHECK_OK(pygate_job_close(job));
+    /* Nobody waits: reported by the worker. */
+    CHECK_OK(pygate_pool_submit(pool, raise_value_error, (void *)9, NULL));
+    CHECK_OK(pygate_pool_close(pool));
+
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(eval_long("sorted(unraisable) == ['job 8', 'job 9']"));
+    PyEval_SaveThread();
+    harness_stop(&py);
+}
+
+/* Eight unattached threads, an attached one, and jobs themselves submit;
+ * every job runs once. */
+static pygate_pool *shared_pool;
+
+static int
+submit_another(void *arg)
+{
+    (void)arg;
+    CHECK_OK(pygate_pool_submit(shared_pool, tiny, NULL, NULL));
+    return 0;
+}
+
+static void *
+submit_many(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++)
+        CHECK_OK(pygate_pool_submit(shared_pool, i % 10 ? tiny
+                                                        : submit_another,
+                                    NULL, NULL));
+    return NULL;
+}
+
+static void
+submit_from_everywhere(void)
+{
+    py = harness_start();
+    pygate_pool_options o = {3, 16, 0, PYGATE_POOL_FINISH};
+    CHECK_OK(pygate_pool_open(py.view, &o, &shared_pool));
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        CHECK(pthread_create(&t[i], NULL, submit_many, NULL) == 0);
+    PyEval_RestoreThread(py.main_ts);   /* attached: never blocks */
+    for (int i = 0; i < 500; i++)
+        CHECK_OK(pygate_pool_submit(shared_pool, tiny, NULL, NULL));
+    PyEval_SaveThread();
+    for (int i = 0; i < 8; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    /* Once completed catches up with submitted, nothing is left: a job
+     * that submits another counts it before it completes itself. */
+    uint64_t s, c, x;
+    do {
+        usleep(1000);
+        CHECK_OK(pygate_pool_counts(shared_pool, &s, &c, &x));
+    } while (c != s);
+    /* 8 x 2,000 + 500, and each tenth job submitted one more. */
+    const uint64_t want = 8 * 2000 + 500 + 8 * 200;
+    expect_counts(shared_pool, want, want, 0);
+    CHECK(atomic_load(&tiny_ran) == (long)(want - 8 * 200));
+    CHECK_OK(pygate_pool_close(shared_pool));
+    harness_stop(&py);
+}
+
+/* While one worker is saturated with jobs that hold the GIL, a Python
+ * thread keeps running: the worker gives the GIL up at least every
+ * hold_seconds, whatever its batch. */
+static long
+python_ticks(void)
+{
+    pygate_token tok;
+    CHECK_OK(pygate_enter(py.view, &tok));
+    long ticks = eval_long("ticks");
+    CHECK_OK(pygate_leave(tok));
+    return ticks;
+}
+
+static void
+batching_lets_python_run(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("import threading\n"
+            "ticks = 0\n"
+            "stop = False\n"
+            "def count():\n"
+            "    global ticks\n"
+            "    while not stop:\n"
+            "        ticks += 1\n"
+            "ticker = threading.Thread(target=count)\n"
+            "ticker.start()\n");
+    PyEval_SaveThread();
+    while (python_ticks() == 0)
+        usleep(1000);
+    pygate_pool *pool;
+    pygate_pool_options o = {1, 100000, 0.005, PYGATE_POOL_FINISH};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    enum { N = 40000 };   /* about 0.8 s of GIL-holding jobs */
+    for (int i = 0; i < N; i++)
+        CHECK_OK(pygate_pool_submit(pool, busy_20us, NULL, NULL));
+    while (atomic_load(&busy_ran) < N / 4)
+        usleep(1000);
+    long before = python_ticks();
+    long ran_before = atomic_load(&busy_ran);
+    usleep(200 * 1000);
+    long during = python_ticks();
+    long ran_during = atomic_load(&busy_ran);
+    CHECK_OK(pygate_pool_close(pool));   /* finishes the queue */
+    CHECK(atomic_load(&busy_ran) == N);
+    printf("while the worker ran jobs %ld..%ld of %d, the Python thread"
+           " counted %ld\n", ran_before, ran_during, N, during - before);
+    CHECK(ran_during < N);          /* sampled while saturated */
+    CHECK(during - before > 1000);  /* and Python ran meanwhile */
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("stop = True\nticker.join()\n");
+    PyEval_SaveThread();
+    harness_stop(&py);
+}
+
+static void
+close_finishes_or_cancels(void)
+{
+    py = harness_start();
+    enum { N = 200 };
+    static pygate_job *jobs[N];
+    for (int mode = PYGATE_POOL_FINISH; mode <= PYGATE_POOL_CANCEL; mode++) {
+        atomic_store(&slow_ran, 0);
+        pygate_pool *pool;
+        pygate_pool_options o = {2, 0, 0, mode};
+        CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+        for (int i = 0; i < N; i++)
+            CHECK_OK(pygate_pool_submit(pool, slow, NULL, &jobs[i]));
+        CHECK_OK(pygate_pool_close(pool));
+        long done = 0, cancelled = 0;
+        for (int i = 0; i < N; i++) {
+            int rc = pygate_job_wait(jobs[i], 0, NULL);
+            CHECK(rc == PYGATE_OK || rc == PYGATE_ECANCELLED);
+            done += rc == PYGATE_OK;
+            cancelled += rc == PYGATE_ECANCELLED;
+            CHECK_OK(pygate_job_close(jobs[i]));
+        }
+        CHECK(done + cancelled == N && done == atomic_load(&slow_ran));
+        if (mode == PYGATE_POOL_FINISH)
+            CHECK(done == N);
+        else
+            CHECK(cancelled > 0);
+        printf("on_close %s: %ld ran, %ld cancelled\n",
+               mode == PYGATE_POOL_FINISH ? "finish" : "cancel", done,
+               cancelled);
+    }
+    harness_stop(&py);
+}
+
+/* Py_FinalizeEx with pools open and jobs queued: it returns, every job
+ * ended, and the pools still answer afterwards. */
+static void
+finalize_stops_pools(void)
+{
+    py = harness_start();
+    pygate_pool *finish, *cancel;
+    pygate_pool_options f = {2, 0, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options c = {2, 0, 0, PYGATE_POOL_CANCEL};
+    CHECK_OK(pygate_pool_open(py.view, &f, &finish));
+    CHECK_OK(pygate_pool_open(py.view, &c, &cancel));
+    pygate_job *raised;
+    CHECK_OK(pygate_pool_submit(finish, raise_value_error, (void *)3,
+                                &raised));
+    for (int i = 0; i < 300; i++) {
+        CHECK_OK(pygate_pool_submit(finish, slow, NULL, NULL));
+        CHECK_OK(pygate_pool_submit(cancel, slow, NULL, NULL));
+    }
+    harness_stop(&py);
+    uint64_t s, d, x;
+    CHECK_OK(pygate_pool_counts(finish, &s, &d, &x));
+    CHECK(s == 301 && d == 301 && x == 0);
+    CHECK_OK(pygate_pool_counts(cancel, &s, &d, &x));
+    CHECK(s == 300 && d + x == 300);
+    printf("at finalize: finish pool ran %d, cancel pool ran %llu and "
+           "cancelled %llu\n", 301, (unsigned long long)d,
+           (unsigned long long)x);
+    CHECK_RC(pygate_pool_submit(finish, tiny, NULL, NULL),
+             PYGATE_EFINALIZING);
+    /* The exception object went with the interpreter; its text stays. */
+    const char *text = NULL;
+    CHECK_OK(pygate_job_exception_text(raised, &text));
+    CHECK(text != NULL && strstr(text, "ValueError: job 3") != NULL);
+    CHECK_OK(pygate_job_close(raised));
+    CHECK_OK(pygate_pool_close(finish));
+    CHECK_OK(pygate_pool_close(cancel));
+}
+
+/* A sub-interpreter's pool: Py_EndInterpreter stops it first, so it finds
+ * no other thread state and does not abort. */
+static void
+end_interpreter_stops_pool(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    PyThreadState *sub = Py_NewInterpreter();
+    CHECK(sub != NULL);
+    pygate_view *sub_view;
+    CHECK_OK(pygate_view_from_current(&sub_view));
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(sub_view, NULL, &pool));
+    for (int i = 0; i < 200; i++)
+        CHECK_OK(pygate_pool_submit(pool, double_it, (void *)(intptr_t)i,
+                                    NULL));
+    PyEval_RestoreThread(sub);
+    Py_EndInterpreter(sub);
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+    expect_counts(pool, 200, 200, 0);
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK_OK(pygate_view_close(sub_view));
+    harness_stop(&py);
+}
+
+static void
+pool_codes(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    py = harness_start();
+    pygate_pool *pool = NULL;
+    pygate_pool_options bad[] = {
+        {5000, 0, 0, 0}, {1, 2000000, 0, 0}, {1, 0, -1, 0}, {1, 0, 100, 0},
+        {1, 0, 0, 7}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_RC(pygate_pool_open(py.view, &bad[i], &pool), PYGATE_EINVAL);
+    CHECK_RC(pygate_pool_open(NULL, NULL, &pool), PYGATE_EINVAL);
+    CHECK_RC(pygate_pool_open(py.view, NULL, NULL), PYGATE_EINVAL);
+    CHECK_OK(pygate_pool_open(py.view, NULL, &self_pool));
+    CHECK_RC(pygate_pool_submit(self_pool, NULL, NULL, NULL), PYGATE_EINVAL);
+    pygate_job *job;
+    CHECK_OK(pygate_pool_submit(self_pool, close_own_pool, NULL, &job));
+    CHECK_OK(pygate_job_wait(job, -1, NULL));
+    CHECK_RC(atomic_load(&close_from_job_rc), PYGATE_EBUSY);
+    CHECK_RC(pygate_job_wait(job, 0.0 / 0.0, NULL), PYGATE_EINVAL);
+    CHECK_RC(pygate_job_wait((pygate_job *)self_pool, 0, NULL),
+             PYGATE_EINVAL);                     /* a pool is not a job */
+    CHECK_RC(pygate_pool_close((pygate_pool *)job), PYGATE_EINVAL);
+    CHECK_RC(pygate_pool_close((pygate_pool *)py.view), PYGATE_EINVAL);
+    CHECK_OK(pygate_job_close(job));
+    CHECK_RC(pygate_job_wait(job, 0, NULL), PYGATE_EINVAL);
+    CHECK_OK(pygate_pool_close(self_pool));
+    CHECK_RC(pygate_pool_counts(self_pool, NULL, NULL, NULL), PYGATE_EINVAL);
+    harness_stop(&py);
+}
+
+static const scenario scenarios[] = {
+    {"jobs_run_and_return", jobs_run_and_return},
+    {"exceptions_are_never_lost", exceptions_are_never_lost},
+    {"submit_from_everywhere", submit_from_everywhere},
+    {"batching_lets_python_run", batching_lets_python_run},
+    {"close_finishes_or_cancels", close_finishes_or_cancels},
+    {"finalize_stops_pools", finalize_stops_pools},
+    {"end_interpreter_stops_pool", end_interpreter_stops_pool},
+    {"pool_codes", pool_codes},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
