@@ -9,10 +9,11 @@ MAKEFLAGS += --no-print-directory
 
 .PHONY: all demo test torture bench clean
 
-# The demonstration's two programs only, quietly (the build's output goes
+# The demonstration's three programs only, quietly (the build's output goes
 # to build/demo/build.log and is shown only if the build fails).
 all: $(DEMO_BUILD)/Makefile
-	@cmake --build $(DEMO_BUILD) -j $(JOBS) --target json_threads repeated_calls \
+	@cmake --build $(DEMO_BUILD) -j $(JOBS) \
+	  --target json_threads repeated_calls pygate_events \
 	  >$(DEMO_BUILD)/build.log 2>&1 || { cat $(DEMO_BUILD)/build.log; exit 1; }
 
 $(DEMO_BUILD)/Makefile:
@@ -25,6 +26,7 @@ $(DEMO_BUILD)/Makefile:
 demo: all
 	@$(DEMO_BUILD)/examples/json_threads 2000
 	@$(DEMO_BUILD)/examples/repeated_calls 1000000
+	@PYTHONPATH=$(DEMO_BUILD)/examples $(PYTHON_EXE) examples/extension/events_demo.py
 
 test:
 	tests/run_matrix.sh

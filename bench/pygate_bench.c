@@ -10,6 +10,9 @@
  *   pybind11_keep  the same after gil_scoped_acquire::inc_ref()
  *   pygate         pygate_enter/pygate_leave
  *   pygate_nested  pygate_enter/leave while already entered
+ *   pygate_call    pygate_call per call (threads calling at once combined)
+ *   pygate_pool    a job per call, submitted to a pygate worker pool (as
+ *                  many workers as CPUs), the thread waiting for its batch
  *   cpython_pep788 CPython 3.15's own PyThreadState_EnsureFromView/Release
  *                  per call (3.15+ only)
  * Workloads: "empty" (lambda: None) and "json" (build a dict, json.dumps).
@@ -26,6 +29,8 @@
 #include <pygate.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +180,56 @@ loop_guard_only(PyObject *fn, long n)
     return bench_now_ns() - t0;
 }
 
+/* pygate_call: the call published, run by whichever caller combines. */
+static int
+call_job(void *fn)
+{
+    bench_call((PyObject *)fn);
+    return 0;
+}
+
+static double
+loop_pygate_call(PyObject *fn, long n)
+{
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++)
+        if (pygate_call(view, call_job, fn, NULL) != PYGATE_OK)
+            exit(1);
+    return bench_now_ns() - t0;
+}
+
+/* A worker pool: the thread submits its n calls as jobs and waits until
+ * they all ran (the pool's workers batch them under one GIL hold). */
+static pygate_pool *pool;
+static PyObject *pool_fn;
+
+typedef struct pool_batch {
+    _Atomic long done;
+} pool_batch;
+
+static int
+pool_job(void *arg)
+{
+    bench_call(pool_fn);
+    atomic_fetch_add(&((pool_batch *)arg)->done, 1);
+    return 0;
+}
+
+static double
+loop_pygate_pool(PyObject *fn, long n)
+{
+    pool_fn = fn;   /* the same function for every thread of a run */
+    pool_batch batch;
+    atomic_init(&batch.done, 0);
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++)
+        if (pygate_pool_submit(pool, pool_job, &batch, NULL) != PYGATE_OK)
+            exit(1);
+    while (atomic_load(&batch.done) < n)
+        sched_yield();
+    return bench_now_ns() - t0;
+}
+
 #if PY_VERSION_HEX >= 0x030F0000
 /* CPython's own PEP 788 (this file does not include pygate/pep788.h, so
  * the names are CPython's): a view made once, an Ensure per call. */
@@ -212,6 +267,8 @@ static const strategy strategies[] = {
     {"pybind11_keep", bench_pybind11_keep, 0, 0},
     {"pygate", loop_pygate, 0, 1},
     {"pygate_nested", loop_pygate_nested, 0, 0},
+    {"pygate_call", loop_pygate_call, 0, 0},
+    {"pygate_pool", loop_pygate_pool, 0, 0},
     {"cpython_pep788", loop_cpython_pep788, 1, 1},
 };
 #define NSTRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
@@ -578,7 +635,8 @@ main(int argc, char **argv)
                         PyDict_GetItemString(g, "small_json")};
     const char *workloads[2] = {"empty", "json"};
     if (fns[0] == NULL || fns[1] == NULL
-            || pygate_view_from_main(&view) != PYGATE_OK)
+            || pygate_view_from_main(&view) != PYGATE_OK
+            || pygate_pool_open(view, NULL, &pool) != PYGATE_OK)
         return 1;
     bench_pybind11_init();
 #if PY_VERSION_HEX >= 0x030F0000
@@ -597,6 +655,7 @@ main(int argc, char **argv)
     measure_churn(fns[0]);
     measure_rss_over_calls(fns[0]);
 
+    pygate_pool_close(pool);
     PyEval_RestoreThread(main_ts);
     pygate_view_close(view);
 #if PY_VERSION_HEX >= 0x030F0000

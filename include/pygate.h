@@ -443,6 +443,23 @@ PYGATE_API int pygate_job_exception_text(pygate_job *job, const char **text);
  * thread.  Errors: PYGATE_EINVAL (not a live job). */
 PYGATE_API int pygate_job_close(pygate_job *job);
 
+/* Runs fn(arg) attached to the view's interpreter and returns when it has
+ * run, *result (if not NULL) being what it returned.  Many native threads
+ * calling at once are combined: whichever enters runs the calls the others
+ * published too, one GIL hand-off for many calls (flat combining).  So fn
+ * may run on another thread's state: it sees that thread's
+ * threading.get_ident() and threading.local(); pygate_enter() is the way
+ * to run on the caller's own state.  A thread already attached (to any
+ * interpreter) runs fn itself, entering as pygate_enter() does.
+ * Any thread; blocks until fn has run.  An exception fn leaves set is
+ * reported to sys.unraisablehook (the thread that ran it could not hand it
+ * over) and the call returns PYGATE_EEXCEPTION.
+ * Errors: PYGATE_EINVAL (view not live, fn NULL), PYGATE_EFINALIZING,
+ *         PYGATE_EGONE (fn did not run), PYGATE_EEXCEPTION (it ran and
+ *         raised), PYGATE_ENOMEM. */
+PYGATE_API int pygate_call(pygate_view *view, pygate_job_fn fn, void *arg,
+                           int *result);
+
 /* ------------------------------------------------------------------------ */
 /* Host lifecycle (embedders)                                               */
 /* ------------------------------------------------------------------------ */

@@ -57,6 +57,8 @@
     X(0, int, job_exception_text, (pygate_job *job, const char **text),       \
       (job, text))                                                           \
     X(0, int, job_close, (pygate_job *job), (job))                            \
+    X(0, int, call, (pygate_view *view, pygate_job_fn fn, void *arg,          \
+      int *result), (view, fn, arg, result))                                 \
     X(0, int, set_drain_limits, (double report_every, double give_up_after), \
       (report_every, give_up_after))                                         \
     X(0, int, enter_at, (pygate_view *view, pygate_token *token,             \

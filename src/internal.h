@@ -10,9 +10,9 @@
  *   frame   (enter.c)   one open entry or detach on a thread.
  *
  * Files call each other downward only:
- *   api.c > host.c, pep788.c, pool.c > enter.c, decref.c, guard.c, view.c
- *   > lifecycle.c > fork.c > thread.c > interp.c > handle.c, compat.c,
- *   error.c
+ *   api.c > host.c, pep788.c, pool.c, call.c > enter.c, decref.c,
+ *   guard.c, view.c > lifecycle.c > fork.c > thread.c > interp.c >
+ *   handle.c, compat.c, error.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported.
  */
@@ -67,6 +67,8 @@ typedef struct record {
     entry *entries;                /* states pygate created for this interp */
     guard_site *sites;             /* debug mode: guards held, by site */
     struct deferred_decref *_Atomic decrefs;   /* pygate_decref()'s queue */
+    struct call_request *_Atomic calls; /* pygate_call() requests (call.c) */
+    _Atomic int combining;              /* a thread runs them (call.c) */
     struct record_listener *listeners;  /* lifecycle.c, under rec->lock */
     int listening_done;                 /* the hook called them all */
     struct record *reg_prev, *reg_next;   /* the registry (interp.c) */

@@ -1,0 +1,196 @@
+/*
+ * call.c - pygate_call(): many native threads calling Python at once,
+ * combined (flat combining).
+ *
+ * Each caller publishes its request on the interpreter's record (a
+ * lock-free stack) and tries to become the combiner.  The one that does
+ * enters once and runs every published request, its own and the others',
+ * in order, until none is left (giving the GIL up between rounds after
+ * COMBINE_HOLD seconds, so Python threads still run); the others wait for
+ * theirs to be marked done.  N threads calling at once then cost one GIL
+ * hand-off per round instead of one per call.  The price: a request runs
+ * on the combiner's thread state, so it sees that thread's
+ * threading.get_ident() and threading.local(); pygate_enter() is the way
+ * to run on the caller's own.
+ */
+#include "internal.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define COMBINE_HOLD 0.005     /* seconds: CPython's default switch interval */
+#define WAIT_RECHECK_NS 1000000L
+
+/* A request's state: the owner marks it SLEEPING before it sleeps, so the
+ * combiner makes the wake-up system call only for owners that sleep. */
+enum { CALL_PENDING = 0, CALL_SLEEPING = 1, CALL_DONE = 2 };
+
+typedef struct call_request {
+    pygate_job_fn fn;
+    void *arg;
+    int result;
+    int rc;
+    _Atomic uint32_t state;    /* a futex word: CALL_PENDING ... CALL_DONE */
+    struct call_request *next;
+} call_request;
+
+static double
+seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Runs fn attached; an exception it leaves is reported to
+ * sys.unraisablehook (nobody on this thread could receive it). */
+static int
+run_attached(pygate_job_fn fn, void *arg, int *result)
+{
+    *result = fn(arg);
+    if (!PyErr_Occurred())
+        return PYGATE_OK;
+    PyErr_WriteUnraisable(NULL);
+    return PYGATE_EEXCEPTION;
+}
+
+static void
+mark_done(call_request *r)
+{
+    /* After the exchange the owner may return and its request be gone;
+     * the wake then reaches at most an unrelated futex word, which futex
+     * waiters tolerate as a spurious wake-up. */
+    uint32_t was = atomic_exchange_explicit(&r->state, CALL_DONE,
+                                            memory_order_acq_rel);
+    if (was == CALL_SLEEPING)
+        syscall(SYS_futex, &r->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Runs the published requests, oldest first; with rc != PYGATE_OK (the
+ * combiner could not enter) fails them with rc instead.  Returns how many
+ * it took. */
+static int
+run_published(record *rec, int rc)
+{
+    call_request *list = atomic_exchange_explicit(&rec->calls, NULL,
+                                                  memory_order_acquire);
+    call_request *fifo = NULL;
+    while (list != NULL) {   /* the stack is newest first */
+        call_request *next = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = next;
+    }
+    int n = 0;
+    while (fifo != NULL) {
+        call_request *next = fifo->next;
+        fifo->rc = rc == PYGATE_OK
+                       ? run_attached(fifo->fn, fifo->arg, &fifo->result)
+                       : rc;
+        mark_done(fifo);
+        fifo = next;
+        n++;
+    }
+    return n;
+}
+
+/* Becomes the combiner if nobody is, and runs requests until none is
+ * published, or until its own request `own` is done and it has combined
+ * for COMBINE_HOLD (another waiting thread takes over then, so that no
+ * caller serves the others for ever).  Returns 0 if another thread is the
+ * combiner. */
+static int
+combine(pygate_view *view, record *rec, call_request *own)
+{
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&rec->combining, &idle, 1))
+        return 0;
+    do {
+        pygate_token tok;
+        int rc = pygate_enter(view, &tok);
+        double start = seconds_now();
+        while (run_published(rec, rc) > 0) {
+            if (rc != PYGATE_OK || seconds_now() - start < COMBINE_HOLD)
+                continue;
+            if (atomic_load(&own->state) == CALL_DONE)
+                break;
+            pygate_leave(tok);   /* let Python threads have the GIL */
+            rc = pygate_enter(view, &tok);
+            start = seconds_now();
+        }
+        if (rc == PYGATE_OK)
+            pygate_leave(tok);
+        atomic_store_explicit(&rec->combining, 0, memory_order_seq_cst);
+        /* A request published after the last look, whose owner saw this
+         * thread combining, would otherwise wait for its next recheck. */
+        idle = 0;
+    } while (atomic_load(&own->state) != CALL_DONE
+             && atomic_load_explicit(&rec->calls, memory_order_seq_cst) != NULL
+             && atomic_compare_exchange_strong(&rec->combining, &idle, 1));
+    /* Requests still published: wake the newest one's owner to take over
+     * rather than let it sleep out its recheck.  Only its address is used
+     * (it may be done and gone meanwhile: a spurious wake-up at worst). */
+    call_request *next = atomic_load_explicit(&rec->calls,
+                                              memory_order_seq_cst);
+    if (next != NULL)
+        syscall(SYS_futex, &next->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+                0);
+    return 1;
+}
+
+static void
+publish(record *rec, call_request *r)
+{
+    r->next = atomic_load_explicit(&rec->calls, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&rec->calls, &r->next, r,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* Waits for r to be done, a millisecond at a time: a combiner may have
+ * finished between r's publication and its last look. */
+static void
+wait_briefly(call_request *r)
+{
+    uint32_t pending = CALL_PENDING;
+    if (!atomic_compare_exchange_strong(&r->state, &pending, CALL_SLEEPING)
+            && pending != CALL_SLEEPING)
+        return;   /* done meanwhile */
+    struct timespec ts = {0, WAIT_RECHECK_NS};
+    syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, CALL_SLEEPING, &ts,
+            NULL, 0);
+}
+
+int
+pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
+                  int *result)
+{
+    record *rec = pygate__view_record(view);
+    if (rec == NULL || fn == NULL)
+        return PYGATE_EINVAL;
+    int ignored;
+    int *out = result != NULL ? result : &ignored;
+    if (pygate__compat_current_tstate() != NULL) {
+        /* Attached (holding a GIL): never wait for a combiner, which may
+         * need that very GIL.  Enter as usual (nested when already in). */
+        pygate_token tok;
+        int rc = pygate_enter(view, &tok);
+        if (rc != PYGATE_OK)
+            return rc;
+        rc = run_attached(fn, arg, out);
+        pygate_leave(tok);
+        return rc;
+    }
+    call_request r = {fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};
+    publish(rec, &r);
+    while (atomic_load_explicit(&r.state, memory_order_acquire)
+           != CALL_DONE) {
+        if (!combine(view, rec, &r))
+            wait_briefly(&r);
+    }
+    *out = r.result;
+    return r.rc;
+}

@@ -1,0 +1,192 @@
+/*
+ * test_call.c - pygate_call: many native threads calling Python at once,
+ * combined; every call runs exactly once and returns its own result.
+ */
+#include "harness.h"
+
+#include <stdatomic.h>
+
+static harness_python py;
+static _Atomic long combined;   /* calls run on another thread than theirs */
+
+typedef struct request {
+    unsigned long caller;       /* PyThread_get_thread_ident() */
+    long value;
+} request;
+
+/* Adds to a Python counter (safe: it runs attached) and returns value+1. */
+static int
+increment(void *arg)
+{
+    request *r = (request *)arg;
+    if (PyThread_get_thread_ident() != r->caller)
+        atomic_fetch_add(&combined, 1);
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *n = PyObject_GetAttrString(main, "calls");
+    PyObject *one = PyLong_FromLong(1);
+    PyObject *sum = n != NULL && one != NULL ? PyNumber_Add(n, one) : NULL;
+    int ok = sum != NULL && PyObject_SetAttrString(main, "calls", sum) == 0;
+    Py_XDECREF(sum);
+    Py_XDECREF(one);
+    Py_XDECREF(n);
+    return ok ? (int)r->value + 1 : -1;
+}
+
+static int
+raise_it(void *arg)
+{
+    (void)arg;
+    PyErr_SetString(PyExc_KeyError, "from a combined call");
+    return 0;
+}
+
+enum { THREADS = 8, EACH = 5000 };
+
+static void *
+call_many(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < EACH; i++) {
+        request r = {PyThread_get_thread_ident(), i};
+        int result = 0;
+        CHECK_OK(pygate_call(py.view, increment, &r, &result));
+        CHECK(result == i + 1);
+    }
+    return NULL;
+}
+
+static void
+calls_from_many_threads(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("calls = 0\n");
+    PyEval_SaveThread();
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, call_many, NULL) == 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(eval_long("calls") == THREADS * EACH);
+    PyEval_SaveThread();
+    printf("%d calls from %d threads, %ld of them run by another thread"
+           " (combined)\n", THREADS * EACH, THREADS, atomic_load(&combined));
+    CHECK(atomic_load(&combined) > 0);
+    harness_stop(&py);
+}
+
+/* An attached caller runs its call itself, nested in its entry. */
+static void
+attached_caller_runs_itself(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("calls = 0\n");
+    request r = {PyThread_get_thread_ident(), 41};
+    int result = 0;
+    CHECK_OK(pygate_call(py.view, increment, &r, &result));
+    CHECK(result == 42 && atomic_load(&combined) == 0);
+    PyEval_SaveThread();
+    pygate_token tok;
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK_OK(pygate_call(py.view, increment, &r, &result));
+    CHECK(pygate_thread_depth() == 1 && atomic_load(&combined) == 0);
+    CHECK_OK(pygate_leave(tok));
+    harness_stop(&py);
+}
+
+static void *
+call_raising(void *arg)
+{
+    (void)arg;
+    CHECK_RC(pygate_call(py.view, raise_it, NULL, NULL), PYGATE_EEXCEPTION);
+    return NULL;
+}
+
+static void
+exception_goes_to_unraisablehook(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("import sys\n"
+            "unraisable = []\n"
+            "sys.unraisablehook = lambda u: unraisable.append("
+            "str(u.exc_value))\n");
+    PyEval_SaveThread();
+    on_native_thread(call_raising, NULL);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(eval_long("unraisable == [\"'from a combined call'\"]"));
+    PyEval_SaveThread();
+    harness_stop(&py);
+}
+
+/* Threads keep calling while Python finalizes: every call either ran or
+ * was refused with a code; the shutdown neither hangs nor crashes. */
+static _Atomic int refused[THREADS];
+static pygate_view *call_view;   /* kept until the threads are joined */
+
+static void *
+call_until_refused(void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    request r = {PyThread_get_thread_ident(), 0};
+    int rc;
+    while ((rc = pygate_call(call_view, increment, &r, NULL)) == PYGATE_OK)
+        ;
+    if (rc != PYGATE_EFINALIZING && rc != PYGATE_EGONE)
+        fprintf(stderr, "refused with %s\n", pygate_err_name(rc));
+    CHECK(rc == PYGATE_EFINALIZING || rc == PYGATE_EGONE);
+    atomic_store(&refused[i], 1);
+    return NULL;
+}
+
+static void
+finalize_refuses_calls(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("calls = 0\n");
+    PyEval_SaveThread();
+    CHECK_OK(pygate_view_from_main(&call_view));
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, call_until_refused,
+                             (void *)(intptr_t)i) == 0);
+    usleep(100 * 1000);
+    harness_stop(&py);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK(atomic_load(&refused[i]));
+    CHECK_OK(pygate_view_close(call_view));
+}
+
+static void
+call_codes(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    py = harness_start();
+    CHECK_RC(pygate_call(NULL, increment, NULL, NULL), PYGATE_EINVAL);
+    CHECK_RC(pygate_call(py.view, NULL, NULL, NULL), PYGATE_EINVAL);
+    pygate_view *closed;
+    CHECK_OK(pygate_view_from_main(&closed));
+    CHECK_OK(pygate_view_close(closed));
+    CHECK_RC(pygate_call(closed, increment, NULL, NULL), PYGATE_EINVAL);
+    harness_stop(&py);
+}
+
+static const scenario scenarios[] = {
+    {"calls_from_many_threads", calls_from_many_threads},
+    {"attached_caller_runs_itself", attached_caller_runs_itself},
+    {"exception_goes_to_unraisablehook", exception_goes_to_unraisablehook},
+    {"finalize_refuses_calls", finalize_refuses_calls},
+    {"call_codes", call_codes},
+    {NULL, NULL},
+};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
