@@ -411,6 +411,22 @@ PYGATE_API int pygate_pool_close(pygate_pool *pool);
 PYGATE_API int pygate_pool_submit(pygate_pool *pool, pygate_job_fn fn,
                                   void *arg, pygate_job **job);
 
+/* A completion callback: status PYGATE_OK when the job ran (result is
+ * what it returned, exc what it raised or NULL, borrowed: take a
+ * reference to keep it; the callback runs on the worker, attached), or
+ * PYGATE_ECANCELLED when it never will (result 0, exc NULL; on the thread
+ * that cancels, not attached). */
+typedef void (*pygate_done_fn)(int status, int result, PyObject *exc,
+                               void *arg);
+
+/* pygate_pool_submit() with a completion callback instead of a handle:
+ * done(status, result, exc, done_arg) is called exactly once for the job.
+ * Errors: those of pygate_pool_submit(), and PYGATE_EINVAL for done NULL;
+ *         done is not called on error. */
+PYGATE_API int pygate_pool_submit_then(pygate_pool *pool, pygate_job_fn fn,
+                                       void *arg, pygate_done_fn done,
+                                       void *done_arg);
+
 /* Jobs submitted, completed (ran) and cancelled (never ran) so far; once
  * the pool has stopped, submitted = completed + cancelled.  NULL outputs
  * are skipped.  Any thread.  Errors: PYGATE_EINVAL. */

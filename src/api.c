@@ -48,6 +48,9 @@
     X(0, int, pool_close, (pygate_pool *pool), (pool))                        \
     X(0, int, pool_submit, (pygate_pool *pool, pygate_job_fn fn, void *arg,   \
       pygate_job **job), (pool, fn, arg, job))                               \
+    X(0, int, pool_submit_then, (pygate_pool *pool, pygate_job_fn fn,         \
+      void *arg, pygate_done_fn done, void *done_arg),                       \
+      (pool, fn, arg, done, done_arg))                                       \
     X(0, int, pool_counts, (pygate_pool *pool, uint64_t *submitted,           \
       uint64_t *completed, uint64_t *cancelled),                             \
       (pool, submitted, completed, cancelled))                               \

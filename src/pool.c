@@ -36,6 +36,8 @@ struct job {
     pool *pool;                 /* holds a reference */
     pygate_job_fn fn;
     void *arg;
+    pygate_done_fn done;        /* or NULL */
+    void *done_arg;
     int state;                  /* under pool->lock */
     int result;
     PyObject *exc;              /* raised by fn; NULL once taken or dropped */
@@ -161,13 +163,28 @@ format_exception(PyObject *exc)
                         : strdup("(an exception pygate could not format)");
 }
 
-/* Runs j attached.  Its exception goes to the job (for a waiter) or to
- * sys.unraisablehook (nobody waits). */
+/* The job's completion callback, attached, with what fn raised (the
+ * callback collects it); one the callback raises itself is reported. */
+static void
+call_done(job *j, int result, PyObject *exc)
+{
+    j->done(PYGATE_OK, result, exc, j->done_arg);
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable(NULL);
+    Py_XDECREF(exc);
+}
+
+/* Runs j attached.  Its exception goes to its callback, to the job (for
+ * a waiter), or to sys.unraisablehook (nobody waits). */
 static void
 run_job(job *j)
 {
     int result = j->fn(j->arg);
     PyObject *exc = PyErr_GetRaisedException();
+    if (j->done != NULL) {
+        call_done(j, result, exc);
+        exc = NULL;
+    }
     if (exc != NULL && j->handle == 0) {
         PyErr_SetRaisedException(exc);
         PyErr_WriteUnraisable(NULL);
@@ -218,12 +235,18 @@ run_batch(pool *p)
     }
 }
 
-/* Under p->lock: every queued job ends CANCELLED. */
+/* Under p->lock: every queued job ends CANCELLED; completion callbacks
+ * are called with the lock released (not attached). */
 static void
 cancel_queue_locked(pool *p)
 {
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
+        if (j->done != NULL) {
+            pthread_mutex_unlock(&p->lock);
+            j->done(PYGATE_ECANCELLED, 0, NULL, j->done_arg);
+            pthread_mutex_lock(&p->lock);
+        }
         j->state = JOB_CANCELLED;
         p->cancelled++;
         job_unref_locked(j);
@@ -475,9 +498,9 @@ pygate__impl_pool_close(pygate_pool *handle)
     return PYGATE_OK;
 }
 
-int
-pygate__impl_pool_submit(pygate_pool *handle, pygate_job_fn fn, void *arg,
-                         pygate_job **out)
+static int
+submit(pygate_pool *handle, pygate_job_fn fn, void *arg, pygate_done_fn done,
+       void *done_arg, pygate_job **out)
 {
     pool *p = pool_of(handle);
     if (p == NULL || fn == NULL)
@@ -494,6 +517,8 @@ pygate__impl_pool_submit(pygate_pool *handle, pygate_job_fn fn, void *arg,
     j->pool = p;
     j->fn = fn;
     j->arg = arg;
+    j->done = done;
+    j->done_arg = done_arg;
     j->refs = out != NULL ? 2 : 1;
     pthread_mutex_lock(&p->lock);
     if (!p->accepting) {
@@ -522,6 +547,22 @@ pygate__impl_pool_submit(pygate_pool *handle, pygate_job_fn fn, void *arg,
         *out = (pygate_job *)j->handle;
     }
     return PYGATE_OK;
+}
+
+int
+pygate__impl_pool_submit(pygate_pool *pool, pygate_job_fn fn, void *arg,
+                         pygate_job **job)
+{
+    return submit(pool, fn, arg, NULL, NULL, job);
+}
+
+int
+pygate__impl_pool_submit_then(pygate_pool *pool, pygate_job_fn fn, void *arg,
+                              pygate_done_fn done, void *done_arg)
+{
+    if (done == NULL)
+        return PYGATE_EINVAL;
+    return submit(pool, fn, arg, done, done_arg, NULL);
 }
 
 int

@@ -282,6 +282,58 @@ batching_lets_python_run(void)
     harness_stop(&py);
 }
 
+/* Completion callbacks: each job's is called exactly once, attached with
+ * what the job returned and raised, or not attached when cancelled. */
+static _Atomic long done_ok, done_raised, done_cancelled, done_wrong;
+
+static void
+on_done(int status, int result, PyObject *exc, void *arg)
+{
+    long i = (long)(intptr_t)arg;
+    if (status == PYGATE_ECANCELLED) {
+        atomic_fetch_add(&done_cancelled, 1);
+        return;
+    }
+    if (status != PYGATE_OK || !PyGILState_Check())
+        atomic_fetch_add(&done_wrong, 1);
+    else if (exc != NULL && PyErr_GivenExceptionMatches(exc, PyExc_ValueError)
+             && result == 7)
+        atomic_fetch_add(&done_raised, 1);
+    else if (exc == NULL && result == (int)(2 * i))
+        atomic_fetch_add(&done_ok, 1);
+    else
+        atomic_fetch_add(&done_wrong, 1);
+}
+
+static void
+completion_callbacks(void)
+{
+    py = harness_start();
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(py.view, NULL, &pool));
+    for (long i = 0; i < 400; i++)
+        CHECK_OK(pygate_pool_submit_then(pool, i % 4 ? double_it
+                                                     : raise_value_error,
+                                         (void *)(intptr_t)i, on_done,
+                                         (void *)(intptr_t)i));
+    CHECK_RC(pygate_pool_submit_then(pool, tiny, NULL, NULL, NULL),
+             PYGATE_EINVAL);
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK(done_ok == 300 && done_raised == 100 && done_wrong == 0);
+    /* Cancelled ones get their callback too. */
+    pygate_pool_options c = {1, 0, 0, PYGATE_POOL_CANCEL};
+    CHECK_OK(pygate_pool_open(py.view, &c, &pool));
+    for (int i = 0; i < 300; i++)
+        CHECK_OK(pygate_pool_submit_then(pool, slow, NULL, on_done, NULL));
+    CHECK_OK(pygate_pool_close(pool));
+    printf("callbacks: %ld ran, %ld raised, %ld cancelled\n",
+           atomic_load(&done_ok), atomic_load(&done_raised),
+           atomic_load(&done_cancelled));
+    CHECK(atomic_load(&slow_ran) + atomic_load(&done_cancelled) == 300);
+    CHECK(atomic_load(&done_cancelled) > 0 && done_wrong == 0);
+    harness_stop(&py);
+}
+
 static void
 close_finishes_or_cancels(void)
 {
@@ -418,6 +470,7 @@ static const scenario scenarios[] = {
     {"exceptions_are_never_lost", exceptions_are_never_lost},
     {"submit_from_everywhere", submit_from_everywhere},
     {"batching_lets_python_run", batching_lets_python_run},
+    {"completion_callbacks", completion_callbacks},
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"finalize_stops_pools", finalize_stops_pools},
     {"end_interpreter_stops_pool", end_interpreter_stops_pool},
