@@ -201,25 +201,26 @@ loop_pygate_call(PyObject *fn, long n)
 /* A worker pool: the thread submits its n calls as jobs and waits until
  * they all ran (the pool's workers batch them under one GIL hold). */
 static pygate_pool *pool;
-static PyObject *pool_fn;
 
 typedef struct pool_batch {
+    PyObject *fn;
     _Atomic long done;
 } pool_batch;
 
 static int
 pool_job(void *arg)
 {
-    bench_call(pool_fn);
-    atomic_fetch_add(&((pool_batch *)arg)->done, 1);
+    pool_batch *batch = (pool_batch *)arg;
+    bench_call(batch->fn);
+    atomic_fetch_add(&batch->done, 1);
     return 0;
 }
 
 static double
 loop_pygate_pool(PyObject *fn, long n)
 {
-    pool_fn = fn;   /* the same function for every thread of a run */
     pool_batch batch;
+    batch.fn = fn;
     atomic_init(&batch.done, 0);
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
