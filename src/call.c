@@ -36,14 +36,6 @@ typedef struct call_request {
     struct call_request *next;
 } call_request;
 
-static double
-seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs fn attached; an exception it leaves is reported to
  * sys.unraisablehook (nobody on this thread could receive it). */
 static int
@@ -110,15 +102,15 @@ combine(pygate_view *view, record *rec, call_request *own)
     do {
         pygate_token tok;
         int rc = pygate_enter(view, &tok);
-        double start = seconds_now();
+        double start = pygate__now();
         while (run_published(rec, rc) > 0) {
-            if (rc != PYGATE_OK || seconds_now() - start < COMBINE_HOLD)
+            if (rc != PYGATE_OK || pygate__now() - start < COMBINE_HOLD)
                 continue;
             if (atomic_load(&own->state) == CALL_DONE)
                 break;
             pygate_leave(tok);   /* let Python threads have the GIL */
             rc = pygate_enter(view, &tok);
-            start = seconds_now();
+            start = pygate__now();
         }
         if (rc == PYGATE_OK)
             pygate_leave(tok);

@@ -26,6 +26,58 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
+
+/* ---- small shared pieces ------------------------------------------------ */
+
+/* A doubly linked list threaded through fields `prev` and `next` of its
+ * nodes, with *head the first node (the record registry, the thread list,
+ * a record's entries, a pool's live jobs).  The caller holds the list's
+ * lock. */
+#define PYGATE__LIST_PUSH(head, node, prev, next)                            \
+    do {                                                                     \
+        (node)->prev = NULL;                                                 \
+        (node)->next = (head);                                               \
+        if ((head) != NULL)                                                  \
+            (head)->prev = (node);                                           \
+        (head) = (node);                                                     \
+    } while (0)
+
+#define PYGATE__LIST_UNLINK(head, node, prev, next)                          \
+    do {                                                                     \
+        if ((node)->prev != NULL)                                            \
+            (node)->prev->next = (node)->next;                               \
+        else                                                                 \
+            (head) = (node)->next;                                           \
+        if ((node)->next != NULL)                                            \
+            (node)->next->prev = (node)->prev;                               \
+    } while (0)
+
+/* Monotonic time in seconds, for waits and bounds. */
+static inline double
+pygate__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The absolute CLOCK_REALTIME deadline pthread_cond_timedwait() wants,
+ * `seconds` (>= 0) from now. */
+static inline struct timespec
+pygate__deadline_after(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long whole = (long)seconds;
+    ts.tv_sec += whole;
+    ts.tv_nsec += (long)((seconds - (double)whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
 
 /* ---- errors and misuse (error.c) ---------------------------------------- */
 

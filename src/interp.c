@@ -47,12 +47,7 @@ pygate__record_unref(record *rec)
     if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
         return;
     pthread_mutex_lock(&registry_lock);
-    if (rec->reg_prev != NULL)
-        rec->reg_prev->reg_next = rec->reg_next;
-    else
-        registry = rec->reg_next;
-    if (rec->reg_next != NULL)
-        rec->reg_next->reg_prev = rec->reg_prev;
+    PYGATE__LIST_UNLINK(registry, rec, reg_prev, reg_next);
     pthread_mutex_unlock(&registry_lock);
     pthread_mutex_destroy(&rec->lock);
     pthread_cond_destroy(&rec->drained);
@@ -281,10 +276,7 @@ pygate__record_new(PyInterpreterState *interp, int64_t id)
     pthread_mutex_init(&rec->lock, NULL);
     pthread_cond_init(&rec->drained, NULL);
     pthread_mutex_lock(&registry_lock);
-    rec->reg_next = registry;
-    if (registry != NULL)
-        registry->reg_prev = rec;
-    registry = rec;
+    PYGATE__LIST_PUSH(registry, rec, reg_prev, reg_next);
     pthread_mutex_unlock(&registry_lock);
     return rec;
 }
@@ -413,11 +405,7 @@ void
 pygate__record_link_entry(record *rec, entry *e)
 {
     record_lock(rec);
-    e->rec_prev = NULL;
-    e->rec_next = rec->entries;
-    if (rec->entries != NULL)
-        rec->entries->rec_prev = e;
-    rec->entries = e;
+    PYGATE__LIST_PUSH(rec->entries, e, rec_prev, rec_next);
     e->linked = 1;
     record_unlock(rec);
 }
@@ -428,12 +416,7 @@ pygate__record_unlink_entry_locked(record *rec, entry *e)
     RECORD_ASSERT_LOCKED(rec);
     if (!e->linked)
         return;
-    if (e->rec_prev != NULL)
-        e->rec_prev->rec_next = e->rec_next;
-    else
-        rec->entries = e->rec_next;
-    if (e->rec_next != NULL)
-        e->rec_next->rec_prev = e->rec_prev;
+    PYGATE__LIST_UNLINK(rec->entries, e, rec_prev, rec_next);
     e->linked = 0;
 }
 

@@ -64,15 +64,6 @@ pygate__impl_set_drain_limits(double report_every, double give_up_after)
     return PYGATE_OK;
 }
 
-static double
-seconds_since(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec)
-           + (now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
 /* Under rec->lock.  Debug mode lists each guard's site. */
 static void
 report_outstanding(record *rec, uint64_t own, double waited)
@@ -92,14 +83,12 @@ wait_until_drained(record *rec, uint64_t own)
 {
     long report_ms = atomic_load(&drain_report_ms);
     long give_up_ms = atomic_load(&drain_give_up_ms);
-    struct timespec start, last_report;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    last_report = start;
+    double start = pygate__now(), last_report = start;
     int drained = 1;
     record_lock(rec);
     while (pygate__record_guards_held(rec) > own) {
         long wait_ms = report_ms;
-        double waited = seconds_since(&start);
+        double waited = pygate__now() - start;
         if (give_up_ms >= 0) {
             long left = give_up_ms - (long)(waited * 1000);
             if (left <= 0) {
@@ -112,19 +101,12 @@ wait_until_drained(record *rec, uint64_t own)
             if (left < wait_ms)
                 wait_ms = left;
         }
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += wait_ms / 1000;
-        deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline = pygate__deadline_after(wait_ms / 1e3);
         record_wait(rec, &deadline);
         if (pygate__record_guards_held(rec) > own
-                && seconds_since(&last_report) * 1000 >= report_ms) {
-            report_outstanding(rec, own, seconds_since(&start));
-            clock_gettime(CLOCK_MONOTONIC, &last_report);
+                && (pygate__now() - last_report) * 1000 >= report_ms) {
+            report_outstanding(rec, own, pygate__now() - start);
+            last_report = pygate__now();
         }
     }
     record_unlock(rec);

@@ -115,26 +115,13 @@ job_unref_locked(job *j)
     if (--j->refs > 0)
         return 0;
     pool *p = j->pool;
-    if (j->live_prev != NULL)
-        j->live_prev->live_next = j->live_next;
-    else
-        p->live = j->live_next;
-    if (j->live_next != NULL)
-        j->live_next->live_prev = j->live_prev;
+    PYGATE__LIST_UNLINK(p->live, j, live_prev, live_next);
     free(j->text);
     free(j);
     return pool_unref_locked(p);
 }
 
 /* ---- running jobs ------------------------------------------------------- */
-
-static double
-now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* traceback.format_exception(exc) joined, as a malloc'd string.  Attached;
  * never fails (a placeholder says what could not be formatted). */
@@ -222,7 +209,7 @@ pop_job_locked(pool *p)
 static void
 run_batch(pool *p)
 {
-    double start = now_seconds();
+    double start = pygate__now();
     for (unsigned n = 0; n < p->batch; n++) {
         pthread_mutex_lock(&p->lock);
         job *j = pop_job_locked(p);
@@ -230,7 +217,7 @@ run_batch(pool *p)
         if (j == NULL)
             return;
         run_job(j);
-        if (now_seconds() - start >= p->hold_seconds)
+        if (pygate__now() - start >= p->hold_seconds)
             return;
     }
 }
@@ -530,10 +517,7 @@ submit(pygate_pool *handle, pygate_job_fn fn, void *arg, pygate_done_fn done,
         return rc;
     }
     p->refs++;   /* the job's */
-    j->live_next = p->live;
-    if (p->live != NULL)
-        p->live->live_prev = j;
-    p->live = j;
+    PYGATE__LIST_PUSH(p->live, j, live_prev, live_next);
     if (p->tail != NULL)
         p->tail->next = j;
     else
@@ -583,22 +567,6 @@ pygate__impl_pool_counts(pygate_pool *handle, uint64_t *submitted,
     return PYGATE_OK;
 }
 
-/* pthread_cond_timedwait's deadline, timeout seconds from now. */
-static struct timespec
-deadline_after(double timeout)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double whole = (double)(long)timeout;
-    ts.tv_sec += (time_t)whole;
-    ts.tv_nsec += (long)((timeout - whole) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 int
 pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
 {
@@ -609,7 +577,8 @@ pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
     PyThreadState *attached = pygate__compat_current_tstate();
     if (attached != NULL && timeout != 0)
         PyEval_SaveThread();   /* the job may need the GIL to run */
-    struct timespec deadline = deadline_after(timeout > 0 ? timeout : 0);
+    struct timespec deadline =
+        pygate__deadline_after(timeout > 0 ? timeout : 0);
     pthread_mutex_lock(&p->lock);
     int timed_out = 0;
     while ((j->state == JOB_QUEUED || j->state == JOB_RUNNING) && !timed_out) {

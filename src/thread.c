@@ -44,10 +44,7 @@ static void
 threads_add(pygate_thread *t)
 {
     pthread_mutex_lock(&threads_lock);
-    t->reg_next = threads;
-    if (threads != NULL)
-        threads->reg_prev = t;
-    threads = t;
+    PYGATE__LIST_PUSH(threads, t, reg_prev, reg_next);
     pthread_mutex_unlock(&threads_lock);
 }
 
@@ -55,12 +52,7 @@ static void
 threads_remove(pygate_thread *t)
 {
     pthread_mutex_lock(&threads_lock);
-    if (t->reg_prev != NULL)
-        t->reg_prev->reg_next = t->reg_next;
-    else
-        threads = t->reg_next;
-    if (t->reg_next != NULL)
-        t->reg_next->reg_prev = t->reg_prev;
+    PYGATE__LIST_UNLINK(threads, t, reg_prev, reg_next);
     pthread_mutex_unlock(&threads_lock);
 }
 

@@ -213,4 +213,15 @@ eval_long(const char *expr)
     return v;
 }
 
+/* Points sys.unraisablehook at a recorder: __main__.unraisable collects
+ * str(exc_value) of each report.  Caller is attached. */
+static inline void
+record_unraisable(void)
+{
+    exec_ok("import sys\n"
+            "unraisable = []\n"
+            "sys.unraisablehook = lambda u: unraisable.append("
+            "str(u.exc_value))\n");
+}
+
 #endif /* PYGATE_TEST_HARNESS_H */

@@ -109,10 +109,7 @@ exception_goes_to_unraisablehook(void)
 {
     py = harness_start();
     PyEval_RestoreThread(py.main_ts);
-    exec_ok("import sys\n"
-            "unraisable = []\n"
-            "sys.unraisablehook = lambda u: unraisable.append("
-            "str(u.exc_value))\n");
+    record_unraisable();
     PyEval_SaveThread();
     on_native_thread(call_raising, NULL);
     PyEval_RestoreThread(py.main_ts);

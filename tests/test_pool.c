@@ -134,10 +134,7 @@ exceptions_are_never_lost(void)
 {
     py = harness_start();
     PyEval_RestoreThread(py.main_ts);
-    exec_ok("import sys\n"
-            "unraisable = []\n"
-            "sys.unraisablehook = lambda u: unraisable.append("
-            "str(u.exc_value))\n");
+    record_unraisable();
     PyEval_SaveThread();
     pygate_pool *pool;
     CHECK_OK(pygate_pool_open(py.view, NULL, &pool));
