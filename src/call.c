@@ -16,12 +16,21 @@
 #include "internal.h"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #define COMBINE_HOLD 0.005     /* seconds: CPython's default switch interval */
 #define WAIT_RECHECK_NS 1000000L
+/* A waiter yields the CPU this many times, looking at its request between
+ * yields, before it sleeps on the futex.  A combiner runs a short call in
+ * less time than a sleep and wake-up take (microseconds each, and a system
+ * call for the combiner): with waiters that sleep at once, N threads of
+ * short calls ran at a fraction of one thread's rate; yielding lets the
+ * combiner's core go on running calls while the waiters' cores republish.
+ * Bounded, so that a long call costs its waiters ~50 yields, not a core. */
+#define WAIT_SPIN_YIELDS 50
 
 /* A request's state: the owner marks it SLEEPING before it sleeps, so the
  * combiner makes the wake-up system call only for owners that sleep. */
@@ -142,11 +151,18 @@ publish(record *rec, call_request *r)
         ;
 }
 
-/* Waits for r to be done, a millisecond at a time: a combiner may have
- * finished between r's publication and its last look. */
+/* Waits for r to be done: yields first (see WAIT_SPIN_YIELDS), then
+ * sleeps a millisecond at a time (a combiner may have finished between r's
+ * publication and its last look). */
 static void
 wait_briefly(call_request *r)
 {
+    for (int i = 0; i < WAIT_SPIN_YIELDS; i++) {
+        if (atomic_load_explicit(&r->state, memory_order_acquire)
+                == CALL_DONE)
+            return;
+        sched_yield();
+    }
     uint32_t pending = CALL_PENDING;
     if (!atomic_compare_exchange_strong(&r->state, &pending, CALL_SLEEPING)
             && pending != CALL_SLEEPING)
