@@ -477,6 +477,145 @@ PYGATE_API int pygate_call(pygate_view *view, pygate_job_fn fn, void *arg,
                            int *result);
 
 /* ------------------------------------------------------------------------ */
+/* Interpreter pools: Python in parallel                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An interpreter pool: K sub-interpreters made by pygate, each with a
+ * worker pool of its own (above).  From CPython 3.12 on each interpreter
+ * has its own GIL (PEP 684), so Python code in different interpreters runs
+ * truly in parallel; before 3.12 they share the one GIL, and the pool
+ * still works, one interpreter at a time (pygate_interp_pool_parallel
+ * says which).  Objects cannot cross interpreters: jobs take and give C
+ * data (or pygate_values, pygate_interp_pool_call).  Job handles are
+ * pygate_jobs: wait on them and close them as for a worker pool. */
+typedef struct pygate_interp_pool pygate_interp_pool;
+
+typedef struct pygate_interp_pool_options {
+    unsigned interpreters; /* K; 0: one per CPU (<= 256) */
+    unsigned workers;      /* native threads per interpreter; 0: 1 */
+    unsigned batch;        /* as pygate_pool_options */
+    double hold_seconds;   /* as pygate_pool_options */
+    int on_close;          /* PYGATE_POOL_FINISH (0) or PYGATE_POOL_CANCEL */
+    int shared_gil;        /* nonzero: share the main GIL also on 3.12+
+                              (for modules that refuse an own GIL) */
+    pygate_job_fn init;    /* or NULL: runs once in each new interpreter,
+                              attached, before it takes jobs (imports,
+                              state); fails by returning nonzero or by
+                              leaving an exception set */
+    void *init_arg;
+} pygate_interp_pool_options;
+
+/* Opens an interpreter pool (options NULL: the defaults): makes the K
+ * interpreters one after the other, runs init in each, and starts their
+ * workers.  All or nothing: on any failure the interpreters made so far
+ * are ended and nothing is left.  Any thread, attached or not (an attached
+ * caller waits with its GIL released); blocks while the interpreters are
+ * made (milliseconds each).  Python must be initialized.
+ * When the main interpreter finalizes with the pool open, pygate's hook
+ * stops the pool first, as pygate_interp_pool_close would, and ends its
+ * interpreters in order, so Py_FinalizeEx neither aborts nor hangs; jobs
+ * submitted meanwhile get PYGATE_EFINALIZING.
+ * error (if not NULL, error_size bytes) receives why it failed, with the
+ * Python traceback when init raised (an import of a module that refuses
+ * sub-interpreters raises ImportError naming it).
+ * Errors: PYGATE_EINVAL (out NULL, an option out of range),
+ *         PYGATE_ENOTINIT, PYGATE_EFINALIZING, PYGATE_EEXCEPTION (init
+ *         failed), PYGATE_EPYTHON (CPython could not make an interpreter),
+ *         PYGATE_ENOMEM. */
+PYGATE_API int pygate_interp_pool_open(
+    const pygate_interp_pool_options *options, pygate_interp_pool **out,
+    char *error, size_t error_size);
+
+/* Closes the pool: refuses new jobs (PYGATE_ECLOSED), finishes or cancels
+ * the queued ones as on_close says, stops the workers, then ends every
+ * interpreter (Py_EndInterpreter, on the calling thread) and frees every
+ * thread state.  Any thread but the pool's own workers; blocks (an
+ * attached caller with its GIL released).  After the main interpreter
+ * finalized it only frees the handle.
+ * Errors: PYGATE_EINVAL (not a live pool), PYGATE_EBUSY (called from one
+ *         of the pool's own jobs). */
+PYGATE_API int pygate_interp_pool_close(pygate_interp_pool *pool);
+
+/* The number of interpreters (K), or PYGATE_EINVAL. */
+PYGATE_API int pygate_interp_pool_size(pygate_interp_pool *pool);
+
+/* 1 when the interpreters have a GIL each (Python runs in parallel: 3.12+
+ * unless shared_gil), 0 when they share the main one, or PYGATE_EINVAL. */
+PYGATE_API int pygate_interp_pool_parallel(pygate_interp_pool *pool);
+
+/* A new view of interpreter `index` (0..K-1), to enter it directly or to
+ * open more pools on it; close it with pygate_view_close().  Entering
+ * fails with PYGATE_EGONE once the pool has ended the interpreter.
+ * Errors: PYGATE_EINVAL (pool not live, index out of range, out NULL),
+ *         PYGATE_ECLOSED (the pool is closing), PYGATE_ENOMEM. */
+PYGATE_API int pygate_interp_pool_view(pygate_interp_pool *pool,
+                                       int index, pygate_view **out);
+
+/* Any interpreter: the one with the fewest jobs queued or running. */
+#define PYGATE_ANY_INTERP (-1)
+
+/* Queues fn(arg) on interpreter `index`, or PYGATE_ANY_INTERP; otherwise
+ * as pygate_pool_submit (job NULL: nobody waits).  Any thread, attached or
+ * not; never blocks.
+ * Errors: PYGATE_EINVAL (pool not live, index out of range, fn NULL),
+ *         PYGATE_ECLOSED (closing), PYGATE_EFINALIZING (the main
+ *         interpreter is finalizing), PYGATE_ENOMEM. */
+PYGATE_API int pygate_interp_pool_submit(pygate_interp_pool *pool,
+                                         int index, pygate_job_fn fn,
+                                         void *arg, pygate_job **job);
+
+/* Jobs submitted, completed and cancelled so far, all interpreters
+ * together; once the pool is closed, submitted = completed + cancelled.
+ * Errors: PYGATE_EINVAL. */
+PYGATE_API int pygate_interp_pool_counts(pygate_interp_pool *pool,
+                                         uint64_t *submitted,
+                                         uint64_t *completed,
+                                         uint64_t *cancelled);
+
+/* A value that crosses interpreters: an argument or result of
+ * pygate_interp_pool_call.  data is UTF-8 for STR (size bytes, plus a
+ * terminating NUL in results), raw bytes for BYTES; an ERROR result holds
+ * the formatted traceback as STR does. */
+typedef enum pygate_value_kind {
+    PYGATE_VALUE_NONE = 0,
+    PYGATE_VALUE_INT,
+    PYGATE_VALUE_FLOAT,
+    PYGATE_VALUE_BYTES,
+    PYGATE_VALUE_STR,
+    PYGATE_VALUE_ERROR
+} pygate_value_kind;
+
+typedef struct pygate_value {
+    pygate_value_kind kind;
+    long long integer;     /* INT */
+    double number;         /* FLOAT */
+    const char *data;      /* BYTES, STR, ERROR */
+    size_t size;
+} pygate_value;
+
+/* Calls module.function(*args) in interpreter `index` (or
+ * PYGATE_ANY_INTERP) and waits for it: arguments and result are
+ * pygate_values (None, int, float, bytes, str), so no C glue is needed.
+ * *result receives the return value, owned by the caller (free it with
+ * pygate_value_clear); when the function raised, or returned another
+ * type, it is PYGATE_VALUE_ERROR with the traceback.  The module is
+ * imported in that interpreter on first use (cached by Python's import).
+ * Any thread; blocks (an attached caller with its GIL released).
+ * Errors: those of pygate_interp_pool_submit, PYGATE_EINVAL (module,
+ *         function or result NULL, args NULL with nargs > 0, an argument
+ *         of unknown kind), PYGATE_EEXCEPTION (it raised: see *result),
+ *         PYGATE_ECANCELLED (the pool closed before it ran). */
+PYGATE_API int pygate_interp_pool_call(pygate_interp_pool *pool, int index,
+                                       const char *module,
+                                       const char *function,
+                                       const pygate_value *args,
+                                       size_t nargs, pygate_value *result);
+
+/* Frees what a result holds and makes it PYGATE_VALUE_NONE.  Only for
+ * results pygate filled in; NULL is ignored. */
+PYGATE_API void pygate_value_clear(pygate_value *value);
+
+/* ------------------------------------------------------------------------ */
 /* Host lifecycle (embedders)                                               */
 /* ------------------------------------------------------------------------ */
 

@@ -25,8 +25,8 @@
 /* Changes whenever a function below, or a type it passes (pygate_token,
  * pygate_scope_, handles), changes: copies of different versions then
  * stay apart rather than call each other wrongly. */
-#define PYGATE__API_VERSION 1
-#define API_CAPSULE "pygate.api.v1"
+#define PYGATE__API_VERSION 2
+#define API_CAPSULE "pygate.api.v2"
 
 /* X(meets, return type, name, (parameters), (arguments)), void functions
  * apart; `meets` marks those that may make this copy's first record. */
@@ -62,6 +62,24 @@
     X(0, int, job_close, (pygate_job *job), (job))                            \
     X(0, int, call, (pygate_view *view, pygate_job_fn fn, void *arg,          \
       int *result), (view, fn, arg, result))                                 \
+    X(0, int, interp_pool_open, (const pygate_interp_pool_options *options,   \
+      pygate_interp_pool **out, char *error, size_t error_size),             \
+      (options, out, error, error_size))                                     \
+    X(0, int, interp_pool_close, (pygate_interp_pool *pool), (pool))          \
+    X(0, int, interp_pool_size, (pygate_interp_pool *pool), (pool))           \
+    X(0, int, interp_pool_parallel, (pygate_interp_pool *pool), (pool))       \
+    X(0, int, interp_pool_view, (pygate_interp_pool *pool, int index,         \
+      pygate_view **out), (pool, index, out))                                \
+    X(0, int, interp_pool_submit, (pygate_interp_pool *pool, int index,       \
+      pygate_job_fn fn, void *arg, pygate_job **job),                        \
+      (pool, index, fn, arg, job))                                           \
+    X(0, int, interp_pool_counts, (pygate_interp_pool *pool,                  \
+      uint64_t *submitted, uint64_t *completed, uint64_t *cancelled),        \
+      (pool, submitted, completed, cancelled))                               \
+    X(0, int, interp_pool_call, (pygate_interp_pool *pool, int index,         \
+      const char *module, const char *function, const pygate_value *args,    \
+      size_t nargs, pygate_value *result),                                   \
+      (pool, index, module, function, args, nargs, result))                  \
     X(0, int, set_drain_limits, (double report_every, double give_up_after), \
       (report_every, give_up_after))                                         \
     X(0, int, enter_at, (pygate_view *view, pygate_token *token,             \
@@ -95,6 +113,7 @@
       (PyInterpreterView *view), (view))
 
 #define PYGATE__API_VOID(X)                                                  \
+    X(0, void, value_clear, (pygate_value *value), (value))                  \
     X(0, void, scope_end_, (pygate_scope_ *scope), (scope))                  \
     X(0, void, PyInterpreterGuard_Close, (PyInterpreterGuard *guard),         \
       (guard))                                                               \

@@ -225,3 +225,35 @@ pygate__compat_delete_foreign_tstate(PyThreadState *tstate)
     PyThreadState_Clear(tstate);
     PyThreadState_Delete(tstate);
 }
+
+PyThreadState *
+pygate__compat_new_interpreter(int own_gil, const char **why)
+{
+    PyThreadState *tstate = NULL;
+#if COMPAT_HAS_OWN_GIL
+    /* The isolated settings CPython's own interpreters module uses, and
+     * the legacy ones (those of Py_NewInterpreter) for a shared GIL. */
+    PyInterpreterConfig config = {
+        .use_main_obmalloc = !own_gil,
+        .allow_fork = !own_gil,
+        .allow_exec = !own_gil,
+        .allow_threads = 1,
+        .allow_daemon_threads = !own_gil,
+        .check_multi_interp_extensions = own_gil,
+        .gil = own_gil ? PyInterpreterConfig_OWN_GIL
+                       : PyInterpreterConfig_SHARED_GIL,
+    };
+    PyStatus status = Py_NewInterpreterFromConfig(&tstate, &config);
+    if (PyStatus_Exception(status)) {
+        *why = status.err_msg != NULL ? status.err_msg
+                                      : "Py_NewInterpreterFromConfig failed";
+        return NULL;
+    }
+#else
+    (void)own_gil;
+    tstate = Py_NewInterpreter();
+#endif
+    if (tstate == NULL)
+        *why = "CPython could not make an interpreter";
+    return tstate;
+}

@@ -196,8 +196,10 @@ int pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg);
  * threading._shutdown() does itself when it runs on it.  On 3.9-3.12
  * _shutdown() otherwise waits for the main Thread's lock, which is only
  * released when that thread's state is deleted, after shutdown: a hang
- * (3.8 and 3.13+ mark it finished whichever thread shuts down).  Caller is
- * attached to the main interpreter.  Returns 0, or -1 with an exception. */
+ * (3.8 and 3.13+ mark it finished whichever thread shuts down).  The same
+ * holds for Py_EndInterpreter on another thread than the one that made the
+ * sub-interpreter.  Caller is attached to the interpreter about to end.
+ * Returns 0, or -1 with an exception. */
 int pygate__compat_finish_main_thread_object(void);
 
 /* Clears and deletes a detached thread state of the current interpreter
@@ -206,5 +208,18 @@ int pygate__compat_finish_main_thread_object(void);
  * slot and leave the owner's dangling); pygate never leaves its states
  * bound outside an entry there (enter.c). */
 void pygate__compat_delete_foreign_tstate(PyThreadState *tstate);
+
+/* PEP 684 (3.12): an interpreter may have a GIL of its own, given the
+ * isolation that needs (its own allocator, only extensions that declare
+ * support for it); Py_NewInterpreterFromConfig makes one.  Before 3.12
+ * every interpreter shares the main GIL. */
+#define COMPAT_HAS_OWN_GIL (PY_VERSION_HEX >= 0x030C0000)
+
+/* Makes a sub-interpreter (with a GIL of its own if own_gil, which needs
+ * COMPAT_HAS_OWN_GIL) from a thread attached to another interpreter.
+ * Returns the new interpreter's first state, attached on the calling
+ * thread, the caller's detached (its GIL released if it differs).  On
+ * failure returns NULL with *why set, the caller's state attached again. */
+PyThreadState *pygate__compat_new_interpreter(int own_gil, const char **why);
 
 #endif /* PYGATE_COMPAT_H */

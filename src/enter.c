@@ -116,10 +116,12 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     f->tstate = tstate;
     f->prev = current;
     f->gilstate_prev = slot;
-    /* On 3.12+ re-attaching `current` at leave binds it again by itself. */
+    /* On 3.12+ re-attaching `current` at leave binds it again by itself.
+     * A thread whose home is rec keeps rec's state in an empty slot. */
     f->restore_gilstate = !rec->is_main && slot != tstate
                           && (current == NULL
-                              || !COMPAT_ATTACH_BINDS_GILSTATE);
+                              || !COMPAT_ATTACH_BINDS_GILSTATE)
+                          && !(slot == NULL && t->home == rec);
     if (current != NULL)
         PyEval_SaveThread();
     PyEval_RestoreThread(tstate);

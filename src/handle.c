@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 #define CHUNK_SLOTS 256u
@@ -97,10 +98,44 @@ pygate__handle_close(uintptr_t handle, handle_kind kind)
     handle_slot *slot = pygate__handle_get(handle, kind);
     if (slot != NULL) {
         /* The old handle no longer matches from here on. */
-        atomic_fetch_add_explicit(&slot->gen, 1, memory_order_release);
+        atomic_fetch_add_explicit(&slot->gen, 1, memory_order_seq_cst);
         slot->next_free = free_head;
         free_head = (uint32_t)handle >> 3;
     }
     pthread_mutex_unlock(&table_lock);
     return slot != NULL;
+}
+
+handle_slot *
+pygate__handle_use(uintptr_t handle, handle_kind kind)
+{
+    handle_slot *slot = pygate__handle_get(handle, kind);
+    if (slot == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&slot->users, 1, memory_order_seq_cst);
+    /* Closed meanwhile (its closer may not have seen this bracket): out. */
+    if (atomic_load_explicit(&slot->gen, memory_order_seq_cst)
+            != (uint32_t)(handle >> 32)) {
+        pygate__handle_unuse(slot);
+        return NULL;
+    }
+    return slot;
+}
+
+void
+pygate__handle_unuse(handle_slot *slot)
+{
+    atomic_fetch_sub_explicit(&slot->users, 1, memory_order_release);
+}
+
+int
+pygate__handle_close_drained(uintptr_t handle, handle_kind kind)
+{
+    handle_slot *slot = pygate__handle_get(handle, kind);
+    if (slot == NULL || !pygate__handle_close(handle, kind))
+        return 0;
+    /* A reused slot's new users are waited for too: brackets are short. */
+    while (atomic_load_explicit(&slot->users, memory_order_seq_cst) != 0)
+        sched_yield();
+    return 1;
 }

@@ -125,8 +125,8 @@ job_unref_locked(job *j)
 
 /* traceback.format_exception(exc) joined, as a malloc'd string.  Attached;
  * never fails (a placeholder says what could not be formatted). */
-static char *
-format_exception(PyObject *exc)
+char *
+pygate__format_exception(PyObject *exc)
 {
     char *text = NULL;
     PyObject *tb = PyException_GetTraceback(exc);
@@ -177,7 +177,7 @@ run_job(job *j)
         PyErr_WriteUnraisable(NULL);
         exc = NULL;
     }
-    char *text = exc != NULL ? format_exception(exc) : NULL;
+    char *text = exc != NULL ? pygate__format_exception(exc) : NULL;
     pool *p = j->pool;
     pthread_mutex_lock(&p->lock);
     j->result = result;
@@ -245,6 +245,8 @@ static void *
 worker_main(void *arg)
 {
     pool *p = (pool *)arg;
+    /* Without memory for it, entries only cost more. */
+    (void)pygate__thread_make_home(p->rec);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (p->head == NULL && !p->stopping)
@@ -345,11 +347,18 @@ pool_on_shutdown(void *arg)
 
 /* ---- the API ------------------------------------------------------------ */
 
+/* The pool of a live handle, under a use bracket of it (end it with
+ * pygate__handle_unuse(*slot)): a concurrent close then waits before it
+ * frees the pool.  NULL when the handle is not a live pool. */
 static pool *
-pool_of(pygate_pool *handle)
+pool_use(pygate_pool *handle, handle_slot **slot)
 {
-    handle_slot *slot = pygate__handle_get((uintptr_t)handle, HANDLE_POOL);
-    return slot != NULL ? (pool *)slot->object : NULL;
+    *slot = pygate__handle_use((uintptr_t)handle, HANDLE_POOL);
+    if (*slot != NULL && (*slot)->object == NULL) {   /* still opening */
+        pygate__handle_unuse(*slot);
+        *slot = NULL;
+    }
+    return *slot != NULL ? (pool *)(*slot)->object : NULL;
 }
 
 static job *
@@ -359,8 +368,8 @@ job_of(pygate_job *handle)
     return slot != NULL ? (job *)slot->object : NULL;
 }
 
-static int
-options_valid(const pygate_pool_options *o)
+int
+pygate__pool_options_valid(const pygate_pool_options *o)
 {
     return o->workers <= 1024 && o->batch <= 1000000
            && o->hold_seconds >= 0 && o->hold_seconds <= 60
@@ -416,7 +425,7 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
     static const pygate_pool_options defaults = {0, 0, 0, 0};
     const pygate_pool_options *o = options != NULL ? options : &defaults;
     record *rec = pygate__view_record(view);
-    if (rec == NULL || out == NULL || !options_valid(o))
+    if (rec == NULL || out == NULL || !pygate__pool_options_valid(o))
         return PYGATE_EINVAL;
     pool *p = pool_new(o);
     if (p == NULL)
@@ -463,35 +472,54 @@ on_worker(pool *p)
     return 0;
 }
 
-int
-pygate__impl_pool_close(pygate_pool *handle)
+/* Closes the pool; counts (if not NULL) receives its final counts:
+ * submitted, completed, cancelled. */
+static int
+close_pool(pygate_pool *handle, uint64_t counts[3])
 {
-    pool *p = pool_of(handle);
+    handle_slot *slot;
+    pool *p = pool_use(handle, &slot);
     if (p == NULL)
         return PYGATE_EINVAL;
-    if (on_worker(p))
+    int own = on_worker(p);
+    pygate__handle_unuse(slot);
+    if (own)
         return PYGATE_EBUSY;   /* it would wait for itself */
-    if (!pygate__handle_close((uintptr_t)handle, HANDLE_POOL))
+    if (!pygate__handle_close_drained((uintptr_t)handle, HANDLE_POOL))
         return PYGATE_EINVAL;  /* another thread closed it meanwhile */
-    PyThreadState *attached = pygate__compat_current_tstate();
-    if (attached != NULL)
-        PyEval_SaveThread();   /* the workers need the GIL to finish */
+    /* The workers need the GIL to finish. */
+    PyThreadState *attached = pygate__release_if_attached();
     pool_stop(p, PYGATE_ECLOSED);
-    if (attached != NULL)
-        PyEval_RestoreThread(attached);
+    pygate__reattach(attached);
+    if (counts != NULL) {
+        pthread_mutex_lock(&p->lock);
+        counts[0] = p->submitted;
+        counts[1] = p->completed;
+        counts[2] = p->cancelled;
+        pthread_mutex_unlock(&p->lock);
+    }
     if (pygate__record_unlisten(p->rec, &p->listener))
         pool_unref(p);   /* the listener's, never called */
     pool_unref(p);       /* the handle's */
     return PYGATE_OK;
 }
 
-static int
-submit(pygate_pool *handle, pygate_job_fn fn, void *arg, pygate_done_fn done,
-       void *done_arg, pygate_job **out)
+int
+pygate__impl_pool_close(pygate_pool *handle)
 {
-    pool *p = pool_of(handle);
-    if (p == NULL || fn == NULL)
-        return PYGATE_EINVAL;
+    return close_pool(handle, NULL);
+}
+
+int
+pygate__pool_close_counting(pygate_pool *handle, uint64_t counts[3])
+{
+    return close_pool(handle, counts);
+}
+
+static int
+submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
+          void *done_arg, pygate_job **out)
+{
     job *j = (job *)calloc(1, sizeof *j);
     handle_slot *slot = NULL;
     if (j != NULL && out != NULL
@@ -533,6 +561,22 @@ submit(pygate_pool *handle, pygate_job_fn fn, void *arg, pygate_done_fn done,
     return PYGATE_OK;
 }
 
+/* Submits under a use bracket of the pool's handle: a concurrent close
+ * waits for it before it frees the pool. */
+static int
+submit(pygate_pool *handle, pygate_job_fn fn, void *arg, pygate_done_fn done,
+       void *done_arg, pygate_job **out)
+{
+    handle_slot *slot;
+    pool *p = pool_use(handle, &slot);
+    if (p == NULL)
+        return PYGATE_EINVAL;
+    int rc = fn == NULL ? PYGATE_EINVAL
+                        : submit_to(p, fn, arg, done, done_arg, out);
+    pygate__handle_unuse(slot);
+    return rc;
+}
+
 int
 pygate__impl_pool_submit(pygate_pool *pool, pygate_job_fn fn, void *arg,
                          pygate_job **job)
@@ -553,7 +597,8 @@ int
 pygate__impl_pool_counts(pygate_pool *handle, uint64_t *submitted,
                          uint64_t *completed, uint64_t *cancelled)
 {
-    pool *p = pool_of(handle);
+    handle_slot *slot;
+    pool *p = pool_use(handle, &slot);
     if (p == NULL)
         return PYGATE_EINVAL;
     pthread_mutex_lock(&p->lock);
@@ -564,6 +609,7 @@ pygate__impl_pool_counts(pygate_pool *handle, uint64_t *submitted,
     if (cancelled != NULL)
         *cancelled = p->cancelled;
     pthread_mutex_unlock(&p->lock);
+    pygate__handle_unuse(slot);
     return PYGATE_OK;
 }
 

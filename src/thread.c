@@ -124,6 +124,16 @@ prune_gone_entries(pygate_thread *t)
     }
 }
 
+int
+pygate__thread_make_home(record *rec)
+{
+    pygate_thread *t = pygate__thread_self(1);
+    if (t == NULL)
+        return PYGATE_ENOMEM;
+    t->home = rec;   /* compared only: never dereferenced */
+    return PYGATE_OK;
+}
+
 entry *
 pygate__thread_entry(pygate_thread *t, record *rec)
 {

@@ -403,30 +403,93 @@ finalize_stops_pools(void)
     CHECK_OK(pygate_pool_close(cancel));
 }
 
+/* A sub-interpreter and a view of it, made from the main thread, which is
+ * detached again on return. */
+static PyThreadState *
+new_sub(pygate_view **view)
+{
+    PyEval_RestoreThread(py.main_ts);
+    PyThreadState *sub = Py_NewInterpreter();
+    CHECK(sub != NULL);
+    CHECK_OK(pygate_view_from_current(view));
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+    return sub;
+}
+
+static void
+end_sub(PyThreadState *sub)
+{
+    PyEval_RestoreThread(sub);
+    Py_EndInterpreter(sub);
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+}
+
 /* A sub-interpreter's pool: Py_EndInterpreter stops it first, so it finds
  * no other thread state and does not abort. */
 static void
 end_interpreter_stops_pool(void)
 {
     py = harness_start();
-    PyEval_RestoreThread(py.main_ts);
-    PyThreadState *sub = Py_NewInterpreter();
-    CHECK(sub != NULL);
     pygate_view *sub_view;
-    CHECK_OK(pygate_view_from_current(&sub_view));
-    PyThreadState_Swap(py.main_ts);
-    PyEval_SaveThread();
+    PyThreadState *sub = new_sub(&sub_view);
     pygate_pool *pool;
     CHECK_OK(pygate_pool_open(sub_view, NULL, &pool));
     for (int i = 0; i < 200; i++)
         CHECK_OK(pygate_pool_submit(pool, double_it, (void *)(intptr_t)i,
                                     NULL));
-    PyEval_RestoreThread(sub);
-    Py_EndInterpreter(sub);
-    PyThreadState_Swap(py.main_ts);
-    PyEval_SaveThread();
+    end_sub(sub);
     expect_counts(pool, 200, 200, 0);
     CHECK_OK(pygate_pool_close(pool));
+    CHECK_OK(pygate_view_close(sub_view));
+    harness_stop(&py);
+}
+
+/* Counts, in the running thread state's dict, the jobs it ran: a worker
+ * that keeps its state between batches counts on. */
+static int
+count_in_state(void *arg)
+{
+    (void)arg;
+    PyObject *dict = PyThreadState_GetDict();
+    CHECK(dict != NULL);
+    PyObject *seen = PyDict_GetItemString(dict, "pygate_test_jobs");
+    long n = seen != NULL ? PyLong_AsLong(seen) + 1 : 1;
+    PyObject *value = PyLong_FromLong(n);
+    CHECK(value != NULL && PyDict_SetItemString(dict, "pygate_test_jobs",
+                                                value) == 0);
+    Py_DECREF(value);
+    /* A library calling PyGILState_Ensure in a job finds the worker's
+     * state attached (never a second state, never a wait for itself). */
+    PyThreadState *before = PyThreadState_Get();
+    PyGILState_STATE g = PyGILState_Ensure();
+    CHECK(PyThreadState_Get() == before);
+    PyGILState_Release(g);
+    return (int)n;
+}
+
+/* A sub-interpreter pool's worker keeps its thread state from one batch to
+ * the next (its home, thread.c), rather than making one per batch. */
+static void
+sub_pool_worker_keeps_state(void)
+{
+    py = harness_start();
+    pygate_view *sub_view;
+    PyThreadState *sub = new_sub(&sub_view);
+    pygate_pool_options one = {1, 1, 0, 0};
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(sub_view, &one, &pool));
+    for (int i = 1; i <= 5; i++) {   /* one batch each: waited one by one */
+        pygate_job *job;
+        int result = 0;
+        CHECK_OK(pygate_pool_submit(pool, count_in_state, NULL, &job));
+        CHECK_OK(pygate_job_wait(job, -1, &result));
+        CHECK(result == i);
+        CHECK_OK(pygate_job_close(job));
+    }
+    CHECK_OK(pygate_pool_close(pool));
+    end_sub(sub);
     CHECK_OK(pygate_view_close(sub_view));
     harness_stop(&py);
 }
@@ -471,6 +534,7 @@ static const scenario scenarios[] = {
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"finalize_stops_pools", finalize_stops_pools},
     {"end_interpreter_stops_pool", end_interpreter_stops_pool},
+    {"sub_pool_worker_keeps_state", sub_pool_worker_keeps_state},
     {"pool_codes", pool_codes},
     {NULL, NULL},
 };

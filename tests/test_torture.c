@@ -246,6 +246,252 @@ subinterp_run(int n, unsigned seed)
     harness_stop(&py);
 }
 
+/* ---- pools: submitters, synchronous callers, deferred decrefs ----------- */
+
+/* Each thread of a pool run has one role, by its index: submit jobs to the
+ * pool and wait for each, make synchronous pygate_calls, or give away
+ * references with pygate_decref.  Interpreter-pool runs submit jobs and
+ * make value calls to an interpreter pool. */
+enum { ROLE_SUBMIT, ROLE_CALL, ROLE_DECREF, NROLES };
+
+typedef struct pool_worker {
+    pthread_t th;
+    int role;
+    pygate_view *view;
+    pygate_pool *pool;
+    pygate_interp_pool *ipool;  /* interpreter-pool runs */
+    PyObject *obj;              /* ROLE_DECREF: it owns refs references */
+    long refs;
+    long done;
+    int end_rc;
+    int bad;
+    _Atomic int reached_end;
+} pool_worker;
+
+static int
+tiny_job(void *arg)
+{
+    (void)arg;
+    PyObject *r = PyLong_FromLong(7);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
+/* A job's end: it ran (and returned 0) or was cancelled. */
+static int
+wait_job(pygate_job *job)
+{
+    int result = -1;
+    int rc = pygate_job_wait(job, -1, &result);
+    int ok = (rc == PYGATE_OK && result == 0) || rc == PYGATE_ECANCELLED;
+    return pygate_job_close(job) == PYGATE_OK && ok;
+}
+
+static int
+submit_one(pool_worker *w)
+{
+    pygate_job *job;
+    int rc = w->ipool != NULL
+                 ? pygate_interp_pool_submit(w->ipool, PYGATE_ANY_INTERP,
+                                             tiny_job, NULL, &job)
+                 : pygate_pool_submit(w->pool, tiny_job, NULL, &job);
+    if (rc == PYGATE_OK && !wait_job(job))
+        w->bad = 1;
+    return rc;
+}
+
+static int
+call_one(pool_worker *w)
+{
+    if (w->ipool == NULL) {
+        int result = -1;
+        int rc = pygate_call(w->view, tiny_job, NULL, &result);
+        if (rc == PYGATE_OK && result != 0)
+            w->bad = 1;
+        return rc;
+    }
+    pygate_value args[2] = {{PYGATE_VALUE_INT, 40, 0, NULL, 0},
+                            {PYGATE_VALUE_INT, 2, 0, NULL, 0}};
+    pygate_value r;
+    int rc = pygate_interp_pool_call(w->ipool, PYGATE_ANY_INTERP, "operator",
+                                     "add", args, 2, &r);
+    if (rc == PYGATE_OK && !(r.kind == PYGATE_VALUE_INT && r.integer == 42))
+        w->bad = 1;
+    return rc;
+}
+
+static void *
+pool_worker_main(void *arg)
+{
+    pool_worker *w = (pool_worker *)arg;
+    int rc = PYGATE_OK;
+    while (rc == PYGATE_OK && !w->bad) {
+        if (w->role == ROLE_SUBMIT)
+            rc = submit_one(w);
+        else if (w->role == ROLE_CALL)
+            rc = call_one(w);
+        else if (w->refs == w->done)
+            break;   /* every reference given away */
+        else
+            rc = pygate_decref(w->view, w->obj);
+        w->done += rc == PYGATE_OK;
+    }
+    w->end_rc = rc;
+    /* A pool refuses with EFINALIZING once its interpreter shuts down;
+     * entries and decrefs say EGONE once it is gone; a value call whose
+     * job the shutdown cancelled says ECANCELLED. */
+    if (rc != PYGATE_OK && rc != PYGATE_EFINALIZING && rc != PYGATE_EGONE
+            && !(rc == PYGATE_ECANCELLED && w->ipool != NULL))
+        w->bad = 1;
+    atomic_store(&w->reached_end, 1);
+    return NULL;
+}
+
+/* Starts n pool workers (attached: ROLE_DECREF's references are taken
+ * here); detaches for them. */
+static void
+start_pool_workers(pool_worker *ws, int n, pygate_view *view,
+                   pygate_pool *pool, pygate_interp_pool *ipool,
+                   PyObject *obj)
+{
+    for (int i = 0; i < n; i++) {
+        ws[i] = (pool_worker){0};
+        ws[i].role = ipool != NULL ? i % ROLE_DECREF : i % NROLES;
+        ws[i].view = view;
+        ws[i].pool = pool;
+        ws[i].ipool = ipool;
+        if (ws[i].role == ROLE_DECREF) {
+            ws[i].obj = obj;
+            ws[i].refs = 100000;
+            for (long k = 0; k < ws[i].refs; k++)
+                Py_INCREF(obj);
+        }
+    }
+    PyThreadState *ts = PyEval_SaveThread();
+    for (int i = 0; i < n; i++)
+        CHECK(pthread_create(&ws[i].th, NULL, pool_worker_main, &ws[i])
+              == 0);
+    PyEval_RestoreThread(ts);
+}
+
+static void
+join_pool_workers(pool_worker *ws, int n)
+{
+    for (int i = 0; i < n; i++) {
+        CHECK(pthread_join(ws[i].th, NULL) == 0);
+        CHECK(atomic_load(&ws[i].reached_end));
+        if (ws[i].bad)
+            fprintf(stderr, "pool worker %d (role %d): end code %s after"
+                    " %ld\n", i, ws[i].role,
+                    pygate_err_name(ws[i].end_rc), ws[i].done);
+        CHECK(!ws[i].bad);
+        atomic_fetch_add(&shared->calls, ws[i].done);
+        atomic_fetch_add(ws[i].end_rc == PYGATE_EGONE ? &shared->ended_gone
+                                                     : &shared->ended_finalizing,
+                         1);
+    }
+}
+
+/* Nothing silently dropped: every job ran or was cancelled. */
+static void
+check_pool_counts(pygate_pool *pool, pygate_interp_pool *ipool)
+{
+    uint64_t s = 0, c = 0, x = 0;
+    if (ipool != NULL)
+        CHECK_OK(pygate_interp_pool_counts(ipool, &s, &c, &x));
+    else
+        CHECK_OK(pygate_pool_counts(pool, &s, &c, &x));
+    if (s != c + x)
+        fprintf(stderr, "submitted %llu, completed %llu, cancelled %llu\n",
+                (unsigned long long)s, (unsigned long long)c,
+                (unsigned long long)x);
+    CHECK(s == c + x);
+}
+
+static pygate_pool_options
+random_pool_options(unsigned *seed)
+{
+    pygate_pool_options o = {1 + rand_r(seed) % 3, 1 + rand_r(seed) % 64, 0,
+                             (int)(rand_r(seed) % 2)};
+    return o;
+}
+
+static void
+pool_finalize_run(int n, unsigned seed)
+{
+    harness_python py = harness_start();
+    pygate_pool_options o = random_pool_options(&seed);
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    PyEval_RestoreThread(py.main_ts);
+    PyObject *obj = PyList_New(0);
+    pool_worker ws[MAX_THREADS];
+    start_pool_workers(ws, n, py.view, pool, NULL, obj);
+    Py_DECREF(obj);
+    PyEval_SaveThread();
+    usleep(rand_r(&seed) % MAX_DELAY_US);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    join_pool_workers(ws, n);
+    check_pool_counts(pool, NULL);
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK_OK(pygate_view_close(py.view));
+}
+
+static void
+pool_subinterp_run(int n, unsigned seed)
+{
+    harness_python py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    PyThreadState *sub_ts = Py_NewInterpreter();
+    CHECK(sub_ts != NULL);
+    pygate_view *sub_view;
+    CHECK_OK(pygate_view_from_current(&sub_view));
+    pygate_pool_options o = random_pool_options(&seed);
+    pygate_pool *pool;
+    CHECK_OK(pygate_pool_open(sub_view, &o, &pool));
+    PyObject *obj = PyList_New(0);
+    pool_worker ws[MAX_THREADS];
+    start_pool_workers(ws, n, sub_view, pool, NULL, obj);
+    Py_DECREF(obj);
+    PyEval_SaveThread();
+    usleep(rand_r(&seed) % MAX_DELAY_US);
+    PyEval_RestoreThread(sub_ts);
+    Py_EndInterpreter(sub_ts);
+    PyThreadState_Swap(py.main_ts);
+    PyEval_SaveThread();
+    join_pool_workers(ws, n);
+    check_pool_counts(pool, NULL);
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK_OK(pygate_view_close(sub_view));
+    harness_stop(&py);
+}
+
+static void
+interp_pool_finalize_run(int n, unsigned seed)
+{
+    harness_python py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 2,
+                                    .on_close = (int)(rand_r(&seed) % 2)};
+    pygate_interp_pool *ipool;
+    char error[512];
+    int rc = pygate_interp_pool_open(&o, &ipool, error, sizeof error);
+    if (rc != PYGATE_OK)
+        fprintf(stderr, "%s\n", error);
+    CHECK_OK(rc);
+    PyEval_RestoreThread(py.main_ts);
+    pool_worker ws[MAX_THREADS];
+    start_pool_workers(ws, n, py.view, NULL, ipool, NULL);
+    PyEval_SaveThread();
+    usleep(rand_r(&seed) % MAX_DELAY_US);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    join_pool_workers(ws, n);
+    check_pool_counts(NULL, ipool);
+    CHECK_OK(pygate_interp_pool_close(ipool));
+    CHECK_OK(pygate_view_close(py.view));
+}
+
 /* ---- the driver (in the parent, which never starts Python) -------------- */
 
 typedef struct tally {
@@ -334,6 +580,14 @@ static void subinterp_1(void) { drive("end_interpreter", subinterp_run, 1); }
 static void subinterp_4(void) { drive("end_interpreter", subinterp_run, 4); }
 static void subinterp_16(void) { drive("end_interpreter", subinterp_run, 16); }
 
+static void pool_finalize_1(void) { drive("pool_finalize", pool_finalize_run, 1); }
+static void pool_finalize_4(void) { drive("pool_finalize", pool_finalize_run, 4); }
+static void pool_finalize_16(void) { drive("pool_finalize", pool_finalize_run, 16); }
+static void pool_subinterp_4(void) { drive("pool_end_interpreter", pool_subinterp_run, 4); }
+static void interp_pool_1(void) { drive("interp_pool_finalize", interp_pool_finalize_run, 1); }
+static void interp_pool_4(void) { drive("interp_pool_finalize", interp_pool_finalize_run, 4); }
+static void interp_pool_16(void) { drive("interp_pool_finalize", interp_pool_finalize_run, 16); }
+
 static void
 pep788_finalize_1(void)
 {
@@ -390,6 +644,13 @@ static const scenario scenarios[] = {
     {"pep788_subinterp_4", pep788_subinterp_4},
     {"shared_guards_finalize_16", shared_guards_finalize_16},
     {"shared_guards_subinterp_4", shared_guards_subinterp_4},
+    {"pool_finalize_1", pool_finalize_1},
+    {"pool_finalize_4", pool_finalize_4},
+    {"pool_finalize_16", pool_finalize_16},
+    {"pool_subinterp_4", pool_subinterp_4},
+    {"interp_pool_finalize_1", interp_pool_1},
+    {"interp_pool_finalize_4", interp_pool_4},
+    {"interp_pool_finalize_16", interp_pool_16},
     {NULL, NULL}
 };
 

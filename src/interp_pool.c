@@ -1,0 +1,590 @@
+/*
+ * interp_pool.c - interpreter pools: K sub-interpreters that pygate makes,
+ * each with a worker pool (pool.c) of its own, so that Python code runs in
+ * parallel from 3.12 on (each interpreter has its own GIL, PEP 684).
+ *
+ * Making: on a thread of its own (so the caller's thread states and
+ * gilstate slot are never involved), attached to the main interpreter
+ * through a pygate entry (whose guard holds the main interpreter back from
+ * finalizing meanwhile), pygate makes each interpreter, takes a view of it,
+ * runs the user's init in it, and keeps the interpreter's first state,
+ * detached; the workers make their own.  All or nothing: a failure ends
+ * those made.
+ *
+ * Ending (close, or the main interpreter's shutdown): each member's pool is
+ * closed first (its workers exit, deleting their states), then the
+ * interpreter is ended on the closing thread with its first state, the
+ * only one left, as Py_EndInterpreter requires.
+ *
+ * The pool listens to the main interpreter's shutdown (lifecycle.c), so
+ * Py_FinalizeEx never finds a sub-interpreter of the pool still alive.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_INTERPRETERS 256
+
+typedef struct member {
+    PyInterpreterState *interp;  /* compared only, once ended */
+    PyThreadState *first;        /* its first state; NULL once ended */
+    pygate_view *view;
+    pygate_pool *pool;           /* a dead handle once closed */
+    uint64_t counts[3];          /* final, once closed (pool.c) */
+} member;
+
+typedef struct interp_pool {
+    uintptr_t handle;
+    unsigned n;
+    member *members;
+    int parallel;                /* own GILs */
+    pygate_pool_options pool_options;
+    pthread_mutex_t lock;
+    int accepting;               /* under lock */
+    int refused;                 /* why not: ECLOSED or EFINALIZING */
+    int ended;                   /* members ended (under lock) */
+    int ending;                  /* a thread is ending them (under lock) */
+    pthread_cond_t ended_cond;
+    int refs;                    /* the handle's, the listener's (lock) */
+    _Atomic unsigned next;       /* where PYGATE_ANY_INTERP looks first */
+    pygate_view *main_view;      /* to enter main, to end members */
+    record *main_rec;            /* holds a reference */
+    record_listener listener;
+} interp_pool;
+
+static void
+set_error(char *error, size_t size, const char *text)
+{
+    if (error != NULL && size > 0)
+        snprintf(error, size, "%s", text);
+}
+
+/* ---- making and ending members ------------------------------------------ */
+
+/* Runs init attached to the new interpreter; its exception becomes the
+ * error text. */
+static int
+run_init(const pygate_interp_pool_options *o, char *error, size_t size)
+{
+    if (o->init == NULL)
+        return PYGATE_OK;
+    int rc = o->init(o->init_arg);
+    if (!PyErr_Occurred()) {
+        if (rc != 0)
+            set_error(error, size, "pygate: the pool's init returned"
+                      " nonzero without raising");
+        return rc != 0 ? PYGATE_EEXCEPTION : PYGATE_OK;
+    }
+    PyObject *exc = PyErr_GetRaisedException();
+    char *text = pygate__format_exception(exc);
+    Py_DECREF(exc);
+    set_error(error, size, text != NULL ? text : "(unformattable)");
+    free(text);
+    return PYGATE_EEXCEPTION;
+}
+
+/* Attached to the main interpreter (main_ts): makes m's interpreter, its
+ * view, runs init there, and comes back to main_ts. */
+static int
+make_member(member *m, int own_gil, const pygate_interp_pool_options *o,
+            PyThreadState *main_ts, char *error, size_t size)
+{
+    const char *why = NULL;
+    PyThreadState *ts = pygate__compat_new_interpreter(own_gil, &why);
+    if (ts == NULL) {
+        set_error(error, size, why);
+        PyErr_Clear();
+        return PYGATE_EPYTHON;
+    }
+    m->interp = PyThreadState_GetInterpreter(ts);
+    int rc = pygate_view_from_current(&m->view);
+    if (rc != PYGATE_OK) {
+        set_error(error, size, "pygate: no view of the new interpreter");
+        PyErr_Clear();
+    } else {
+        rc = run_init(o, error, size);
+    }
+    /* Kept, detached, to end the interpreter with.  Deleting it and
+     * making another later is what 3.12.1 cannot do: an interpreter's
+     * first state is part of it, and reusing it aborts ("thread state
+     * already initialized", Python/pystate.c). */
+    m->first = PyEval_SaveThread();
+    PyEval_RestoreThread(main_ts);
+    return rc;
+}
+
+/* Attached to the main interpreter (main_ts): ends m's interpreter on its
+ * first state (its pool is closed: no other state is left), and comes
+ * back to main_ts.  Up to 3.11 Py_EndInterpreter leaves the (shared) GIL
+ * held with no state current; from 3.12 on it releases the interpreter's
+ * GIL and PyThreadState_Swap takes main's: either way the swap back makes
+ * main_ts attached again, as CPython's interpreters module does. */
+static void
+end_member(member *m, PyThreadState *main_ts)
+{
+    if (m->first == NULL)
+        return;
+    PyEval_SaveThread();
+    PyEval_RestoreThread(m->first);
+    /* The interpreter's threading module was imported on the thread that
+     * made it, not this one (compat.h says why that would hang). */
+    if (pygate__compat_finish_main_thread_object() < 0)
+        PyErr_WriteUnraisable(NULL);
+    Py_EndInterpreter(m->first);
+    m->first = NULL;
+    PyThreadState_Swap(main_ts);
+}
+
+/* ---- the pool's state ---------------------------------------------------- */
+
+static void
+ipool_free(interp_pool *ip)
+{
+    for (unsigned i = 0; i < ip->n; i++)
+        if (ip->members[i].view != NULL)
+            pygate_view_close(ip->members[i].view);
+    if (ip->main_view != NULL)
+        pygate_view_close(ip->main_view);
+    if (ip->main_rec != NULL)
+        pygate__record_unref(ip->main_rec);
+    pthread_mutex_destroy(&ip->lock);
+    pthread_cond_destroy(&ip->ended_cond);
+    free(ip->members);
+    free(ip);
+}
+
+static void
+ipool_unref(interp_pool *ip)
+{
+    pthread_mutex_lock(&ip->lock);
+    int last = --ip->refs == 0;
+    pthread_mutex_unlock(&ip->lock);
+    if (last)
+        ipool_free(ip);
+}
+
+/* Under ip->lock: stops accepting (with `refused`); returns 1 when the
+ * caller is to end the members, 0 when another thread does or did. */
+static int
+stop_accepting_locked(interp_pool *ip, int refused)
+{
+    if (ip->accepting) {
+        ip->accepting = 0;
+        ip->refused = refused;
+    }
+    if (ip->ending || ip->ended)
+        return 0;
+    ip->ending = 1;
+    return 1;
+}
+
+/* Stops accepting (with `refused`), closes every member's pool and ends
+ * every interpreter, in order.  Attached to the main interpreter
+ * (main_ts); main_ts NULL (it cannot be entered any more) only waits for
+ * the thread that ends them.  Idempotent: a second caller waits for the
+ * first. */
+static void
+end_members(interp_pool *ip, int refused, PyThreadState *main_ts)
+{
+    pthread_mutex_lock(&ip->lock);
+    int mine = stop_accepting_locked(ip, refused) && main_ts != NULL;
+    pthread_mutex_unlock(&ip->lock);
+    if (!mine) {
+        PyThreadState *attached = pygate__release_if_attached();
+        pthread_mutex_lock(&ip->lock);
+        while (!ip->ended)
+            pthread_cond_wait(&ip->ended_cond, &ip->lock);
+        pthread_mutex_unlock(&ip->lock);
+        pygate__reattach(attached);
+        return;
+    }
+    for (unsigned i = 0; i < ip->n; i++) {
+        member *m = &ip->members[i];
+        uint64_t counts[3] = {0, 0, 0};
+        if (m->pool != NULL)
+            pygate__pool_close_counting(m->pool, counts);   /* GIL released */
+        pthread_mutex_lock(&ip->lock);
+        memcpy(m->counts, counts, sizeof counts);
+        pthread_mutex_unlock(&ip->lock);
+        end_member(m, main_ts);
+    }
+    pthread_mutex_lock(&ip->lock);
+    ip->ended = 1;
+    pthread_cond_broadcast(&ip->ended_cond);
+    pthread_mutex_unlock(&ip->lock);
+}
+
+/* end_members() from any thread: enters the main interpreter for it. */
+static void
+end_members_entering(interp_pool *ip, int refused)
+{
+    pygate_token tok;
+    if (pygate_enter(ip->main_view, &tok) != PYGATE_OK) {
+        /* Main is shutting down: its hook calls on_main_shutdown. */
+        end_members(ip, refused, NULL);
+        return;
+    }
+    end_members(ip, refused, PyThreadState_Get());
+    pygate_leave(tok);
+}
+
+/* The main interpreter's shutdown hook calls this (lifecycle.c) on the
+ * finalizing thread, attached, before pygate's gate closes. */
+static void
+on_main_shutdown(void *arg)
+{
+    interp_pool *ip = (interp_pool *)arg;
+    end_members(ip, PYGATE_EFINALIZING, PyThreadState_Get());
+    ipool_unref(ip);   /* the listener's */
+}
+
+/* ---- opening -------------------------------------------------------------- */
+
+typedef struct maker {
+    interp_pool *ip;
+    const pygate_interp_pool_options *options;
+    char *error;
+    size_t error_size;
+    int rc;
+} maker;
+
+/* On a thread of its own: makes every member, attached to the main
+ * interpreter meanwhile (the entry's guard holds it back from finalizing). */
+static void *
+make_members(void *arg)
+{
+    maker *mk = (maker *)arg;
+    interp_pool *ip = mk->ip;
+    pygate_token tok;
+    mk->rc = pygate_enter(ip->main_view, &tok);
+    if (mk->rc != PYGATE_OK) {
+        set_error(mk->error, mk->error_size, pygate_strerror(mk->rc));
+        return NULL;
+    }
+    PyThreadState *main_ts = PyThreadState_Get();
+    for (unsigned i = 0; i < ip->n && mk->rc == PYGATE_OK; i++)
+        mk->rc = make_member(&ip->members[i], ip->parallel, mk->options,
+                             main_ts, mk->error, mk->error_size);
+    pygate_leave(tok);
+    /* This thread's state of the main interpreter goes with the thread. */
+    return NULL;
+}
+
+static int
+run_maker(maker *mk)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, make_members, mk) != 0) {
+        set_error(mk->error, mk->error_size, "pygate: no thread to make"
+                  " the interpreters on");
+        return PYGATE_ENOMEM;
+    }
+    pthread_join(th, NULL);
+    return mk->rc;
+}
+
+static int
+open_member_pools(interp_pool *ip, char *error, size_t size)
+{
+    for (unsigned i = 0; i < ip->n; i++) {
+        int rc = pygate_pool_open(ip->members[i].view, &ip->pool_options,
+                                  &ip->members[i].pool);
+        if (rc != PYGATE_OK) {
+            set_error(error, size, pygate_strerror(rc));
+            return rc;
+        }
+    }
+    return PYGATE_OK;
+}
+
+static int
+ipool_options_valid(const pygate_interp_pool_options *o)
+{
+    pygate_pool_options per = {o->workers, o->batch, o->hold_seconds,
+                               o->on_close};
+    return o->interpreters <= MAX_INTERPRETERS && o->workers <= 1024
+           && pygate__pool_options_valid(&per);
+}
+
+static interp_pool *
+ipool_new(const pygate_interp_pool_options *o)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = o->interpreters != 0 ? o->interpreters
+                 : cpus > 0 && cpus <= MAX_INTERPRETERS ? (unsigned)cpus
+                 : cpus > 0 ? MAX_INTERPRETERS : 1;
+    interp_pool *ip = (interp_pool *)calloc(1, sizeof *ip);
+    if (ip == NULL)
+        return NULL;
+    ip->members = (member *)calloc(n, sizeof(member));
+    if (ip->members == NULL) {
+        free(ip);
+        return NULL;
+    }
+    ip->n = n;
+    ip->parallel = COMPAT_HAS_OWN_GIL && !o->shared_gil;
+    ip->pool_options = (pygate_pool_options){o->workers != 0 ? o->workers : 1,
+                                             o->batch, o->hold_seconds,
+                                             o->on_close};
+    ip->accepting = 1;
+    ip->refs = 1;   /* the handle's */
+    pthread_mutex_init(&ip->lock, NULL);
+    pthread_cond_init(&ip->ended_cond, NULL);
+    return ip;
+}
+
+/* Makes the members and their pools, and listens to the main
+ * interpreter's shutdown.  Nothing attached. */
+static int
+ipool_start(interp_pool *ip, const pygate_interp_pool_options *o,
+            char *error, size_t size)
+{
+    maker mk = {ip, o, error, size, PYGATE_OK};
+    int rc = run_maker(&mk);
+    if (rc == PYGATE_OK)
+        rc = open_member_pools(ip, error, size);
+    if (rc != PYGATE_OK)
+        return rc;
+    ip->main_rec = pygate__view_record(ip->main_view);
+    pygate__record_ref(ip->main_rec);
+    ip->listener.fn = on_main_shutdown;
+    ip->listener.arg = ip;
+    rc = pygate__record_listen(ip->main_rec, &ip->listener);
+    if (rc != PYGATE_OK) {
+        set_error(error, size, pygate_strerror(rc));
+        return rc;
+    }
+    ip->refs++;   /* the listener's */
+    return PYGATE_OK;
+}
+
+int
+pygate__impl_interp_pool_open(const pygate_interp_pool_options *options,
+                              pygate_interp_pool **out, char *error,
+                              size_t error_size)
+{
+    static const pygate_interp_pool_options defaults = {0};
+    const pygate_interp_pool_options *o = options != NULL ? options
+                                                          : &defaults;
+    set_error(error, error_size, "");
+    if (out == NULL || !ipool_options_valid(o)) {
+        set_error(error, error_size, "pygate: out NULL, or an option out"
+                  " of range");
+        return PYGATE_EINVAL;
+    }
+    interp_pool *ip = ipool_new(o);
+    handle_slot *slot = NULL;
+    int rc = ip == NULL ? PYGATE_ENOMEM
+                        : pygate_view_from_main(&ip->main_view);
+    if (rc == PYGATE_OK && (ip->handle = pygate__handle_new(
+                                HANDLE_INTERP_POOL, &slot)) == 0)
+        rc = PYGATE_ENOMEM;
+    if (rc != PYGATE_OK) {
+        if (ip != NULL)
+            ipool_free(ip);
+        set_error(error, error_size, pygate_strerror(rc));
+        return rc;
+    }
+    /* The maker thread needs the GIL the caller may hold. */
+    PyThreadState *attached = pygate__release_if_attached();
+    rc = ipool_start(ip, o, error, error_size);
+    pygate__reattach(attached);
+    if (rc != PYGATE_OK) {
+        end_members_entering(ip, PYGATE_ECLOSED);
+        pygate__handle_close(ip->handle, HANDLE_INTERP_POOL);
+        ipool_unref(ip);
+        return rc;
+    }
+    slot->object = ip;
+    *out = (pygate_interp_pool *)ip->handle;
+    return PYGATE_OK;
+}
+
+/* ---- the rest of the API --------------------------------------------------- */
+
+/* The pool of a live handle, under a use bracket (see pool.c's pool_use). */
+static interp_pool *
+ipool_use(pygate_interp_pool *handle, handle_slot **slot)
+{
+    *slot = pygate__handle_use((uintptr_t)handle, HANDLE_INTERP_POOL);
+    if (*slot != NULL && (*slot)->object == NULL) {
+        pygate__handle_unuse(*slot);
+        *slot = NULL;
+    }
+    return *slot != NULL ? (interp_pool *)(*slot)->object : NULL;
+}
+
+/* Whether the calling thread is attached to one of ip's interpreters. */
+static int
+attached_inside(interp_pool *ip)
+{
+    PyThreadState *ts = pygate__compat_current_tstate();
+    PyInterpreterState *interp = ts != NULL ? PyThreadState_GetInterpreter(ts)
+                                            : NULL;
+    for (unsigned i = 0; interp != NULL && i < ip->n; i++)
+        if (ip->members[i].interp == interp)
+            return 1;
+    return 0;
+}
+
+int
+pygate__impl_interp_pool_close(pygate_interp_pool *handle)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int inside = attached_inside(ip);
+    pygate__handle_unuse(slot);
+    if (inside)
+        return PYGATE_EBUSY;   /* it would end its own interpreter */
+    if (!pygate__handle_close_drained((uintptr_t)handle, HANDLE_INTERP_POOL))
+        return PYGATE_EINVAL;  /* another thread closed it meanwhile */
+    end_members_entering(ip, PYGATE_ECLOSED);
+    if (pygate__record_unlisten(ip->main_rec, &ip->listener))
+        ipool_unref(ip);   /* the listener's, never called */
+    ipool_unref(ip);       /* the handle's */
+    return PYGATE_OK;
+}
+
+int
+pygate__impl_interp_pool_size(pygate_interp_pool *handle)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int n = (int)ip->n;
+    pygate__handle_unuse(slot);
+    return n;
+}
+
+int
+pygate__impl_interp_pool_parallel(pygate_interp_pool *handle)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int parallel = ip->parallel;
+    pygate__handle_unuse(slot);
+    return parallel;
+}
+
+/* Under a use bracket: whether ip accepts, else why not in *refused. */
+static int
+ipool_accepting(interp_pool *ip, int *refused)
+{
+    pthread_mutex_lock(&ip->lock);
+    int yes = ip->accepting;
+    *refused = ip->refused;
+    pthread_mutex_unlock(&ip->lock);
+    return yes;
+}
+
+int
+pygate__impl_interp_pool_view(pygate_interp_pool *handle, int index,
+                              pygate_view **out)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int rc = PYGATE_EINVAL;
+    if (out != NULL && index >= 0 && (unsigned)index < ip->n)
+        rc = ipool_accepting(ip, &rc) ? pygate__view_new_for(
+                 pygate__view_record(ip->members[index].view), out)
+                                : rc;
+    pygate__handle_unuse(slot);
+    return rc;
+}
+
+/* The member with the fewest jobs queued or running, looking from a
+ * rotating start so that ties spread. */
+static unsigned
+least_busy(interp_pool *ip)
+{
+    unsigned start = atomic_fetch_add_explicit(&ip->next, 1,
+                                               memory_order_relaxed);
+    unsigned best = start % ip->n;
+    uint64_t best_load = UINT64_MAX;
+    for (unsigned k = 0; k < ip->n && best_load != 0; k++) {
+        unsigned i = (start + k) % ip->n;
+        uint64_t s = 0, c = 0, x = 0;
+        if (pygate_pool_counts(ip->members[i].pool, &s, &c, &x) != PYGATE_OK)
+            continue;
+        if (s - c - x < best_load) {
+            best_load = s - c - x;
+            best = i;
+        }
+    }
+    return best;
+}
+
+static int
+ipool_submit_to(interp_pool *ip, int index, pygate_job_fn fn, void *arg,
+          pygate_job **job)
+{
+    int refused;
+    if (fn == NULL || index < PYGATE_ANY_INTERP || index >= (int)ip->n)
+        return PYGATE_EINVAL;
+    if (!ipool_accepting(ip, &refused))
+        return refused;
+    unsigned i = index >= 0 ? (unsigned)index : least_busy(ip);
+    int rc = pygate_pool_submit(ip->members[i].pool, fn, arg, job);
+    /* The member's pool closed meanwhile: say why. */
+    if ((rc == PYGATE_EINVAL || rc == PYGATE_ECLOSED)
+            && !ipool_accepting(ip, &refused))
+        return refused;
+    return rc;
+}
+
+int
+pygate__impl_interp_pool_submit(pygate_interp_pool *handle, int index,
+                                pygate_job_fn fn, void *arg, pygate_job **job)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int rc = ipool_submit_to(ip, index, fn, arg, job);
+    pygate__handle_unuse(slot);
+    return rc;
+}
+
+int
+pygate__impl_interp_pool_counts(pygate_interp_pool *handle,
+                                uint64_t *submitted, uint64_t *completed,
+                                uint64_t *cancelled)
+{
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    uint64_t sum[3] = {0, 0, 0};
+    for (unsigned i = 0; i < ip->n; i++) {
+        uint64_t c[3] = {0, 0, 0};
+        if (pygate_pool_counts(ip->members[i].pool, &c[0], &c[1], &c[2])
+                != PYGATE_OK) {
+            /* Closed: its final counts (0 for the moment between its
+             * close and their copy, while the pool closes). */
+            pthread_mutex_lock(&ip->lock);
+            memcpy(c, ip->members[i].counts, sizeof c);
+            pthread_mutex_unlock(&ip->lock);
+        }
+        for (int k = 0; k < 3; k++)
+            sum[k] += c[k];
+    }
+    pygate__handle_unuse(slot);
+    if (submitted != NULL)
+        *submitted = sum[0];
+    if (completed != NULL)
+        *completed = sum[1];
+    if (cancelled != NULL)
+        *cancelled = sum[2];
+    return PYGATE_OK;
+}

@@ -1,0 +1,594 @@
+/*
+ * test_interp_pool.c - interpreter pools: sub-interpreters made by pygate,
+ * jobs routed to them, Python in parallel (3.12+), init failures, modules
+ * that refuse sub-interpreters, values across interpreters, closing and
+ * the main interpreter's finalization with a pool open.
+ */
+#include "harness.h"
+
+#include <limits.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define SKIP 77   /* ctest SKIP_RETURN_CODE */
+
+static harness_python py;
+
+/* Interpreters alive in the process.  Any thread (the list is read under
+ * CPython's own lock by PyInterpreterState_Next's callers; here the pools
+ * are idle). */
+static int
+count_interpreters(void)
+{
+    int n = 0;
+    for (PyInterpreterState *i = PyInterpreterState_Head(); i != NULL;
+         i = PyInterpreterState_Next(i))
+        n++;
+    return n;
+}
+
+static int
+interp_id(void *arg)
+{
+    (void)arg;
+    return (int)PyInterpreterState_GetID(PyThreadState_Get()->interp);
+}
+
+/* ---- routing and state ------------------------------------------------- */
+
+/* __main__.hits counts the jobs an interpreter ran. */
+static int
+set_up_hits(void *arg)
+{
+    (void)arg;
+    exec_ok("hits = 0\n");
+    return 0;
+}
+
+static int
+hit(void *arg)
+{
+    (void)arg;
+    exec_ok("hits += 1\n");
+    return (int)eval_long("hits");
+}
+
+static int
+read_hits(void *arg)
+{
+    (void)arg;
+    return (int)eval_long("hits");
+}
+
+static int
+run_and_wait(pygate_interp_pool *pool, int index, pygate_job_fn fn)
+{
+    pygate_job *job;
+    int result = -1;
+    CHECK_OK(pygate_interp_pool_submit(pool, index, fn, NULL, &job));
+    CHECK_OK(pygate_job_wait(job, -1, &result));
+    CHECK_OK(pygate_job_close(job));
+    return result;
+}
+
+static void
+jobs_go_where_sent(void)
+{
+    py = harness_start();
+    int before = count_interpreters();
+    pygate_interp_pool_options o = {.interpreters = 3, .init = set_up_hits};
+    pygate_interp_pool *pool;
+    char error[256];
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, error, sizeof error));
+    CHECK(pygate_interp_pool_size(pool) == 3);
+    CHECK(count_interpreters() == before + 3);
+    /* Each index is its own interpreter, the one its view names. */
+    int64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        pygate_view *v;
+        CHECK_OK(pygate_interp_pool_view(pool, i, &v));
+        ids[i] = pygate_view_id(v);
+        CHECK(ids[i] > 0 && run_and_wait(pool, i, interp_id) == ids[i]);
+        for (int k = 0; k < i; k++)
+            CHECK(ids[k] != ids[i]);
+        CHECK_OK(pygate_view_close(v));
+    }
+    /* State stays in its interpreter: 1, 2, 3 jobs to index 0, 1, 2. */
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k <= i; k++)
+            CHECK(run_and_wait(pool, i, hit) == k + 1);
+    for (int i = 0; i < 3; i++)
+        CHECK(run_and_wait(pool, i, read_hits) == i + 1);
+    /* Any interpreter: spread over all of them when they are idle. */
+    int seen[3] = {0, 0, 0};
+    for (int k = 0; k < 30; k++) {
+        int id = run_and_wait(pool, PYGATE_ANY_INTERP, interp_id);
+        for (int i = 0; i < 3; i++)
+            seen[i] += id == ids[i];
+    }
+    CHECK(seen[0] > 0 && seen[1] > 0 && seen[2] > 0
+          && seen[0] + seen[1] + seen[2] == 30);
+    uint64_t s, c, x;
+    CHECK_OK(pygate_interp_pool_counts(pool, &s, &c, &x));
+    CHECK(s == 3 + 6 + 3 + 30 && c == s && x == 0);
+    CHECK_OK(pygate_interp_pool_close(pool));
+    CHECK(count_interpreters() == before);
+    harness_stop(&py);
+}
+
+/* ---- parallelism -------------------------------------------------------- */
+
+/* Two jobs, each in its own interpreter, run Python loops that call
+ * tick(me): it counts this side's ticks and how often the other side's
+ * count moved between two of this side's ticks (an overlap).  With one GIL
+ * the other side only moves at a GIL switch (every 5 ms); running in
+ * parallel it moves between most pairs, whenever the OS runs both sides at
+ * once (on a loaded machine, only part of the time). */
+static _Atomic long ticks[2];
+static _Atomic long overlaps[2];
+static _Atomic int started;
+static long stop_at_ticks, stop_at_overlaps;
+static double deadline;
+
+static PyObject *
+tick(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int me = (int)PyLong_AsLong(arg);
+    static __thread long last_other = -1;
+    long other = atomic_load(&ticks[1 - me]);
+    if (last_other >= 0 && other != last_other)
+        atomic_fetch_add(&overlaps[me], 1);
+    last_other = other;
+    long mine = atomic_fetch_add(&ticks[me], 1) + 1;
+    return PyBool_FromLong(mine < stop_at_ticks && other < stop_at_ticks
+                           && atomic_load(&overlaps[0]) < stop_at_overlaps
+                           && now_seconds() < deadline);
+}
+
+static PyMethodDef tick_def = {"tick", tick, METH_O, NULL};
+
+static int
+spin_ticking(void *arg)
+{
+    int me = (int)(intptr_t)arg;
+    PyObject *fn = PyCFunction_New(&tick_def, NULL);
+    CHECK(fn != NULL);
+    PyObject *main = PyImport_AddModule("__main__");
+    CHECK(PyModule_AddObject(main, "tick", fn) == 0);
+    atomic_fetch_add(&started, 1);
+    Py_BEGIN_ALLOW_THREADS   /* a shared GIL: the other job needs it */
+    while (atomic_load(&started) < 2)
+        sched_yield();   /* both jobs running before either ticks */
+    Py_END_ALLOW_THREADS
+    char code[96];
+    snprintf(code, sizeof code, "while tick(%d):\n    pass\n", me);
+    exec_ok(code);
+    return 0;
+}
+
+/* Runs the two sides until one has ticked `max_ticks` times, side 0 has
+ * seen `max_overlaps` overlaps, or 60 s passed; returns side 0's overlaps
+ * and the seconds it took. */
+static long
+overlaps_seen(int shared_gil, long max_ticks, long max_overlaps,
+              double *seconds)
+{
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&ticks[i], 0);
+        atomic_store(&overlaps[i], 0);
+    }
+    atomic_store(&started, 0);
+    stop_at_ticks = max_ticks;
+    stop_at_overlaps = max_overlaps;
+    pygate_interp_pool_options o = {.interpreters = 2,
+                                    .shared_gil = shared_gil};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    CHECK(pygate_interp_pool_parallel(pool) == !shared_gil);
+    double start = now_seconds();
+    deadline = start + 60;
+    pygate_job *jobs[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(pygate_interp_pool_submit(pool, i, spin_ticking,
+                                           (void *)(intptr_t)i, &jobs[i]));
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(pygate_job_wait(jobs[i], -1, NULL));
+        CHECK_OK(pygate_job_close(jobs[i]));
+    }
+    *seconds = now_seconds() - start;
+    CHECK_OK(pygate_interp_pool_close(pool));
+    long seen = atomic_load(&overlaps[0]);
+    printf("shared_gil=%d: in %.2f s side 0 ticked %ld times, side 1 moved"
+           " between %ld of them\n", shared_gil, *seconds,
+           atomic_load(&ticks[0]), seen);
+    return seen;
+}
+
+static void
+python_runs_in_parallel(void)
+{
+    if (PY_VERSION_HEX < 0x030C0000) {
+        puts("skipped: interpreters have a GIL of their own from CPython"
+             " 3.12");
+        exit(SKIP);
+    }
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        puts("skipped: one CPU cannot run two interpreters at once");
+        exit(SKIP);
+    }
+    py = harness_start();
+    /* The control: with one GIL, at most one overlap per GIL switch
+     * (CPython's 5 ms interval; twice that for slack). */
+    double seconds;
+    long shared = overlaps_seen(1, 200000, LONG_MAX, &seconds);
+    CHECK(shared <= (long)(seconds / 0.005) * 2 + 10);
+    /* Own GILs: 20,000 overlaps, far more than switches could give. */
+    long own = overlaps_seen(0, LONG_MAX, 20000, &seconds);
+    CHECK(own >= 20000 && own > 10 * ((long)(seconds / 0.005) + 10));
+    harness_stop(&py);
+}
+
+/* ---- init failures and refusing modules -------------------------------- */
+
+static _Atomic int inits;
+
+static int
+fail_second_init(void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&inits, 1) == 1) {
+        PyErr_SetString(PyExc_RuntimeError, "init refuses interpreter 2");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+import_named(void *arg)
+{
+    PyObject *m = PyImport_ImportModule((const char *)arg);
+    Py_XDECREF(m);
+    return m != NULL ? 0 : -1;
+}
+
+static void
+init_failure_leaves_nothing(void)
+{
+    py = harness_start();
+    int before = count_interpreters();
+    pygate_interp_pool_options o = {.interpreters = 3,
+                                    .init = fail_second_init};
+    pygate_interp_pool *pool = NULL;
+    char error[1024];
+    CHECK_RC(pygate_interp_pool_open(&o, &pool, error, sizeof error),
+             PYGATE_EEXCEPTION);
+    CHECK(strstr(error, "RuntimeError: init refuses interpreter 2") != NULL);
+    CHECK(pool == NULL && count_interpreters() == before);
+    CHECK(atomic_load(&inits) == 2);
+    /* A module that does not exist, named in the error. */
+    o.init = import_named;
+    o.init_arg = (void *)"pygate_no_such_module";
+    CHECK_RC(pygate_interp_pool_open(&o, &pool, error, sizeof error),
+             PYGATE_EEXCEPTION);
+    CHECK(strstr(error, "pygate_no_such_module") != NULL);
+    CHECK(count_interpreters() == before);
+    /* And afterwards a pool opens as usual. */
+    o.init = NULL;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, error, sizeof error));
+    CHECK_OK(pygate_interp_pool_close(pool));
+    harness_stop(&py);
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+/* A module that declares it cannot be loaded in sub-interpreters. */
+static PyModuleDef_Slot refusing_slots[] = {
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+    {0, NULL}};
+static PyModuleDef refusing_def = {
+    PyModuleDef_HEAD_INIT, "pygate_test_refuses", NULL, 0, NULL,
+    refusing_slots, NULL, NULL, NULL};
+
+static PyObject *
+init_refusing(void)
+{
+    return PyModuleDef_Init(&refusing_def);
+}
+#endif
+
+static void
+refusing_module_is_named(void)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    puts("skipped: modules declare sub-interpreter support from CPython"
+         " 3.12 (Py_mod_multiple_interpreters)");
+    exit(SKIP);
+#else
+    CHECK(PyImport_AppendInittab("pygate_test_refuses", init_refusing) == 0);
+    py = harness_start();
+    /* The main interpreter loads it. */
+    PyEval_RestoreThread(py.main_ts);
+    exec_ok("import pygate_test_refuses\n");
+    PyEval_SaveThread();
+    pygate_interp_pool_options o = {.interpreters = 2,
+                                    .init = import_named,
+                                    .init_arg = (void *)"pygate_test_refuses"};
+    pygate_interp_pool *pool = NULL;
+    char error[1024];
+    CHECK_RC(pygate_interp_pool_open(&o, &pool, error, sizeof error),
+             PYGATE_EEXCEPTION);
+    printf("init: %s\n", error);
+    CHECK(strstr(error, "ImportError") != NULL
+          && strstr(error, "pygate_test_refuses") != NULL);
+    /* In a job: the exception's text names it too. */
+    o.init = NULL;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, error, sizeof error));
+    pygate_job *job;
+    CHECK_OK(pygate_interp_pool_submit(pool, 1, import_named,
+                                       (void *)"pygate_test_refuses", &job));
+    int result = 0;
+    CHECK_OK(pygate_job_wait(job, -1, &result));
+    const char *text = NULL;
+    CHECK_OK(pygate_job_exception_text(job, &text));
+    CHECK(result == -1 && text != NULL && strstr(text, "ImportError") != NULL
+          && strstr(text, "pygate_test_refuses") != NULL);
+    CHECK_OK(pygate_job_close(job));
+    CHECK_OK(pygate_interp_pool_close(pool));
+    harness_stop(&py);
+#endif
+}
+
+/* ---- values across interpreters ----------------------------------------- */
+
+static pygate_value
+v_int(long long i)
+{
+    pygate_value v = {PYGATE_VALUE_INT, i, 0, NULL, 0};
+    return v;
+}
+
+static pygate_value
+v_data(pygate_value_kind kind, const char *s)
+{
+    pygate_value v = {kind, 0, 0, s, strlen(s)};
+    return v;
+}
+
+static void
+values_cross_interpreters(void)
+{
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 2};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    pygate_value r;
+    pygate_value two[2] = {v_int(40), v_int(2)};
+    CHECK_OK(pygate_interp_pool_call(pool, 0, "operator", "add", two, 2, &r));
+    CHECK(r.kind == PYGATE_VALUE_INT && r.integer == 42);
+    pygate_value strs[2] = {v_data(PYGATE_VALUE_STR, "h\xc3\xa9"),
+                            v_data(PYGATE_VALUE_STR, "llo")};
+    CHECK_OK(pygate_interp_pool_call(pool, PYGATE_ANY_INTERP, "operator",
+                                     "concat", strs, 2, &r));
+    CHECK(r.kind == PYGATE_VALUE_STR && r.size == 6
+          && strcmp(r.data, "h\xc3\xa9llo") == 0);
+    pygate_value_clear(&r);
+    CHECK(r.kind == PYGATE_VALUE_NONE && r.data == NULL);
+    pygate_value raw = {PYGATE_VALUE_BYTES, 0, 0, "\x00\xff", 2};
+    CHECK_OK(pygate_interp_pool_call(pool, 1, "binascii", "hexlify", &raw, 1,
+                                     &r));
+    CHECK(r.kind == PYGATE_VALUE_BYTES && r.size == 4
+          && memcmp(r.data, "00ff", 4) == 0);
+    pygate_value_clear(&r);
+    pygate_value nine = {PYGATE_VALUE_FLOAT, 0, 9.0, NULL, 0};
+    CHECK_OK(pygate_interp_pool_call(pool, 1, "math", "sqrt", &nine, 1, &r));
+    CHECK(r.kind == PYGATE_VALUE_FLOAT && r.number == 3.0);
+    CHECK_OK(pygate_interp_pool_call(pool, 0, "gc", "collect", NULL, 0, &r));
+    CHECK(r.kind == PYGATE_VALUE_INT);
+    pygate_value none = {PYGATE_VALUE_NONE, 0, 0, NULL, 0};
+    CHECK_OK(pygate_interp_pool_call(pool, 0, "builtins", "repr", &none, 1,
+                                     &r));
+    CHECK(r.kind == PYGATE_VALUE_STR && strcmp(r.data, "None") == 0);
+    pygate_value_clear(&r);
+    /* Exceptions come back as text, never lost. */
+    pygate_value minus = {PYGATE_VALUE_FLOAT, 0, -1.0, NULL, 0};
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "math", "sqrt", &minus, 1, &r),
+             PYGATE_EEXCEPTION);
+    CHECK(r.kind == PYGATE_VALUE_ERROR
+          && strstr(r.data, "ValueError") != NULL);
+    pygate_value_clear(&r);
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "builtins", "list", NULL, 0,
+                                     &r), PYGATE_EEXCEPTION);
+    CHECK(r.kind == PYGATE_VALUE_ERROR
+          && strstr(r.data, "builtins.list returned list") != NULL);
+    pygate_value_clear(&r);
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "pygate_no_such", "f", NULL, 0,
+                                     &r), PYGATE_EEXCEPTION);
+    CHECK(strstr(r.data, "ModuleNotFoundError") != NULL);
+    pygate_value_clear(&r);
+    pygate_value bad_utf8 = {PYGATE_VALUE_STR, 0, 0, "\xff", 1};
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "builtins", "len", &bad_utf8,
+                                     1, &r), PYGATE_EEXCEPTION);
+    CHECK(strstr(r.data, "UnicodeDecodeError") != NULL);
+    pygate_value_clear(&r);
+    /* Misuse. */
+    pygate_value odd = {(pygate_value_kind)99, 0, 0, NULL, 0};
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "builtins", "len", &odd, 1, &r),
+             PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_call(pool, 0, NULL, "len", NULL, 0, &r),
+             PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "builtins", "len", NULL, 1,
+                                     &r), PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_call(pool, 2, "builtins", "len", NULL, 0,
+                                     &r), PYGATE_EINVAL);
+    pygate_value_clear(NULL);
+    CHECK_OK(pygate_interp_pool_close(pool));
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "gc", "collect", NULL, 0, &r),
+             PYGATE_EINVAL);
+    harness_stop(&py);
+}
+
+/* ---- closing and finalizing --------------------------------------------- */
+
+static int
+short_sleep(void *arg)
+{
+    (void)arg;
+    exec_ok("import time\ntime.sleep(0.002)\n");
+    return 0;
+}
+
+static void
+close_finishes_or_cancels(void)
+{
+    py = harness_start();
+    for (int mode = PYGATE_POOL_FINISH; mode <= PYGATE_POOL_CANCEL; mode++) {
+        pygate_interp_pool_options o = {.interpreters = 2, .on_close = mode};
+        pygate_interp_pool *pool;
+        CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+        pygate_job *last;
+        for (int i = 0; i < 200; i++)
+            CHECK_OK(pygate_interp_pool_submit(pool, PYGATE_ANY_INTERP,
+                                               short_sleep, NULL,
+                                               i == 199 ? &last : NULL));
+        CHECK_OK(pygate_interp_pool_close(pool));
+        CHECK_RC(pygate_job_wait(last, 0, NULL),
+                 mode == PYGATE_POOL_FINISH ? PYGATE_OK : PYGATE_ECANCELLED);
+        CHECK_OK(pygate_job_close(last));
+        /* The handle is gone; the counts were checked by the waits: */
+        CHECK_RC(pygate_interp_pool_counts(pool, NULL, NULL, NULL),
+                 PYGATE_EINVAL);
+    }
+    harness_stop(&py);
+}
+
+static pygate_interp_pool *own_pool;
+static _Atomic int close_from_job_rc = 1;
+
+static int
+close_own_pool(void *arg)
+{
+    (void)arg;
+    atomic_store(&close_from_job_rc, pygate_interp_pool_close(own_pool));
+    return 0;
+}
+
+static void
+interp_pool_codes(void)
+{
+    py = harness_start();
+    pygate_interp_pool *pool = NULL;
+    pygate_interp_pool_options bad[] = {
+        {.interpreters = 257}, {.workers = 5000}, {.on_close = 7},
+        {.hold_seconds = -1}};
+    char error[128];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_RC(pygate_interp_pool_open(&bad[i], &pool, error, sizeof error),
+                 PYGATE_EINVAL);
+    CHECK(strstr(error, "out of range") != NULL);
+    CHECK_RC(pygate_interp_pool_open(NULL, NULL, NULL, 0), PYGATE_EINVAL);
+    pygate_interp_pool_options one = {.interpreters = 1};
+    CHECK_OK(pygate_interp_pool_open(&one, &own_pool, NULL, 0));
+    CHECK(pygate_interp_pool_parallel(own_pool) == (PY_VERSION_HEX >= 0x030C0000));
+    CHECK_RC(pygate_interp_pool_submit(own_pool, 1, interp_id, NULL, NULL),
+             PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_submit(own_pool, -2, interp_id, NULL, NULL),
+             PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_submit(own_pool, 0, NULL, NULL, NULL),
+             PYGATE_EINVAL);
+    pygate_view *v;
+    CHECK_RC(pygate_interp_pool_view(own_pool, 1, &v), PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_view(own_pool, 0, NULL), PYGATE_EINVAL);
+    CHECK_OK(pygate_interp_pool_view(own_pool, 0, &v));
+    CHECK(run_and_wait(own_pool, 0, close_own_pool) == 0);
+    CHECK_RC(atomic_load(&close_from_job_rc), PYGATE_EBUSY);
+    /* Other kinds of handle are not pools. */
+    CHECK_RC(pygate_interp_pool_close((pygate_interp_pool *)v),
+             PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_size((pygate_interp_pool *)py.view),
+             PYGATE_EINVAL);
+    CHECK_OK(pygate_interp_pool_close(own_pool));
+    CHECK_RC(pygate_interp_pool_close(own_pool), PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_submit(own_pool, 0, interp_id, NULL, NULL),
+             PYGATE_EINVAL);
+    /* The view outlives the interpreter: entering says it is gone. */
+    pygate_token tok;
+    CHECK_RC(pygate_enter(v, &tok), PYGATE_EGONE);
+    CHECK_OK(pygate_view_close(v));
+    harness_stop(&py);
+}
+
+/* Threads submit until refused; the main interpreter finalizes meanwhile,
+ * with the pool still open. */
+typedef struct submitter {
+    pthread_t th;
+    pygate_interp_pool *pool;
+    long accepted;
+    int refused;
+} submitter;
+
+static void *
+submit_until_refused(void *arg)
+{
+    submitter *s = (submitter *)arg;
+    for (;;) {
+        int rc = pygate_interp_pool_submit(s->pool, PYGATE_ANY_INTERP,
+                                           short_sleep, NULL, NULL);
+        if (rc != PYGATE_OK) {
+            s->refused = rc;
+            return NULL;
+        }
+        s->accepted++;
+    }
+}
+
+static void
+main_finalizes_with_pool_open(void)
+{
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 2,
+                                    .on_close = PYGATE_POOL_CANCEL};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    submitter subs[4];
+    for (int i = 0; i < 4; i++) {
+        subs[i] = (submitter){0, pool, 0, 0};
+        CHECK(pthread_create(&subs[i].th, NULL, submit_until_refused,
+                             &subs[i]) == 0);
+    }
+    usleep(100000);
+    CHECK_OK(pygate_view_close(py.view));
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    long accepted = 0;
+    for (int i = 0; i < 4; i++) {
+        CHECK(pthread_join(subs[i].th, NULL) == 0);
+        CHECK_RC(subs[i].refused, PYGATE_EFINALIZING);
+        accepted += subs[i].accepted;
+    }
+    uint64_t s, c, x;
+    CHECK_OK(pygate_interp_pool_counts(pool, &s, &c, &x));
+    printf("accepted %ld: completed %llu, cancelled %llu\n", accepted,
+           (unsigned long long)c, (unsigned long long)x);
+    CHECK(s == (uint64_t)accepted && s == c + x);
+    CHECK_RC(pygate_interp_pool_submit(pool, 0, interp_id, NULL, NULL),
+             PYGATE_EFINALIZING);
+    CHECK_OK(pygate_interp_pool_close(pool));
+}
+
+static const scenario scenarios[] = {
+    {"jobs_go_where_sent", jobs_go_where_sent},
+    {"python_runs_in_parallel", python_runs_in_parallel},
+    {"init_failure_leaves_nothing", init_failure_leaves_nothing},
+    {"refusing_module_is_named", refusing_module_is_named},
+    {"values_cross_interpreters", values_cross_interpreters},
+    {"close_finishes_or_cancels", close_finishes_or_cancels},
+    {"interp_pool_codes", interp_pool_codes},
+    {"main_finalizes_with_pool_open", main_finalizes_with_pool_open},
+    {NULL, NULL}};
+
+int
+main(int argc, char **argv)
+{
+    return run_scenario(argc, argv, scenarios);
+}
