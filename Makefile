@@ -3,17 +3,17 @@
 #   make test   build and run the whole suite on every CPython found
 PYTHON ?= python3
 PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
-DEMO_BUILD := build/demo
+DEMO_BUILD := build/demo/$(notdir $(PYTHON_EXE))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
 .PHONY: all demo test torture bench clean
 
-# The demonstration's three programs only, quietly (the build's output goes
+# The demonstration's four programs only, quietly (the build's output goes
 # to build/demo/build.log and is shown only if the build fails).
 all: $(DEMO_BUILD)/Makefile
 	@cmake --build $(DEMO_BUILD) -j $(JOBS) \
-	  --target json_threads repeated_calls pygate_events \
+	  --target json_threads json_parallel repeated_calls pygate_events \
 	  >$(DEMO_BUILD)/build.log 2>&1 || { cat $(DEMO_BUILD)/build.log; exit 1; }
 
 $(DEMO_BUILD)/Makefile:
@@ -25,6 +25,7 @@ $(DEMO_BUILD)/Makefile:
 
 demo: all
 	@$(DEMO_BUILD)/examples/json_threads 2000
+	@$(DEMO_BUILD)/examples/json_parallel 5000
 	@$(DEMO_BUILD)/examples/repeated_calls 1000000
 	@PYTHONPATH=$(DEMO_BUILD)/examples $(PYTHON_EXE) examples/extension/events_demo.py
 

@@ -91,18 +91,35 @@ pygate__handle_get(uintptr_t handle, handle_kind kind)
     return slot;
 }
 
-int
-pygate__handle_close(uintptr_t handle, handle_kind kind)
+/* Advances the slot's generation, so the handle no longer matches;
+ * returns the slot, or NULL if the handle was not live.  The slot is not
+ * reused until free_slot(). */
+static handle_slot *
+retire(uintptr_t handle, handle_kind kind)
 {
     pthread_mutex_lock(&table_lock);
     handle_slot *slot = pygate__handle_get(handle, kind);
-    if (slot != NULL) {
-        /* The old handle no longer matches from here on. */
+    if (slot != NULL)
         atomic_fetch_add_explicit(&slot->gen, 1, memory_order_seq_cst);
-        slot->next_free = free_head;
-        free_head = (uint32_t)handle >> 3;
-    }
     pthread_mutex_unlock(&table_lock);
+    return slot;
+}
+
+static void
+free_slot(handle_slot *slot, uintptr_t handle)
+{
+    pthread_mutex_lock(&table_lock);
+    slot->next_free = free_head;
+    free_head = (uint32_t)handle >> 3;
+    pthread_mutex_unlock(&table_lock);
+}
+
+int
+pygate__handle_close(uintptr_t handle, handle_kind kind)
+{
+    handle_slot *slot = retire(handle, kind);
+    if (slot != NULL)
+        free_slot(slot, handle);
     return slot != NULL;
 }
 
@@ -131,11 +148,13 @@ pygate__handle_unuse(handle_slot *slot)
 int
 pygate__handle_close_drained(uintptr_t handle, handle_kind kind)
 {
-    handle_slot *slot = pygate__handle_get(handle, kind);
-    if (slot == NULL || !pygate__handle_close(handle, kind))
+    handle_slot *slot = retire(handle, kind);
+    if (slot == NULL)
         return 0;
-    /* A reused slot's new users are waited for too: brackets are short. */
+    /* No new bracket opens on it now; the open ones are short.  Only then
+     * may the slot be reused. */
     while (atomic_load_explicit(&slot->users, memory_order_seq_cst) != 0)
         sched_yield();
+    free_slot(slot, handle);
     return 1;
 }

@@ -329,12 +329,13 @@ typedef enum handle_kind {
  * until it is closed. */
 typedef struct handle_slot {
     _Atomic uint32_t gen;       /* advanced by each close */
-    uint32_t kind;              /* handle_kind */
+    _Atomic uint32_t kind;      /* handle_kind (read by lookups racing a
+                                   reuse; the generation decides) */
     uint32_t next_free;         /* closed slots' list (table lock) */
     unsigned fork_generation;   /* guards: when taken (guard.c) */
     record *rec;                /* views, guards: holds a reference */
     guard_site *site;           /* guards, debug mode: where taken */
-    void *object;               /* pools, jobs: theirs (pool.c) */
+    void *_Atomic object;       /* pools, jobs: theirs (pool.c) */
     _Atomic uint32_t users;     /* pygate__handle_use() brackets open */
 } handle_slot;
 

@@ -29,6 +29,10 @@
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 
+/* A busy worker's pause every hold_seconds (let_waiters_in): longer than a
+ * waiting thread takes to wake up and take the GIL. */
+#define PAUSE_NS 200000L
+
 typedef struct job job;
 typedef struct pool pool;
 
@@ -241,25 +245,47 @@ cancel_queue_locked(pool *p)
     pthread_cond_broadcast(&p->changed);
 }
 
+/* Not attached, between batches: after hold_seconds of running jobs with
+ * no pause (one batch or many), pauses a moment so that a thread waiting
+ * for the GIL gets it.  A worker that leaves and enters again at once
+ * would otherwise keep it: CPython's waiter asks for a switch only after
+ * a whole interval with no GIL hand-off, and each re-entry is one.
+ * Returns the new start of the busy time. */
+static double
+let_waiters_in(pool *p, double busy_since)
+{
+    if (pygate__now() - busy_since < p->hold_seconds)
+        return busy_since;
+    struct timespec pause = {0, PAUSE_NS};
+    nanosleep(&pause, NULL);
+    return pygate__now();
+}
+
 static void *
 worker_main(void *arg)
 {
     pool *p = (pool *)arg;
     /* Without memory for it, entries only cost more. */
     (void)pygate__thread_make_home(p->rec);
+    double busy_since = 0;   /* running jobs without a pause since then */
     pthread_mutex_lock(&p->lock);
     for (;;) {
+        if (p->head == NULL)
+            busy_since = 0;
         while (p->head == NULL && !p->stopping)
             pthread_cond_wait(&p->work, &p->lock);
         if (p->head == NULL)
             break;   /* stopping, and nothing left */
         pthread_mutex_unlock(&p->lock);
+        if (busy_since == 0)
+            busy_since = pygate__now();
         pygate_token tok;
         int rc = pygate_enter(p->view, &tok);
         if (rc == PYGATE_OK) {
             run_batch(p);
             pygate_leave(tok);
         }
+        busy_since = let_waiters_in(p, busy_since);
         pthread_mutex_lock(&p->lock);
         if (rc != PYGATE_OK) {
             /* The interpreter is shutting down or gone: nothing queued
