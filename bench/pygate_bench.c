@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "strategies.h"
 
 #define MAX_REPS 32
@@ -457,19 +458,6 @@ measure_throughput(PyObject *fns[2], const char *workloads[2])
     }
 }
 
-static long
-rss_kib(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL)
-        return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void
 measure_churn(PyObject *fn)
 {
@@ -480,14 +468,14 @@ measure_churn(PyObject *fn)
         const strategy *st = &strategies[s];
         if (st->loop == NULL || !st->churn)
             continue;
-        long before = rss_kib();
+        long before = bench_rss_kib();
         double t0 = bench_now_ns();
         for (long i = 0; i < opt_churn; i++) {
             job j = {st, fn, 1, NULL, 0, 0, 0};
             run_on_new_thread(&j);
         }
         double us = (bench_now_ns() - t0) / 1e3 / (double)opt_churn;
-        long growth = rss_kib() - before;
+        long growth = bench_rss_kib() - before;
         stats t = {us, us, us}, g = {(double)growth, (double)growth,
                                      (double)growth};
         emit("churn_us_per_thread", st->name, "empty", 1, t, "us");
@@ -505,10 +493,10 @@ measure_rss_over_calls(PyObject *fn)
         const strategy *st = &strategies[which[k]];
         job warm = {st, fn, 10000, NULL, 0, 0, 0};
         run_on_new_thread(&warm);
-        long before = rss_kib();
+        long before = bench_rss_kib();
         job j = {st, fn, opt_rss_calls, NULL, 0, 0, 0};
         run_on_new_thread(&j);
-        long growth = rss_kib() - before;
+        long growth = bench_rss_kib() - before;
         stats g = {(double)growth, (double)growth, (double)growth};
         emit("rss_growth_over_calls", st->name, "empty", 1, g, "KiB");
         printf("%-15s %8ld KiB\n", st->name, growth);

@@ -6,6 +6,7 @@
 #
 #   PYGATE_ONLY=3.12 make bench       one version (labels containing 3.12)
 #   PYGATE_BENCH_ARGS="--calls 50000"  other counts (see pygate_bench.c)
+#   PYGATE_POOL_BENCH_ARGS=--quick     tiny counts for pool_bench.c
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,7 +26,7 @@ for r in "${runs[@]}"; do
   echo "=== $label"
   if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
            -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
-         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench; } >"$dir.log" 2>&1; then
+         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench pool_bench; } >"$dir.log" 2>&1; then
     tail -20 "$dir.log"
     status=1
     continue
@@ -35,6 +36,21 @@ for r in "${runs[@]}"; do
     csvs+=("$csv")
   else
     echo "FAIL  $label: the benchmark failed"
+    status=1
+  fi
+  # Pools, deferred decref, interpreter pools; InterpreterPoolExecutor on
+  # 3.14+ with the same jobs (bench/interp_executor.py).
+  out="$dir.pools.txt"
+  if at "$where" "$ROOT/$dir/bench/pool_bench" ${PYGATE_POOL_BENCH_ARGS:-} >"$out"; then
+    steps=$(sed -n 's/.*a Python loop of \([0-9]*\) steps.*/\1/p' "$out")
+    at "$where" env PYTHONPATH="$ROOT/bench" "$exe" "$ROOT/bench/interp_executor.py" \
+      "$steps" ${PYGATE_POOL_BENCH_ARGS:-} >>"$out"
+    grep -v '^csv,' "$out"
+    { echo "python,measure,what,k,value,unit"; sed -n 's/^csv,//p' "$out"; } \
+      >"$RESULTS/$name.pools.csv"
+  else
+    cat "$out"
+    echo "FAIL  $label: the pool benchmark failed"
     status=1
   fi
 done
@@ -48,11 +64,19 @@ for c in $(ls "$RESULTS"/CPython_*.csv | sort -V); do
 done
 
 awk -f bench/summary.awk "$RESULTS/all.csv" >"$RESULTS/summary.md"
+# The pools' rows of every version, under one header.
+echo "python,measure,what,k,value,unit" >"$RESULTS/pools.csv"
+for c in $(ls "$RESULTS"/CPython_*.pools.csv 2>/dev/null | sort -V); do
+  tail -n +2 "$c" >>"$RESULTS/pools.csv"
+done
+awk -f bench/pools_summary.awk "$RESULTS/pools.csv" >>"$RESULTS/summary.md"
 cat "$RESULTS/summary.md"
 
 if command -v gnuplot >/dev/null; then
   gnuplot -e "results='$RESULTS'" bench/plot.gp &&
     echo "plot: $RESULTS/ns_per_call.png"
+  gnuplot -e "results='$RESULTS'" bench/plot_pools.gp &&
+    echo "plot: $RESULTS/interp_pool_scaling.png"
 else
   echo "gnuplot not found: no plot (apt-get install gnuplot-nox)"
 fi

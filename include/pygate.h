@@ -346,8 +346,10 @@ PYGATE_API int pygate_thread_release(void);
  * caller must own the reference it gives away.
  * Errors: PYGATE_EINVAL (view not live), PYGATE_EFINALIZING (shutdown has
  *         begun: the reference is left alone, as a finalizing interpreter
- *         can afford), PYGATE_EGONE (the interpreter is gone, and its
- *         objects with it), PYGATE_ENOMEM (the reference is left alone). */
+ *         can afford; so is one queued at the very moment shutdown drains
+ *         for the last time), PYGATE_EGONE (the interpreter is gone, and
+ *         its objects with it), PYGATE_ENOMEM (the reference is left
+ *         alone). */
 PYGATE_API int pygate_decref(pygate_view *view, PyObject *obj);
 
 /* ------------------------------------------------------------------------ */

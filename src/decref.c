@@ -21,9 +21,9 @@ pygate__impl_decref(pygate_view *view, PyObject *obj)
         return PYGATE_EINVAL;
     if (obj == NULL)
         return PYGATE_OK;   /* as Py_XDECREF */
-    if (atomic_load_explicit(&rec->phase, memory_order_acquire)
-            == PHASE_GONE)
-        return PYGATE_EGONE;
+    int phase = atomic_load_explicit(&rec->phase, memory_order_acquire);
+    if (phase != PHASE_OPEN)
+        return phase == PHASE_GONE ? PYGATE_EGONE : PYGATE_EFINALIZING;
     /* Attached to the object's interpreter, which therefore cannot end
      * meanwhile: an ordinary decref. */
     PyThreadState *current = pygate__compat_current_tstate();
@@ -32,5 +32,8 @@ pygate__impl_decref(pygate_view *view, PyObject *obj)
         Py_DECREF(obj);
         return PYGATE_OK;
     }
-    return pygate__record_defer_decref(rec, obj);
+    pygate_thread *t = pygate__thread_self(1);
+    if (t == NULL)
+        return PYGATE_ENOMEM;
+    return pygate__record_defer_decref(rec, obj, &t->decref_block);
 }

@@ -64,9 +64,9 @@ pygate__handle_new(handle_kind kind, handle_slot **out)
     else
         index = fresh_slot();
     pthread_mutex_unlock(&table_lock);
-    if (index == NO_SLOT)
+    handle_slot *slot = index != NO_SLOT ? slot_at(index) : NULL;
+    if (slot == NULL)   /* out of slots (an index given out has a chunk) */
         return 0;
-    handle_slot *slot = slot_at(index);
     uint32_t gen = atomic_load_explicit(&slot->gen, memory_order_relaxed);
     slot->kind = kind;
     slot->rec = NULL;

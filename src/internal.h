@@ -227,16 +227,28 @@ void pygate__record_mark_gone(record *rec);
 uint64_t pygate__record_guards_held(record *rec);
 
 /* Deferred decrefs (pygate_decref): references to objects of rec's
- * interpreter, dropped later by a thread attached to it. */
+ * interpreter, dropped later by a thread attached to it.  Nodes come from
+ * blocks each thread allocates for itself (no malloc per decref); a block
+ * is freed when its thread has handed out all its nodes (or exited) and
+ * every node was drained. */
+typedef struct decref_block decref_block;
 typedef struct deferred_decref {
     PyObject *obj;
     struct deferred_decref *next;
+    decref_block *block;
 } deferred_decref;
 
-/* Queues obj's reference, without a lock, under a guard taken for the
- * moment: PYGATE_EFINALIZING or PYGATE_EGONE once shutdown began (the
- * reference is then left alone), PYGATE_ENOMEM.  Any thread. */
-int pygate__record_defer_decref(record *rec, PyObject *obj);
+/* Queues obj's reference without a lock, with a node from the calling
+ * thread's block *mine (replaced when used up): PYGATE_OK, or
+ * PYGATE_ENOMEM.  Any thread.  No guard is taken: a push that loses the
+ * race with the shutdown hook's last drain is never drained, so its
+ * reference is left alone, as once shutdown began (the caller checks the
+ * phase first). */
+int pygate__record_defer_decref(record *rec, PyObject *obj,
+                                decref_block **mine);
+/* At thread exit: gives up the thread's block (its undrained nodes keep
+ * it until drained). */
+void pygate__decref_block_release(decref_block *mine);
 /* Drops every queued reference.  Caller is attached to rec's interpreter
  * (deallocation may run Python code, which may queue more: they wait for
  * the next drain). */
@@ -419,6 +431,7 @@ typedef struct pygate_thread {
     entry *entries;
     entry *last;                   /* most recently used entry */
     record *home;                  /* see pygate__thread_make_home */
+    decref_block *decref_block;    /* nodes for pygate_decref (interp.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

@@ -222,26 +222,60 @@ pygate__record_guards_held(record *rec)
 
 /* ---- deferred decrefs --------------------------------------------------- */
 
-int
-pygate__record_defer_decref(record *rec, PyObject *obj)
+#define DECREF_BLOCK_NODES 64
+
+struct decref_block {
+    _Atomic uint32_t live;   /* nodes not drained yet, + 1 while its
+                                thread still hands nodes out */
+    uint32_t used;           /* nodes handed out (its thread only) */
+    deferred_decref nodes[DECREF_BLOCK_NODES];
+};
+
+static void
+block_unref(decref_block *b, uint32_t n)
 {
-    deferred_decref *d = (deferred_decref *)malloc(sizeof *d);
+    if (atomic_fetch_sub_explicit(&b->live, n, memory_order_acq_rel) == n)
+        free(b);
+}
+
+/* The next node of the thread's block, a new block when it is used up. */
+static deferred_decref *
+next_node(decref_block **mine)
+{
+    decref_block *b = *mine;
+    if (b == NULL || b->used == DECREF_BLOCK_NODES) {
+        if (b != NULL)
+            block_unref(b, 1);   /* the thread's hold */
+        *mine = b = (decref_block *)malloc(sizeof *b);
+        if (b == NULL)
+            return NULL;
+        atomic_init(&b->live, DECREF_BLOCK_NODES + 1);
+        b->used = 0;
+    }
+    deferred_decref *d = &b->nodes[b->used++];
+    d->block = b;
+    return d;
+}
+
+void
+pygate__decref_block_release(decref_block *mine)
+{
+    if (mine != NULL)   /* the nodes never handed out, and the hold */
+        block_unref(mine, DECREF_BLOCK_NODES - mine->used + 1);
+}
+
+int
+pygate__record_defer_decref(record *rec, PyObject *obj, decref_block **mine)
+{
+    deferred_decref *d = next_node(mine);
     if (d == NULL)
         return PYGATE_ENOMEM;
-    /* The guard orders the push before the hook's last drain: the hook
-     * drains after every guard was released. */
-    int rc = pygate__record_guard_acquire(rec);
-    if (rc != PYGATE_OK) {
-        free(d);
-        return rc;
-    }
     d->obj = obj;
     d->next = atomic_load_explicit(&rec->decrefs, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&rec->decrefs, &d->next, d,
                                                   memory_order_release,
                                                   memory_order_relaxed))
         ;
-    pygate__record_guard_release(rec);
     return PYGATE_OK;
 }
 
@@ -253,7 +287,7 @@ pygate__record_drain_decrefs(record *rec)
     while (d != NULL) {
         deferred_decref *next = d->next;
         Py_DECREF(d->obj);
-        free(d);
+        block_unref(d->block, 1);   /* d may be gone after this */
         d = next;
     }
 }

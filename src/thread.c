@@ -410,6 +410,7 @@ thread_destroy(void *arg)
     else
         release_all_entries(t, 1);
     threads_remove(t);
+    pygate__decref_block_release(t->decref_block);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -475,6 +476,7 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
                     *doomed = e;
                 }
             }
+            pygate__decref_block_release(t->decref_block);
             free(t->frames);
             free(t);
         }

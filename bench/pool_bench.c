@@ -1,0 +1,522 @@
+/*
+ * pool_bench.c - worker pools, deferred decref and interpreter pools,
+ * measured side by side in one run.
+ *
+ * Worker pools and deferred decref:
+ *   round trip    one submit + wait on an idle pool, beside one
+ *                 pygate_enter + empty call + leave
+ *   decref        pygate_decref from a thread that is not attached (ns per
+ *                 call), and 8 threads x N decrefs of one object: its
+ *                 reference count afterwards, and RSS
+ *   python ticks  a Python thread counting for a while with the pool idle,
+ *                 then with 8 native threads keeping it saturated
+ * Interpreter pools (Python in parallel from 3.12):
+ *   cpu jobs      a pure-Python loop of about 1 ms per job, K = 1, 2, 4, 8
+ *                 interpreters: pygate's pool beside K native threads each
+ *                 driving an interpreter of its own made by hand
+ *   tiny jobs     an empty function, through the pool
+ *   memory, time  RSS per interpreter, and opening + closing a pool
+ *
+ * usage: pool_bench [--quick]     (--quick: tiny counts, for make test)
+ * Output: tables on stdout, and "csv," lines for bench/results.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pygate.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+
+#define MAX_K 8
+
+static int quick;
+static pygate_view *main_view;
+static long work_n = 20000;   /* loop length of a cpu job: tuned to ~1 ms */
+
+static double
+now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+csv(const char *measure, const char *what, int k, double value,
+    const char *unit)
+{
+    printf("csv,%s,%s,%s,%d,%.3f,%s\n", PY_VERSION, measure, what, k, value,
+           unit);
+}
+
+static void
+die(const char *what, int rc)
+{
+    fprintf(stderr, "pool_bench: %s: %s\n", what, pygate_strerror(rc));
+    exit(1);
+}
+
+static void
+check(int rc, const char *what)
+{
+    if (rc != PYGATE_OK)
+        die(what, rc);
+}
+
+/* Runs code in the attached interpreter's __main__; exits on error. */
+static void
+run_code(const char *code)
+{
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *g = PyModule_GetDict(main);
+    PyObject *r = PyRun_String(code, Py_file_input, g, g);
+    if (r == NULL) {
+        PyErr_Print();
+        exit(1);
+    }
+    Py_DECREF(r);
+}
+
+/* Calls __main__.<name>(arg) attached; returns 0, -1 with an exception. */
+static int
+call_main(const char *name, long arg)
+{
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *fn = PyObject_GetAttrString(main, name);
+    PyObject *r = fn == NULL ? NULL
+                  : arg < 0 ? PyObject_CallNoArgs(fn)
+                            : PyObject_CallFunction(fn, "l", arg);
+    Py_XDECREF(fn);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
+/* The jobs come from bench/bench_work.py, which interp_executor.py gives
+ * InterpreterPoolExecutor too: the same code on both sides. */
+static const char work_code[] =
+    "import sys\n"
+    "sys.path.insert(0, '" PYGATE_BENCH_DIR "')\n"
+    "from bench_work import work, empty\n";
+
+/* ---- worker pools: round trip ------------------------------------------ */
+
+static int
+empty_job(void *arg)
+{
+    (void)arg;
+    return call_main("empty", -1);
+}
+
+static void
+round_trip(void)
+{
+    long n = quick ? 200 : 20000;
+    pygate_pool_options one = {1, 0, 0, 0};
+    pygate_pool *pool;
+    check(pygate_pool_open(main_view, &one, &pool), "pool_open");
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        pygate_job *job;
+        check(pygate_pool_submit(pool, empty_job, NULL, &job), "submit");
+        check(pygate_job_wait(job, -1, NULL), "wait");
+        pygate_job_close(job);
+    }
+    double pool_ns = (now() - t0) * 1e9 / (double)n;
+    t0 = now();
+    for (long i = 0; i < n; i++) {
+        pygate_token tok;
+        check(pygate_enter(main_view, &tok), "enter");
+        empty_job(NULL);
+        pygate_leave(tok);
+    }
+    double enter_ns = (now() - t0) * 1e9 / (double)n;
+    pygate_pool_close(pool);
+    printf("\nworker pool: one submit + wait on an idle pool %.0f ns; one"
+           " pygate_enter + empty call + leave %.0f ns (%.0fx)\n", pool_ns,
+           enter_ns, pool_ns / enter_ns);
+    csv("round_trip_ns", "pool_submit_wait", 1, pool_ns, "ns");
+    csv("round_trip_ns", "pygate_enter", 1, enter_ns, "ns");
+}
+
+/* ---- deferred decref ----------------------------------------------------- */
+
+typedef struct decrefs {
+    pthread_t th;
+    PyObject *obj;
+    long n;
+    double seconds;
+} decrefs;
+
+static void *
+decref_loop(void *arg)
+{
+    decrefs *d = (decrefs *)arg;
+    double t0 = now();
+    for (long i = 0; i < d->n; i++)
+        if (pygate_decref(main_view, d->obj) != PYGATE_OK)
+            die("decref", -1);
+    d->seconds = now() - t0;
+    return NULL;
+}
+
+/* threads x n deferred decrefs of one object; returns ns per call on the
+ * first thread.  Checks every reference was released. */
+static double
+decref_run(int threads, long n, long *rss_growth)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *obj = PyList_New(0);
+    Py_ssize_t base = Py_REFCNT(obj);
+    for (long i = 0; i < threads * n; i++)
+        Py_INCREF(obj);
+    PyGILState_Release(g);
+    long before = bench_rss_kib();
+    decrefs d[8];
+    for (int t = 0; t < threads; t++) {
+        d[t] = (decrefs){0, obj, n, 0};
+        pthread_create(&d[t].th, NULL, decref_loop, &d[t]);
+    }
+    for (int t = 0; t < threads; t++)
+        pthread_join(d[t].th, NULL);
+    pygate_token tok;   /* the next entry drops what was queued */
+    check(pygate_enter(main_view, &tok), "enter");
+    Py_ssize_t after = Py_REFCNT(obj);
+    Py_DECREF(obj);
+    pygate_leave(tok);
+    *rss_growth = bench_rss_kib() - before;
+    if (after != base) {
+        fprintf(stderr, "pool_bench: refcount %zd after the decrefs, %zd"
+                " expected\n", (Py_ssize_t)after, (Py_ssize_t)base);
+        exit(1);
+    }
+    return d[0].seconds * 1e9 / (double)n;
+}
+
+static void
+deferred_decref(void)
+{
+    long n = quick ? 10000 : 1000000;
+    long growth1, growth8;
+    double one = decref_run(1, n, &growth1);
+    double eight = decref_run(8, n, &growth8);
+    printf("deferred decref from a thread not attached: %.1f ns per call"
+           " alone; 8 threads x %ld: %.1f ns per call each, every reference"
+           " released, RSS %+ld KiB after\n", one, n, eight, growth8);
+    csv("decref_ns", "one_thread", 1, one, "ns");
+    csv("decref_ns", "eight_threads", 8, eight, "ns");
+    csv("decref_rss_growth", "eight_threads", 8, (double)growth8, "KiB");
+}
+
+/* ---- a Python thread while the pool is saturated ------------------------ */
+
+static _Atomic int saturate;
+
+static int
+busy_job(void *arg)
+{
+    (void)arg;
+    return call_main("work", 200);
+}
+
+static void *
+submitter(void *arg)
+{
+    pygate_pool *pool = (pygate_pool *)arg;
+    while (atomic_load(&saturate)) {
+        pygate_job *job;
+        if (pygate_pool_submit(pool, busy_job, NULL, &job) != PYGATE_OK)
+            break;
+        pygate_job_wait(job, -1, NULL);
+        pygate_job_close(job);
+    }
+    return NULL;
+}
+
+/* Ticks a Python thread counts in `seconds`. */
+static long
+python_ticks(double seconds)
+{
+    pygate_token tok;
+    check(pygate_enter(main_view, &tok), "enter");
+    char code[512];
+    snprintf(code, sizeof code,
+             "import threading, time\n"
+             "ticks = 0\n"
+             "def count():\n"
+             "    global ticks\n"
+             "    end = time.monotonic() + %f\n"
+             "    while time.monotonic() < end:\n"
+             "        ticks += 1\n"
+             "t = threading.Thread(target=count)\n"
+             "t.start()\n"
+             "t.join()\n", seconds);
+    run_code(code);
+    PyObject *main = PyImport_AddModule("__main__");
+    PyObject *v = PyObject_GetAttrString(main, "ticks");
+    long ticks = PyLong_AsLong(v);
+    Py_XDECREF(v);
+    pygate_leave(tok);
+    return ticks;
+}
+
+static void
+python_thread_progress(void)
+{
+    double seconds = quick ? 0.1 : 1.0;
+    pygate_pool *pool;
+    check(pygate_pool_open(main_view, NULL, &pool), "pool_open");
+    long idle = python_ticks(seconds);
+    atomic_store(&saturate, 1);
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, submitter, pool);
+    usleep(50000);
+    long busy = python_ticks(seconds);
+    atomic_store(&saturate, 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    pygate_pool_close(pool);
+    printf("a Python thread counts %ld ticks/s with the pool idle, %ld with"
+           " it saturated by 8 threads: %.0f%% (target >= 25%%)\n",
+           (long)(idle / seconds), (long)(busy / seconds),
+           100.0 * (double)busy / (double)idle);
+    csv("python_ticks_share", "pool_saturated", 8,
+        (double)busy / (double)idle, "x");
+}
+
+/* ---- interpreter pools ---------------------------------------------------- */
+
+static int
+define_work(void *arg)
+{
+    (void)arg;
+    run_code(work_code);
+    return 0;
+}
+
+static int
+cpu_job(void *arg)
+{
+    (void)arg;
+    return call_main("work", work_n);
+}
+
+/* jobs/s for `jobs` cpu (or tiny) jobs through a pool of k interpreters,
+ * submitted from this thread, then waited for. */
+static double
+pool_rate(pygate_interp_pool *pool, long jobs, pygate_job_fn fn)
+{
+    pygate_job **handles = (pygate_job **)calloc((size_t)jobs,
+                                                 sizeof *handles);
+    double t0 = now();
+    for (long i = 0; i < jobs; i++)
+        check(pygate_interp_pool_submit(pool, PYGATE_ANY_INTERP, fn, NULL,
+                                        &handles[i]), "submit");
+    for (long i = 0; i < jobs; i++) {
+        check(pygate_job_wait(handles[i], -1, NULL), "wait");
+        pygate_job_close(handles[i]);
+    }
+    double rate = (double)jobs / (now() - t0);
+    free(handles);
+    return rate;
+}
+
+/* K native threads, each making an interpreter of its own by hand (its own
+ * GIL from 3.12) and running its share of the jobs. */
+typedef struct by_hand {
+    pthread_t th;
+    long jobs;
+    pthread_barrier_t *ready;
+    double began, ended;
+} by_hand;
+
+static PyThreadState *
+new_interpreter_by_hand(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyInterpreterConfig config = {
+        .use_main_obmalloc = 0, .allow_fork = 0, .allow_exec = 0,
+        .allow_threads = 1, .allow_daemon_threads = 0,
+        .check_multi_interp_extensions = 1,
+        .gil = PyInterpreterConfig_OWN_GIL};
+    PyThreadState *ts = NULL;
+    if (PyStatus_Exception(Py_NewInterpreterFromConfig(&ts, &config)))
+        return NULL;
+    return ts;
+#else
+    return Py_NewInterpreter();
+#endif
+}
+
+static void *
+by_hand_main(void *arg)
+{
+    by_hand *h = (by_hand *)arg;
+    pygate_token tok;   /* the main interpreter, to make one from it */
+    check(pygate_enter(main_view, &tok), "enter");
+    PyThreadState *main_ts = PyThreadState_Get();
+    PyThreadState *ts = new_interpreter_by_hand();
+    if (ts == NULL)
+        die("new interpreter", -1);
+    run_code(work_code);
+    PyEval_SaveThread();
+    pthread_barrier_wait(h->ready);
+    h->began = now();
+    PyEval_RestoreThread(ts);
+    for (long i = 0; i < h->jobs; i++)
+        cpu_job(NULL);
+    h->ended = now();
+    Py_EndInterpreter(ts);
+    PyThreadState_Swap(main_ts);
+    pygate_leave(tok);
+    return NULL;
+}
+
+static double
+by_hand_rate(int k, long jobs)
+{
+    by_hand h[MAX_K];
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, (unsigned)k);
+    for (int i = 0; i < k; i++) {
+        h[i] = (by_hand){0, jobs / k, &ready, 0, 0};
+        pthread_create(&h[i].th, NULL, by_hand_main, &h[i]);
+    }
+    double first = 0, last = 0;
+    for (int i = 0; i < k; i++) {
+        pthread_join(h[i].th, NULL);
+        if (i == 0 || h[i].began < first)
+            first = h[i].began;
+        if (h[i].ended > last)
+            last = h[i].ended;
+    }
+    pthread_barrier_destroy(&ready);
+    return (double)(jobs / k * k) / (last - first);
+}
+
+#define REPS 3
+
+static int
+by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double
+median(double v[REPS])
+{
+    qsort(v, REPS, sizeof v[0], by_value);
+    return v[REPS / 2];
+}
+
+/* Tunes work_n so that a cpu job takes about 1 ms here. */
+static void
+tune_work(void)
+{
+    pygate_token tok;
+    check(pygate_enter(main_view, &tok), "enter");
+    run_code(work_code);
+    double t0 = now();
+    call_main("work", work_n);
+    double took = now() - t0;
+    if (took > 0)
+        work_n = (long)((double)work_n * 0.001 / took);
+    if (work_n < 100)
+        work_n = 100;
+    pygate_leave(tok);
+}
+
+static void
+interp_pools(void)
+{
+    tune_work();
+    long jobs = quick ? 16 : 800;
+    printf("\ninterpreter pools: cpu job = a Python loop of %ld steps (about"
+           " 1 ms), %ld jobs per run, median of %d runs\n", work_n, jobs,
+           REPS);
+    printf("%3s %14s %14s %8s %14s\n", "K", "pool jobs/s", "by hand jobs/s",
+           "pool/hand", "tiny jobs/s");
+    static const int ks[] = {1, 2, 4, 8};
+    double base = 0;
+    for (int i = 0; i < 4; i++) {
+        int k = ks[i];
+        pygate_interp_pool_options o = {.interpreters = (unsigned)k,
+                                        .init = define_work};
+        pygate_interp_pool *pool;
+        char error[1024];
+        if (pygate_interp_pool_open(&o, &pool, error, sizeof error)
+                != PYGATE_OK) {
+            fprintf(stderr, "pool_bench: %s\n", error);
+            exit(1);
+        }
+        /* Alternating, REPS times each; the medians are compared. */
+        double p[REPS], h[REPS];
+        for (int r = 0; r < REPS; r++) {
+            p[r] = pool_rate(pool, jobs, cpu_job);
+            h[r] = by_hand_rate(k, jobs);
+        }
+        double pool_jobs = median(p), hand = median(h);
+        double tiny = pool_rate(pool, quick ? 100 : 100000, empty_job);
+        pygate_interp_pool_close(pool);
+        if (k == 1)
+            base = pool_jobs;
+        printf("%3d %14.0f %14.0f %8.3f %14.0f   (%.2fx K=1)\n", k,
+               pool_jobs, hand, pool_jobs / hand, tiny, pool_jobs / base);
+        csv("cpu_jobs_per_second", "interp_pool", k, pool_jobs, "jobs/s");
+        csv("cpu_jobs_per_second", "by_hand", k, hand, "jobs/s");
+        csv("tiny_jobs_per_second", "interp_pool", k, tiny, "jobs/s");
+    }
+}
+
+static void
+interp_pool_costs(void)
+{
+    int k = quick ? 2 : 8;
+    pygate_interp_pool_options o = {.interpreters = (unsigned)k};
+    pygate_interp_pool *pool;
+    long before = bench_rss_kib();
+    double t0 = now();
+    check(pygate_interp_pool_open(&o, &pool, NULL, 0), "interp_pool_open");
+    double opened = now();
+    long after = bench_rss_kib();
+    check(pygate_interp_pool_close(pool), "interp_pool_close");
+    double closed = now();
+    printf("a pool of %d interpreters: open %.1f ms, close %.1f ms, RSS %ld"
+           " KiB per interpreter\n", k, (opened - t0) * 1e3,
+           (closed - opened) * 1e3, (after - before) / k);
+    csv("interp_pool_open_ms", "open", k, (opened - t0) * 1e3, "ms");
+    csv("interp_pool_close_ms", "close", k, (closed - opened) * 1e3, "ms");
+    csv("rss_per_interpreter", "interp_pool", k,
+        (double)(after - before) / k, "KiB");
+}
+
+int
+main(int argc, char **argv)
+{
+    quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    Py_InitializeEx(0);
+    if (pygate_view_from_main(&main_view) != PYGATE_OK)
+        return 1;
+    run_code(work_code);
+    PyEval_SaveThread();
+    printf("pool_bench: CPython %s%s\n", PY_VERSION, quick ? " (quick)" : "");
+    round_trip();
+    deferred_decref();
+    python_thread_progress();
+    interp_pool_costs();
+    interp_pools();
+    pygate_token tok;
+    check(pygate_enter(main_view, &tok), "enter");
+    pygate_leave(tok);
+    pygate_view_close(main_view);
+    PyGILState_Ensure();
+    return Py_FinalizeEx() == 0 ? 0 : 1;
+}
