@@ -43,7 +43,7 @@ for r in "${runs[@]}"; do
   out="$dir.pools.txt"
   if at "$where" "$ROOT/$dir/bench/pool_bench" ${PYGATE_POOL_BENCH_ARGS:-} >"$out"; then
     steps=$(sed -n 's/.*a Python loop of \([0-9]*\) steps.*/\1/p' "$out")
-    at "$where" env PYTHONPATH="$ROOT/bench" "$exe" "$ROOT/bench/interp_executor.py" \
+    at "$where" env PYTHONPATH="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 "$exe" "$ROOT/bench/interp_executor.py" \
       "$steps" ${PYGATE_POOL_BENCH_ARGS:-} >>"$out"
     grep -v '^csv,' "$out"
     { echo "python,measure,what,k,value,unit"; sed -n 's/^csv,//p' "$out"; } \
