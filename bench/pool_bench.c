@@ -16,6 +16,8 @@
  *                 driving an interpreter of its own made by hand
  *   tiny jobs     an empty function, through the pool
  *   memory, time  RSS per interpreter, and opening + closing a pool
+ *   executor      on 3.14+, InterpreterPoolExecutor with the same jobs, in
+ *                 this process (bench/interp_executor.py)
  *
  * usage: pool_bench [--quick]     (--quick: tiny counts, for make test)
  * Output: tables on stdout, and "csv," lines for bench/results.
@@ -91,7 +93,7 @@ call_main(const char *name, long arg)
     PyObject *main = PyImport_AddModule("__main__");
     PyObject *fn = PyObject_GetAttrString(main, name);
     PyObject *r = fn == NULL ? NULL
-                  : arg < 0 ? PyObject_CallNoArgs(fn)
+                  : arg < 0 ? PyObject_CallObject(fn, NULL)
                             : PyObject_CallFunction(fn, "l", arg);
     Py_XDECREF(fn);
     Py_XDECREF(r);
@@ -498,10 +500,34 @@ interp_pool_costs(void)
         (double)(after - before) / k, "KiB");
 }
 
+/* CPython 3.14+'s InterpreterPoolExecutor with the same jobs, run by
+ * bench/interp_executor.py inside this process, so that it uses the same
+ * libpython as the pool (Debian's python3.x executable links libpython
+ * statically, built apart and faster than the shared library embedders
+ * use: a comparison across the two would measure that). */
+static void
+interp_pool_executor(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    pygate_token tok;
+    check(pygate_enter(main_view, &tok), "enter");
+    char code[512];
+    snprintf(code, sizeof code,
+             "import runpy, sys\n"
+             "sys.argv = ['interp_executor.py', '%ld', 'embedded'%s]\n"
+             "runpy.run_path('" PYGATE_BENCH_DIR "/interp_executor.py',"
+             " run_name='__main__')\n", work_n, quick ? ", '--quick'" : "");
+    run_code(code);
+    pygate_leave(tok);
+#endif
+}
+
 int
 main(int argc, char **argv)
 {
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    /* Every interpreter, InterpreterPoolExecutor's too, finds bench_work. */
+    setenv("PYTHONPATH", PYGATE_BENCH_DIR, 1);
     Py_InitializeEx(0);
     if (pygate_view_from_main(&main_view) != PYGATE_OK)
         return 1;
@@ -513,6 +539,7 @@ main(int argc, char **argv)
     python_thread_progress();
     interp_pool_costs();
     interp_pools();
+    interp_pool_executor();
     pygate_token tok;
     check(pygate_enter(main_view, &tok), "enter");
     pygate_leave(tok);

@@ -39,7 +39,7 @@ END {
             fmt(get(x, "decref_rss_growth", "eight_threads", 8), 0),
             fmt(get(x, "python_ticks_share", "pool_saturated", 8) * 100, 0) "%"
     }
-    print "\n## Interpreter pools: ~1 ms Python jobs per second (pool / by hand / InterpreterPoolExecutor)\n"
+    print "\n## Interpreter pools: ~1 ms Python jobs per second (pool / by hand / InterpreterPoolExecutor in the same process)\n"
     print "| CPython | K=1 | K=2 | K=4 | K=8 | pool/hand (min) | speed-up at K=2 | pool/executor (cpu, min) | pool/executor (tiny, min) |"
     print "|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
@@ -49,27 +49,29 @@ END {
         for (k = 1; k <= 8; k *= 2) {
             p = get(x, "cpu_jobs_per_second", "interp_pool", k)
             h = get(x, "cpu_jobs_per_second", "by_hand", k)
-            ex = get(x, "cpu_jobs_per_second", "interpreter_pool_executor", k)
+            ex = get(x, "cpu_jobs_per_second", "interpreter_pool_executor_embedded", k)
             line = line " | " fmt(p, 0) " / " fmt(h, 0) " / " fmt(ex, 0)
             if (p != "" && h != "" && (minhand == "" || p / h < minhand)) minhand = p / h
             if (p != "" && ex != "" && (minexe == "" || p / ex < minexe)) minexe = p / ex
             tp = get(x, "tiny_jobs_per_second", "interp_pool", k)
-            te = get(x, "tiny_jobs_per_second", "interpreter_pool_executor", k)
+            te = get(x, "tiny_jobs_per_second", "interpreter_pool_executor_embedded", k)
             if (tp != "" && te != "" && (mintiny == "" || tp / te < mintiny)) mintiny = tp / te
         }
         s = ratio(get(x, "cpu_jobs_per_second", "interp_pool", 2),
                   get(x, "cpu_jobs_per_second", "interp_pool", 1))
         print line " | " fmt(minhand, 3) " | " s " | " fmt(minexe, 2) " | " fmt(mintiny, 1) " |"
     }
-    print "\n| CPython | RSS per interpreter KiB | open K=8 ms | close K=8 ms | tiny jobs/s K=1 | K=8 |"
-    print "|---|---|---|---|---|---|"
+    print "\n| CPython | RSS per interpreter KiB | open K=8 ms | close K=8 ms | tiny jobs/s K=1 | K=8 | executor in python executable, cpu K=1 / K=2 |"
+    print "|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
         x = vers[i]
-        printf "| %s | %s | %s | %s | %s | %s |\n", x,
+        printf "| %s | %s | %s | %s | %s | %s | %s / %s |\n", x,
             fmt(get(x, "rss_per_interpreter", "interp_pool", 8), 0),
             fmt(get(x, "interp_pool_open_ms", "open", 8), 1),
             fmt(get(x, "interp_pool_close_ms", "close", 8), 1),
             fmt(get(x, "tiny_jobs_per_second", "interp_pool", 1), 0),
-            fmt(get(x, "tiny_jobs_per_second", "interp_pool", 8), 0)
+            fmt(get(x, "tiny_jobs_per_second", "interp_pool", 8), 0),
+            fmt(get(x, "cpu_jobs_per_second", "interpreter_pool_executor_exe", 1), 0),
+            fmt(get(x, "cpu_jobs_per_second", "interpreter_pool_executor_exe", 2), 0)
     }
 }

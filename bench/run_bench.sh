@@ -39,12 +39,13 @@ for r in "${runs[@]}"; do
     status=1
   fi
   # Pools, deferred decref, interpreter pools; InterpreterPoolExecutor on
-  # 3.14+ with the same jobs (bench/interp_executor.py).
+  # 3.14+ with the same jobs (bench/interp_executor.py), in pool_bench's
+  # process and with the python executable.
   out="$dir.pools.txt"
   if at "$where" "$ROOT/$dir/bench/pool_bench" ${PYGATE_POOL_BENCH_ARGS:-} >"$out"; then
     steps=$(sed -n 's/.*a Python loop of \([0-9]*\) steps.*/\1/p' "$out")
     at "$where" env PYTHONPATH="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 "$exe" "$ROOT/bench/interp_executor.py" \
-      "$steps" ${PYGATE_POOL_BENCH_ARGS:-} >>"$out"
+      "$steps" exe ${PYGATE_POOL_BENCH_ARGS:-} >>"$out"
     grep -v '^csv,' "$out"
     { echo "python,measure,what,k,value,unit"; sed -n 's/^csv,//p' "$out"; } \
       >"$RESULTS/$name.pools.csv"

@@ -33,6 +33,9 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
  * waiting thread takes to wake up and take the GIL. */
 #define PAUSE_NS 200000L
 
+/* Most jobs a worker takes from the queue under one lock. */
+#define CHUNK_MAX 64
+
 typedef struct job job;
 typedef struct pool pool;
 
@@ -165,33 +168,30 @@ call_done(job *j, int result, PyObject *exc)
     Py_XDECREF(exc);
 }
 
+/* What a job left: stored in it when its chunk completes. */
+typedef struct outcome {
+    int result;
+    PyObject *exc;
+    char *text;
+} outcome;
+
 /* Runs j attached.  Its exception goes to its callback, to the job (for
  * a waiter), or to sys.unraisablehook (nobody waits). */
-static void
+static outcome
 run_job(job *j)
 {
-    int result = j->fn(j->arg);
-    PyObject *exc = PyErr_GetRaisedException();
+    outcome o = {j->fn(j->arg), PyErr_GetRaisedException(), NULL};
     if (j->done != NULL) {
-        call_done(j, result, exc);
-        exc = NULL;
+        call_done(j, o.result, o.exc);
+        o.exc = NULL;
     }
-    if (exc != NULL && j->handle == 0) {
-        PyErr_SetRaisedException(exc);
+    if (o.exc != NULL && j->handle == 0) {
+        PyErr_SetRaisedException(o.exc);
         PyErr_WriteUnraisable(NULL);
-        exc = NULL;
+        o.exc = NULL;
     }
-    char *text = exc != NULL ? pygate__format_exception(exc) : NULL;
-    pool *p = j->pool;
-    pthread_mutex_lock(&p->lock);
-    j->result = result;
-    j->exc = exc;
-    j->text = text;
-    j->state = JOB_DONE;
-    p->completed++;
-    job_unref_locked(j);
-    pthread_cond_broadcast(&p->changed);
-    pthread_mutex_unlock(&p->lock);
+    o.text = o.exc != NULL ? pygate__format_exception(o.exc) : NULL;
+    return o;
 }
 
 /* Under p->lock: the next queued job, marked running, or NULL. */
@@ -208,21 +208,60 @@ pop_job_locked(pool *p)
     return j;
 }
 
+/* Under p->lock: moves up to max queued jobs, marked running, to out. */
+static unsigned
+take_jobs_locked(pool *p, job **out, unsigned max)
+{
+    unsigned n = 0;
+    job *j;
+    while (n < max && (j = pop_job_locked(p)) != NULL)
+        out[n++] = j;
+    return n;
+}
+
+/* Ends n jobs that ran, with their outcomes, under one lock. */
+static void
+complete_jobs(pool *p, job **jobs, const outcome *o, unsigned n)
+{
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < n; i++) {
+        jobs[i]->result = o[i].result;
+        jobs[i]->exc = o[i].exc;
+        jobs[i]->text = o[i].text;
+        jobs[i]->state = JOB_DONE;
+        p->completed++;
+        job_unref_locked(jobs[i]);
+    }
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Attached: runs queued jobs until the batch or the hold bound is used up,
- * or the queue is empty. */
+ * or the queue is empty.  Jobs are taken and completed in chunks, one lock
+ * round trip each; a chunk is sized from the jobs' time so far, so that it
+ * ends within the hold bound (one job first: it may be long). */
 static void
 run_batch(pool *p)
 {
+    job *jobs[CHUNK_MAX];
+    outcome done[CHUNK_MAX];
     double start = pygate__now();
-    for (unsigned n = 0; n < p->batch; n++) {
+    unsigned ran = 0, chunk = 1;
+    while (ran < p->batch) {
+        unsigned want = chunk < p->batch - ran ? chunk : p->batch - ran;
         pthread_mutex_lock(&p->lock);
-        job *j = pop_job_locked(p);
+        unsigned n = take_jobs_locked(p, jobs, want);
         pthread_mutex_unlock(&p->lock);
-        if (j == NULL)
+        for (unsigned i = 0; i < n; i++)
+            done[i] = run_job(jobs[i]);
+        complete_jobs(p, jobs, done, n);
+        ran += n;
+        double spent = pygate__now() - start;
+        if (n < want || spent >= p->hold_seconds)
             return;
-        run_job(j);
-        if (pygate__now() - start >= p->hold_seconds)
-            return;
+        double per_job = spent / ran, left = p->hold_seconds - spent;
+        chunk = per_job <= 0 || left / per_job >= CHUNK_MAX
+                    ? CHUNK_MAX : (unsigned)(left / per_job) + 1;
     }
 }
 
