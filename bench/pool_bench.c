@@ -357,10 +357,16 @@ new_interpreter_by_hand(void)
 #endif
 }
 
+/* One interpreter made at a time, as pygate does: CPython's initialization
+ * of two at once races (3.13.0, TSan: Modules/posixmodule.c sorts a static
+ * table in place). */
+static pthread_mutex_t making_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void *
 by_hand_main(void *arg)
 {
     by_hand *h = (by_hand *)arg;
+    pthread_mutex_lock(&making_lock);
     pygate_token tok;   /* the main interpreter, to make one from it */
     check(pygate_enter(main_view, &tok), "enter");
     PyThreadState *main_ts = PyThreadState_Get();
@@ -369,6 +375,7 @@ by_hand_main(void *arg)
         die("new interpreter", -1);
     run_code(work_code);
     PyEval_SaveThread();
+    pthread_mutex_unlock(&making_lock);
     pthread_barrier_wait(h->ready);
     h->began = now();
     PyEval_RestoreThread(ts);

@@ -21,7 +21,6 @@
  */
 #include "internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,16 +273,26 @@ make_members(void *arg)
     return NULL;
 }
 
+/* One pool makes its interpreters at a time, process-wide: CPython's own
+ * initialization of an interpreter is not safe to run in two at once
+ * (3.13.0 under TSan: the posix module sorts a static table in place
+ * while another interpreter imports it, Modules/posixmodule.c). */
+static pthread_mutex_t making_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int
 run_maker(maker *mk)
 {
     pthread_t th;
-    if (pthread_create(&th, NULL, make_members, mk) != 0) {
+    pthread_mutex_lock(&making_lock);
+    int started = pthread_create(&th, NULL, make_members, mk) == 0;
+    if (started)
+        pthread_join(th, NULL);
+    pthread_mutex_unlock(&making_lock);
+    if (!started) {
         set_error(mk->error, mk->error_size, "pygate: no thread to make"
                   " the interpreters on");
         return PYGATE_ENOMEM;
     }
-    pthread_join(th, NULL);
     return mk->rc;
 }
 
