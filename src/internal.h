@@ -321,6 +321,10 @@ int pygate__record_unlisten(record *rec, record_listener *l);
 /* pygate_pool_close(), also handing back the final counts (submitted,
  * completed, cancelled), which the closed handle no longer gives. */
 int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
+/* Tells the pool that its interpreter is its own (an interpreter pool's
+ * member): every other thread that runs Python there is a Python thread
+ * or enters through pygate, so its busy workers pause only for those. */
+void pygate__pool_mark_private(pygate_pool *pool);
 /* Whether pool options are in range. */
 int pygate__pool_options_valid(const pygate_pool_options *o);
 /* traceback.format_exception(exc) joined, malloc'd.  Attached; never

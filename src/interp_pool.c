@@ -306,6 +306,7 @@ open_member_pools(interp_pool *ip, char *error, size_t size)
             set_error(error, size, pygate_strerror(rc));
             return rc;
         }
+        pygate__pool_mark_private(ip->members[i].pool);
     }
     return PYGATE_OK;
 }

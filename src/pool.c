@@ -29,7 +29,7 @@
 
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 
-/* A busy worker's pause every hold_seconds (let_waiters_in): longer than a
+/* A busy worker's pause every hold_seconds (pause_due): longer than a
  * waiting thread takes to wake up and take the GIL. */
 #define PAUSE_NS 200000L
 
@@ -79,6 +79,8 @@ struct pool {
     int refs;                   /* handle, listener, live jobs */
     record_listener listener;
     int listening;
+    _Atomic int private_interp; /* nobody else runs Python in it unseen */
+    _Atomic unsigned entered;   /* workers entering or entered */
 };
 
 /* ---- references --------------------------------------------------------- */
@@ -284,20 +286,53 @@ cancel_queue_locked(pool *p)
     pthread_cond_broadcast(&p->changed);
 }
 
-/* Not attached, between batches: after hold_seconds of running jobs with
- * no pause (one batch or many), pauses a moment so that a thread waiting
- * for the GIL gets it.  A worker that leaves and enters again at once
- * would otherwise keep it: CPython's waiter asks for a switch only after
- * a whole interval with no GIL hand-off, and each re-entry is one.
- * Returns the new start of the busy time. */
-static double
-let_waiters_in(pool *p, double busy_since)
+/* Attached: whether a Python thread of the interpreter is running
+ * (_thread._count() counts those started by _thread or threading, per
+ * interpreter); 1 when that cannot be known. */
+static int
+python_threads_running(void)
 {
-    if (pygate__now() - busy_since < p->hold_seconds)
-        return busy_since;
-    struct timespec pause = {0, PAUSE_NS};
-    nanosleep(&pause, NULL);
-    return pygate__now();
+    PyObject *module = PyImport_ImportModule("_thread");
+    PyObject *count = module == NULL ? NULL
+                      : PyObject_CallMethod(module, "_count", NULL);
+    long n = count != NULL ? PyLong_AsLong(count) : 1;
+    Py_XDECREF(count);
+    Py_XDECREF(module);
+    PyErr_Clear();   /* a batch leaves no exception pending */
+    return n != 0;
+}
+
+/* Attached, at the end of a batch: whether a thread other than this
+ * pool's workers may be waiting for the GIL.  Only an interpreter private
+ * to the pool (an interpreter pool's member) can tell: every other thread
+ * there is a Python thread or enters through pygate, holding a guard.
+ * Anywhere else (the main interpreter's thread, or whoever made the
+ * interpreter, runs Python unseen) the answer is yes. */
+static int
+others_may_wait(pool *p)
+{
+    if (!atomic_load(&p->private_interp))
+        return 1;
+    record_lock(p->rec);
+    uint64_t guards = pygate__record_guards_held(p->rec);
+    record_unlock(p->rec);
+    return guards > atomic_load(&p->entered) || python_threads_running();
+}
+
+/* Attached, after a batch: whether the worker should pause once it has
+ * left, so that a thread waiting for the GIL gets it.  A worker that
+ * leaves and enters again at once would otherwise keep it: CPython's
+ * waiter asks for a switch only after a whole interval with no GIL
+ * hand-off, and each re-entry is one.  Due after hold_seconds of running
+ * jobs with no pause (one batch or many), and only when someone may wait
+ * (the pause costs a busy worker about PAUSE_NS per hold_seconds). */
+static int
+pause_due(pool *p, double *busy_since)
+{
+    if (pygate__now() - *busy_since < p->hold_seconds)
+        return 0;
+    *busy_since = pygate__now();
+    return others_may_wait(p);
 }
 
 static void *
@@ -318,13 +353,21 @@ worker_main(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (busy_since == 0)
             busy_since = pygate__now();
+        int pause = 0;
         pygate_token tok;
+        atomic_fetch_add(&p->entered, 1);
         int rc = pygate_enter(p->view, &tok);
         if (rc == PYGATE_OK) {
             run_batch(p);
+            pause = pause_due(p, &busy_since);
             pygate_leave(tok);
         }
-        busy_since = let_waiters_in(p, busy_since);
+        atomic_fetch_sub(&p->entered, 1);
+        if (pause) {
+            struct timespec moment = {0, PAUSE_NS};
+            nanosleep(&moment, NULL);
+            busy_since = pygate__now();
+        }
         pthread_mutex_lock(&p->lock);
         if (rc != PYGATE_OK) {
             /* The interpreter is shutting down or gone: nothing queued
@@ -431,6 +474,17 @@ job_of(pygate_job *handle)
 {
     handle_slot *slot = pygate__handle_get((uintptr_t)handle, HANDLE_JOB);
     return slot != NULL ? (job *)slot->object : NULL;
+}
+
+void
+pygate__pool_mark_private(pygate_pool *handle)
+{
+    handle_slot *slot;
+    pool *p = pool_use(handle, &slot);
+    if (p == NULL)
+        return;
+    atomic_store(&p->private_interp, 1);
+    pygate__handle_unuse(slot);
 }
 
 int

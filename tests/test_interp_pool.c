@@ -230,6 +230,144 @@ python_runs_in_parallel(void)
     harness_stop(&py);
 }
 
+/* ---- a busy member lets others in ------------------------------------- */
+
+/* A member's busy worker pauses every hold_seconds only when someone else
+ * may wait for its GIL: a Python thread of the interpreter, or a native
+ * thread entering it through pygate.  Both must still get in while the
+ * worker is saturated. */
+static _Atomic long py_ticks, busy_ran;
+static _Atomic int py_stop;
+
+static PyObject *
+py_tick(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    atomic_fetch_add(&py_ticks, 1);
+    return PyBool_FromLong(!atomic_load(&py_stop));
+}
+
+static PyMethodDef py_tick_def = {"py_tick", py_tick, METH_NOARGS, NULL};
+
+static int
+start_ticker(void *arg)
+{
+    (void)arg;
+    PyObject *fn = PyCFunction_New(&py_tick_def, NULL);
+    CHECK(fn != NULL);
+    CHECK(PyModule_AddObject(PyImport_AddModule("__main__"), "py_tick", fn)
+          == 0);
+    exec_ok("import threading\n"
+            "def count():\n"
+            "    while py_tick():\n"
+            "        pass\n"
+            "ticker = threading.Thread(target=count)\n"
+            "ticker.start()\n");
+    return 0;
+}
+
+static int
+join_ticker(void *arg)
+{
+    (void)arg;
+    exec_ok("ticker.join()\n");
+    return 0;
+}
+
+static int
+busy_20us(void *arg)
+{
+    (void)arg;
+    double until = now_seconds() + 20e-6;
+    while (now_seconds() < until)
+        ;
+    atomic_fetch_add(&busy_ran, 1);
+    return 0;
+}
+
+enum { BUSY_JOBS = 40000 };   /* about 0.8 s of GIL-holding jobs */
+
+/* Queues BUSY_JOBS busy jobs on member 0 and returns once a quarter ran. */
+static void
+saturate(pygate_interp_pool *pool)
+{
+    atomic_store(&busy_ran, 0);
+    for (int i = 0; i < BUSY_JOBS; i++)
+        CHECK_OK(pygate_interp_pool_submit(pool, 0, busy_20us, NULL, NULL));
+    while (atomic_load(&busy_ran) < BUSY_JOBS / 4)
+        usleep(1000);
+}
+
+static void
+wait_busy_jobs(void)
+{
+    while (atomic_load(&busy_ran) < BUSY_JOBS)
+        usleep(1000);
+}
+
+static _Atomic long native_entries;
+static _Atomic int native_stop;
+
+static void *
+enter_repeatedly(void *arg)
+{
+    pygate_view *view = (pygate_view *)arg;
+    while (!atomic_load(&native_stop)) {
+        pygate_token tok;
+        CHECK_OK(pygate_enter(view, &tok));
+        atomic_fetch_add(&native_entries, 1);
+        CHECK_OK(pygate_leave(tok));
+    }
+    return NULL;
+}
+
+static void
+busy_member_lets_others_in(void)
+{
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 1, .workers = 1,
+                                    .batch = 100000, .hold_seconds = 0.005};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    /* A Python thread of the member's interpreter. */
+    CHECK(run_and_wait(pool, 0, start_ticker) == 0);
+    while (atomic_load(&py_ticks) == 0)
+        usleep(1000);
+    saturate(pool);
+    long ticks_before = atomic_load(&py_ticks);
+    long ran_before = atomic_load(&busy_ran);
+    usleep(200 * 1000);
+    long ticks = atomic_load(&py_ticks) - ticks_before;
+    long ran = atomic_load(&busy_ran);
+    printf("while the worker ran jobs %ld..%ld of %d, the Python thread"
+           " ticked %ld times\n", ran_before, ran, (int)BUSY_JOBS, ticks);
+    CHECK(ran < BUSY_JOBS);   /* sampled while saturated */
+    CHECK(ticks > 1000);      /* and the Python thread ran meanwhile */
+    wait_busy_jobs();
+    atomic_store(&py_stop, 1);
+    CHECK(run_and_wait(pool, 0, join_ticker) == 0);
+    /* A native thread entering the member's interpreter. */
+    pygate_view *view;
+    CHECK_OK(pygate_interp_pool_view(pool, 0, &view));
+    saturate(pool);
+    ran_before = atomic_load(&busy_ran);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, enter_repeatedly, view) == 0);
+    usleep(200 * 1000);
+    long entries = atomic_load(&native_entries);
+    ran = atomic_load(&busy_ran);
+    atomic_store(&native_stop, 1);
+    CHECK(pthread_join(th, NULL) == 0);
+    printf("while the worker ran jobs %ld..%ld of %d, a native thread"
+           " entered %ld times\n", ran_before, ran, (int)BUSY_JOBS, entries);
+    CHECK(ran < BUSY_JOBS);
+    CHECK(entries >= 5);   /* a pause every 5 ms gives about 40 */
+    CHECK_OK(pygate_view_close(view));
+    CHECK_OK(pygate_interp_pool_close(pool));
+    harness_stop(&py);
+}
+
 /* ---- init failures and refusing modules -------------------------------- */
 
 static _Atomic int inits;
@@ -582,6 +720,7 @@ static const scenario scenarios[] = {
     {"init_failure_leaves_nothing", init_failure_leaves_nothing},
     {"refusing_module_is_named", refusing_module_is_named},
     {"values_cross_interpreters", values_cross_interpreters},
+    {"busy_member_lets_others_in", busy_member_lets_others_in},
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"interp_pool_codes", interp_pool_codes},
     {"main_finalizes_with_pool_open", main_finalizes_with_pool_open},
