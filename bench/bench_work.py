@@ -11,3 +11,16 @@ def work(n):
 
 def empty():
     pass
+
+
+SMALL = tuple(range(128))
+
+
+def spin(n):
+    """As work(n), without allocating: every int stays in CPython's cache
+    of small ints, so the allocator's state cannot change its speed."""
+    s = 0
+    for _ in range(n // 128 + 1):
+        for i in SMALL:
+            s = (s + i * 3) & 63
+    return s

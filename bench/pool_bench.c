@@ -13,13 +13,17 @@
  * Interpreter pools (Python in parallel from 3.12):
  *   cpu jobs      a pure-Python loop of about 1 ms per job, K = 1, 2, 4, 8
  *                 interpreters: pygate's pool beside K native threads each
- *                 driving an interpreter of its own made by hand
+ *                 driving an interpreter of its own made by hand; twice:
+ *                 a loop that makes an int at every step (bench_work.work)
+ *                 and one that allocates nothing (bench_work.spin)
  *   tiny jobs     an empty function, through the pool
  *   memory, time  RSS per interpreter, and opening + closing a pool
  *   executor      on 3.14+, InterpreterPoolExecutor with the same jobs, in
  *                 this process (bench/interp_executor.py)
  *
- * usage: pool_bench [--quick]     (--quick: tiny counts, for make test)
+ * usage: pool_bench [--quick] [--interp]
+ *   --quick   tiny counts, for make test
+ *   --interp  the interpreter pools' cpu and tiny jobs only
  * Output: tables on stdout, and "csv," lines for bench/results.
  */
 #define PY_SSIZE_T_CLEAN
@@ -40,7 +44,18 @@
 
 static int quick;
 static pygate_view *main_view;
-static long work_n = 20000;   /* loop length of a cpu job: tuned to ~1 ms */
+/* The cpu jobs: a bench_work.py function and its loop length, tuned to
+ * about 1 ms.  work() makes a new int at every step, so its speed depends
+ * on the state of the interpreter's allocator too (which objects share
+ * its pools); spin() computes on cached small ints only. */
+typedef struct cpu_work {
+    const char *function;
+    const char *what;     /* the CSV measure */
+    long steps;
+} cpu_work;
+
+static cpu_work allocating = {"work", "cpu_jobs_per_second", 20000};
+static cpu_work small_ints = {"spin", "cpu_noalloc_jobs_per_second", 20000};
 
 static double
 now(void)
@@ -105,7 +120,7 @@ call_main(const char *name, long arg)
 static const char work_code[] =
     "import sys\n"
     "sys.path.insert(0, '" PYGATE_BENCH_DIR "')\n"
-    "from bench_work import work, empty\n";
+    "from bench_work import work, spin, empty\n";
 
 /* ---- worker pools: round trip ------------------------------------------ */
 
@@ -306,20 +321,20 @@ define_work(void *arg)
 static int
 cpu_job(void *arg)
 {
-    (void)arg;
-    return call_main("work", work_n);
+    const cpu_work *w = (const cpu_work *)arg;
+    return call_main(w->function, w->steps);
 }
 
 /* jobs/s for `jobs` cpu (or tiny) jobs through a pool of k interpreters,
  * submitted from this thread, then waited for. */
 static double
-pool_rate(pygate_interp_pool *pool, long jobs, pygate_job_fn fn)
+pool_rate(pygate_interp_pool *pool, long jobs, pygate_job_fn fn, void *arg)
 {
     pygate_job **handles = (pygate_job **)calloc((size_t)jobs,
                                                  sizeof *handles);
     double t0 = now();
     for (long i = 0; i < jobs; i++)
-        check(pygate_interp_pool_submit(pool, PYGATE_ANY_INTERP, fn, NULL,
+        check(pygate_interp_pool_submit(pool, PYGATE_ANY_INTERP, fn, arg,
                                         &handles[i]), "submit");
     for (long i = 0; i < jobs; i++) {
         check(pygate_job_wait(handles[i], -1, NULL), "wait");
@@ -334,6 +349,7 @@ pool_rate(pygate_interp_pool *pool, long jobs, pygate_job_fn fn)
  * GIL from 3.12) and running its share of the jobs. */
 typedef struct by_hand {
     pthread_t th;
+    cpu_work *work;
     long jobs;
     pthread_barrier_t *ready;
     double began, ended;
@@ -380,7 +396,7 @@ by_hand_main(void *arg)
     h->began = now();
     PyEval_RestoreThread(ts);
     for (long i = 0; i < h->jobs; i++)
-        cpu_job(NULL);
+        cpu_job(h->work);
     h->ended = now();
     Py_EndInterpreter(ts);
     PyThreadState_Swap(main_ts);
@@ -389,13 +405,13 @@ by_hand_main(void *arg)
 }
 
 static double
-by_hand_rate(int k, long jobs)
+by_hand_rate(int k, long jobs, cpu_work *w)
 {
     by_hand h[MAX_K];
     pthread_barrier_t ready;
     pthread_barrier_init(&ready, NULL, (unsigned)k);
     for (int i = 0; i < k; i++) {
-        h[i] = (by_hand){0, jobs / k, &ready, 0, 0};
+        h[i] = (by_hand){0, w, jobs / k, &ready, 0, 0};
         pthread_create(&h[i].th, NULL, by_hand_main, &h[i]);
     }
     double first = 0, last = 0;
@@ -426,33 +442,34 @@ median(double v[REPS])
     return v[REPS / 2];
 }
 
-/* Tunes work_n so that a cpu job takes about 1 ms here. */
+/* Tunes w's loop length so that a job takes about 1 ms here. */
 static void
-tune_work(void)
+tune_work(cpu_work *w)
 {
     pygate_token tok;
     check(pygate_enter(main_view, &tok), "enter");
-    run_code(work_code);
     double t0 = now();
-    call_main("work", work_n);
+    cpu_job(w);
     double took = now() - t0;
     if (took > 0)
-        work_n = (long)((double)work_n * 0.001 / took);
-    if (work_n < 100)
-        work_n = 100;
+        w->steps = (long)((double)w->steps * 0.001 / took);
+    if (w->steps < 100)
+        w->steps = 100;
     pygate_leave(tok);
 }
 
+/* w's jobs through pools of K = 1, 2, 4, 8 interpreters beside K
+ * interpreters by hand; tiny jobs too when `tiny` is set. */
 static void
-interp_pools(void)
+interp_pool_curve(cpu_work *w, int tiny)
 {
-    tune_work();
+    tune_work(w);
     long jobs = quick ? 16 : 800;
-    printf("\ninterpreter pools: cpu job = a Python loop of %ld steps (about"
-           " 1 ms), %ld jobs per run, median of %d runs\n", work_n, jobs,
-           REPS);
+    printf("\ninterpreter pools: cpu job = bench_work.%s(), a Python loop of"
+           " %ld steps (about 1 ms), %ld jobs per run, median of %d runs\n",
+           w->function, w->steps, jobs, REPS);
     printf("%3s %14s %14s %8s %14s\n", "K", "pool jobs/s", "by hand jobs/s",
-           "pool/hand", "tiny jobs/s");
+           "pool/hand", tiny ? "tiny jobs/s" : "");
     static const int ks[] = {1, 2, 4, 8};
     double base = 0;
     for (int i = 0; i < 4; i++) {
@@ -469,20 +486,33 @@ interp_pools(void)
         /* Alternating, REPS times each; the medians are compared. */
         double p[REPS], h[REPS];
         for (int r = 0; r < REPS; r++) {
-            p[r] = pool_rate(pool, jobs, cpu_job);
-            h[r] = by_hand_rate(k, jobs);
+            p[r] = pool_rate(pool, jobs, cpu_job, w);
+            h[r] = by_hand_rate(k, jobs, w);
         }
         double pool_jobs = median(p), hand = median(h);
-        double tiny = pool_rate(pool, quick ? 100 : 100000, empty_job);
+        double tiny_jobs = tiny ? pool_rate(pool, quick ? 100 : 100000,
+                                            empty_job, NULL) : 0;
         pygate_interp_pool_close(pool);
         if (k == 1)
             base = pool_jobs;
-        printf("%3d %14.0f %14.0f %8.3f %14.0f   (%.2fx K=1)\n", k,
-               pool_jobs, hand, pool_jobs / hand, tiny, pool_jobs / base);
-        csv("cpu_jobs_per_second", "interp_pool", k, pool_jobs, "jobs/s");
-        csv("cpu_jobs_per_second", "by_hand", k, hand, "jobs/s");
-        csv("tiny_jobs_per_second", "interp_pool", k, tiny, "jobs/s");
+        char tiny_text[32] = "";
+        if (tiny)
+            snprintf(tiny_text, sizeof tiny_text, "%.0f", tiny_jobs);
+        printf("%3d %14.0f %14.0f %8.3f %14s   (%.2fx K=1)\n", k, pool_jobs,
+               hand, pool_jobs / hand, tiny_text, pool_jobs / base);
+        csv(w->what, "interp_pool", k, pool_jobs, "jobs/s");
+        csv(w->what, "by_hand", k, hand, "jobs/s");
+        if (tiny)
+            csv("tiny_jobs_per_second", "interp_pool", k, tiny_jobs,
+                "jobs/s");
     }
+}
+
+static void
+interp_pools(void)
+{
+    interp_pool_curve(&allocating, 1);
+    interp_pool_curve(&small_ints, 0);
 }
 
 static void
@@ -523,7 +553,7 @@ interp_pool_executor(void)
              "import runpy, sys\n"
              "sys.argv = ['interp_executor.py', '%ld', 'embedded'%s]\n"
              "runpy.run_path('" PYGATE_BENCH_DIR "/interp_executor.py',"
-             " run_name='__main__')\n", work_n, quick ? ", '--quick'" : "");
+             " run_name='__main__')\n", allocating.steps, quick ? ", '--quick'" : "");
     run_code(code);
     pygate_leave(tok);
 #endif
@@ -532,7 +562,17 @@ interp_pool_executor(void)
 int
 main(int argc, char **argv)
 {
-    quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int interp_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--interp") == 0)
+            interp_only = 1;
+        else {
+            fprintf(stderr, "usage: pool_bench [--quick] [--interp]\n");
+            return 2;
+        }
+    }
     /* Every interpreter, InterpreterPoolExecutor's too, finds bench_work. */
     setenv("PYTHONPATH", PYGATE_BENCH_DIR, 1);
     Py_InitializeEx(0);
@@ -541,12 +581,15 @@ main(int argc, char **argv)
     run_code(work_code);
     PyEval_SaveThread();
     printf("pool_bench: CPython %s%s\n", PY_VERSION, quick ? " (quick)" : "");
-    round_trip();
-    deferred_decref();
-    python_thread_progress();
-    interp_pool_costs();
+    if (!interp_only) {
+        round_trip();
+        deferred_decref();
+        python_thread_progress();
+        interp_pool_costs();
+    }
     interp_pools();
-    interp_pool_executor();
+    if (!interp_only)
+        interp_pool_executor();
     pygate_token tok;
     check(pygate_enter(main_view, &tok), "enter");
     pygate_leave(tok);

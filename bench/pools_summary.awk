@@ -61,6 +61,21 @@ END {
                   get(x, "cpu_jobs_per_second", "interp_pool", 1))
         print line " | " fmt(minhand, 3) " | " s " | " fmt(minexe, 2) " | " fmt(mintiny, 1) " |"
     }
+    print "\nThe same, with a job that allocates nothing (bench_work.spin(): cached small ints only), pool / by hand:\n"
+    print "| CPython | K=1 | K=2 | K=4 | K=8 | pool/hand (min) |"
+    print "|---|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) {
+        x = vers[i]
+        line = "| " x
+        minhand = ""
+        for (k = 1; k <= 8; k *= 2) {
+            p = get(x, "cpu_noalloc_jobs_per_second", "interp_pool", k)
+            h = get(x, "cpu_noalloc_jobs_per_second", "by_hand", k)
+            line = line " | " fmt(p, 0) " / " fmt(h, 0)
+            if (p != "" && h != "" && (minhand == "" || p / h < minhand)) minhand = p / h
+        }
+        print line " | " fmt(minhand, 3) " |"
+    }
     print "\n| CPython | RSS per interpreter KiB | open K=8 ms | close K=8 ms | tiny jobs/s K=1 | K=8 | executor in python executable, cpu K=1 / K=2 |"
     print "|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {

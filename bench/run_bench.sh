@@ -43,7 +43,7 @@ for r in "${runs[@]}"; do
   # process and with the python executable.
   out="$dir.pools.txt"
   if at "$where" "$ROOT/$dir/bench/pool_bench" ${PYGATE_POOL_BENCH_ARGS:-} >"$out"; then
-    steps=$(sed -n 's/.*a Python loop of \([0-9]*\) steps.*/\1/p' "$out")
+    steps=$(sed -n '/bench_work.work()/s/.*a Python loop of \([0-9]*\) steps.*/\1/p' "$out")
     at "$where" env PYTHONPATH="$ROOT/bench" PYTHONDONTWRITEBYTECODE=1 "$exe" "$ROOT/bench/interp_executor.py" \
       "$steps" exe ${PYGATE_POOL_BENCH_ARGS:-} >>"$out"
     grep -v '^csv,' "$out"
