@@ -220,6 +220,12 @@ PYGATE_API int64_t pygate_guard_id(const pygate_guard *guard);
  * threads are (killed or hung on their next attach, by CPython version),
  * and a sub-interpreter whose states are still in use cannot be ended
  * (CPython aborts).  A bound trades that risk for a process that exits.
+ * Ctrl-C ends the main interpreter's wait the same way, with the same
+ * report, when Python's signal handlers are installed and shutdown runs
+ * on the main thread: the wait runs the Python handlers of arriving
+ * signals every 0.1 s, and one that raises (the default SIGINT handler
+ * raises KeyboardInterrupt) ends it.  A handler that returns quietly, or
+ * a host's own C handler (Py_InitializeEx(0)), leaves the wait as is.
  * Any thread, any time; applies to shutdowns that start afterwards.
  * Errors: PYGATE_EINVAL (report_every not > 0, or a value above 1e6). */
 PYGATE_API int pygate_set_drain_limits(double report_every,

@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -77,30 +78,61 @@ report_outstanding(record *rec, uint64_t own, double waited)
                 s->file, s->line, s->thread);
 }
 
-/* Returns 1 once the guards drained, 0 when the give-up bound passed. */
+/* How often a waiting shutdown looks for a signal (Ctrl-C). */
+#define SIGNAL_POLL_MS 100
+
+/* Not attached, rec->lock not held: attaches ts and runs the Python
+ * handlers of the signals that arrived meanwhile.  Only for the main
+ * interpreter's shutdown (ts NULL otherwise: CPython 3.8's
+ * PyErr_CheckSignals() would run main's handlers in a sub-interpreter);
+ * PyErr_CheckSignals() runs them only on the main thread, where CPython's
+ * own waits let Ctrl-C through too, and elsewhere does nothing.
+ * Returns 1 when a handler raised: the default SIGINT handler raises
+ * KeyboardInterrupt, and the person pressing Ctrl-C wants the wait to end
+ * (a handler that returns quietly asks for nothing).  The exception is
+ * named on stderr and dropped: an atexit callback's would be too. */
 static int
-wait_until_drained(record *rec, uint64_t own)
+signal_handler_raised(PyThreadState *ts)
+{
+    if (ts == NULL)
+        return 0;
+    PyEval_RestoreThread(ts);
+    int raised = PyErr_CheckSignals() < 0;
+    if (raised) {
+        PyObject *exc = PyErr_GetRaisedException();
+        fprintf(stderr, "pygate: %s while shutdown waited\n",
+                exc != NULL ? Py_TYPE(exc)->tp_name : "an exception");
+        Py_XDECREF(exc);
+    }
+    PyEval_SaveThread();
+    return raised;
+}
+
+/* Not attached (ts is the caller's detached state, to run signal handlers
+ * on, or NULL for none).  Returns 1 once the guards drained, 0 when the give-up bound passed
+ * or a signal handler raised. */
+static int
+wait_until_drained(record *rec, uint64_t own, PyThreadState *ts)
 {
     long report_ms = atomic_load(&drain_report_ms);
     long give_up_ms = atomic_load(&drain_give_up_ms);
     double start = pygate__now(), last_report = start;
-    int drained = 1;
+    int drained = 1, interrupted = 0;
     record_lock(rec);
     while (pygate__record_guards_held(rec) > own) {
-        long wait_ms = report_ms;
         double waited = pygate__now() - start;
-        if (give_up_ms >= 0) {
-            long left = give_up_ms - (long)(waited * 1000);
-            if (left <= 0) {
-                report_outstanding(rec, own, waited);
-                fprintf(stderr, "pygate: giving up the wait; those threads"
-                        " are now on their own, like daemon threads\n");
-                drained = 0;
-                break;
-            }
-            if (left < wait_ms)
-                wait_ms = left;
+        long left = give_up_ms < 0 ? LONG_MAX
+                                   : give_up_ms - (long)(waited * 1000);
+        if (left <= 0 || interrupted) {
+            report_outstanding(rec, own, waited);
+            fprintf(stderr, "pygate: giving up the wait; those threads"
+                    " are now on their own, like daemon threads\n");
+            drained = 0;
+            break;
         }
+        long wait_ms = report_ms < SIGNAL_POLL_MS ? report_ms : SIGNAL_POLL_MS;
+        if (left < wait_ms)
+            wait_ms = left;
         struct timespec deadline = pygate__deadline_after(wait_ms / 1e3);
         record_wait(rec, &deadline);
         if (pygate__record_guards_held(rec) > own
@@ -108,6 +140,9 @@ wait_until_drained(record *rec, uint64_t own)
             report_outstanding(rec, own, pygate__now() - start);
             last_report = pygate__now();
         }
+        record_unlock(rec);   /* never held while waiting for the GIL */
+        interrupted = signal_handler_raised(ts);
+        record_lock(rec);
     }
     record_unlock(rec);
     return drained;
@@ -179,9 +214,9 @@ record_shutdown(void *arg)
     record_unlock(rec);
     int drained = 1;
     if (busy) {
-        Py_BEGIN_ALLOW_THREADS
-        drained = wait_until_drained(rec, own);
-        Py_END_ALLOW_THREADS
+        PyThreadState *ts = PyEval_SaveThread();
+        drained = wait_until_drained(rec, own, rec->is_main ? ts : NULL);
+        PyEval_RestoreThread(ts);
     }
     /* Attached again, every guard released: no decref can be queued from
      * here on (the gate is closed), so this is the last drain. */

@@ -4,6 +4,7 @@
  */
 #include "harness.h"
 
+#include <signal.h>
 #include <stdatomic.h>
 
 static harness_python py;
@@ -174,10 +175,153 @@ drain_gives_up_and_reports(void)
     CHECK_OK(pygate_view_close(py.view));
 }
 
+/* ---- Ctrl-C while shutdown waits ----------------------------------------- */
+
+/* Python with its signal handlers, as the python executable has them. */
+static harness_python
+start_with_signal_handlers(void)
+{
+    Py_InitializeEx(1);
+    CHECK(Py_IsInitialized());
+    harness_python p;
+    p.main_ts = PyEval_SaveThread();
+    p.view = main_view(p.main_ts);
+    return p;
+}
+
+/* Sends the process SIGINT half a second from now, as Ctrl-C would. */
+static void *
+interrupt_soon(void *arg)
+{
+    (void)arg;
+    usleep(500 * 1000);
+    CHECK(kill(getpid(), SIGINT) == 0);
+    return NULL;
+}
+
+static void
+finalize_with_ctrl_c(void)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, interrupt_soon, NULL) == 0);
+    finalize_timed();
+    CHECK(pthread_join(th, NULL) == 0);
+}
+
+/* Python's default SIGINT handler raises KeyboardInterrupt: the wait ends
+ * as after give_up_after, with the report. */
+static void
+ctrl_c_ends_shutdown_wait(void)
+{
+    py = start_with_signal_handlers();
+    on_native_thread(take_guard_and_keep_it, py.view);
+    const char *err = capture_stderr(finalize_with_ctrl_c);
+    printf("Py_FinalizeEx returned %.3f s after it began\n",
+           finalize_seconds);
+    CHECK(finalize_seconds >= 0.4 && finalize_seconds < 5);
+    CHECK(strstr(err, "KeyboardInterrupt while shutdown waited") != NULL);
+    CHECK(strstr(err, "for 1 native") != NULL);
+    CHECK(strstr(err, "giving up") != NULL);
+    CHECK_OK(pygate_view_close(py.view));
+}
+
+/* A guard released a moment after the first signal was seen. */
+static _Atomic int signals_seen;
+static _Atomic double released_at;
+static _Atomic int guard_taken;
+
+static void *
+keep_guard_until_signal(void *arg)
+{
+    pygate_guard *guard;
+    CHECK_OK(pygate_guard_from_view((pygate_view *)arg, &guard));
+    atomic_store(&guard_taken, 1);
+    while (atomic_load(&signals_seen) == 0)
+        usleep(1000);
+    usleep(300 * 1000);
+    atomic_store(&released_at, now_seconds());
+    CHECK_OK(pygate_guard_close(guard));
+    return NULL;
+}
+
+/* Checks that shutdown waited for the guard, through the signal, until it
+ * was released, and did not give up. */
+static void
+finalize_waits_through_signal(void)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, keep_guard_until_signal, py.view) == 0);
+    while (!atomic_load(&guard_taken))
+        usleep(1000);
+    const char *err = capture_stderr(finalize_with_ctrl_c);
+    CHECK(pthread_join(th, NULL) == 0);
+    double returned_at = now_seconds();
+    printf("%d signal(s) seen; Py_FinalizeEx returned %.3f s after the"
+           " guard was released\n", atomic_load(&signals_seen),
+           returned_at - atomic_load(&released_at));
+    CHECK(atomic_load(&signals_seen) >= 1);
+    CHECK(atomic_load(&released_at) > 0);
+    CHECK(strstr(err, "giving up") == NULL);
+    CHECK(strstr(err, "while shutdown waited") == NULL);
+    CHECK_OK(pygate_view_close(py.view));
+}
+
+static PyObject *
+note_signal(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    atomic_fetch_add(&signals_seen, 1);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef note_signal_def = {"note_signal", note_signal,
+                                      METH_VARARGS, NULL};
+
+/* A Python SIGINT handler that returns quietly asks for nothing: pygate
+ * runs it while waiting (or it would never run: the guard's thread waits
+ * for it) and keeps waiting. */
+static void
+quiet_python_handler_keeps_waiting(void)
+{
+    py = start_with_signal_handlers();
+    PyEval_RestoreThread(py.main_ts);
+    PyObject *fn = PyCFunction_New(&note_signal_def, NULL);
+    CHECK(fn != NULL);
+    CHECK(PyModule_AddObject(PyImport_AddModule("__main__"), "note_signal",
+                             fn) == 0);
+    exec_ok("import signal\nsignal.signal(signal.SIGINT, note_signal)\n");
+    PyEval_SaveThread();
+    finalize_waits_through_signal();
+}
+
+static void
+host_signal_handler(int signum)
+{
+    (void)signum;
+    atomic_fetch_add(&signals_seen, 1);
+}
+
+/* A host that installed no Python signal handlers keeps its own: SIGINT
+ * goes to the host's handler, and shutdown keeps waiting. */
+static void
+host_handler_keeps_waiting(void)
+{
+    py = harness_start();   /* Py_InitializeEx(0) */
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = host_signal_handler;
+    CHECK(sigaction(SIGINT, &action, NULL) == 0);
+    finalize_waits_through_signal();
+}
+
 static const scenario scenarios[] = {
     {"guard_codes", guard_codes},
     {"guard_holds_shutdown", guard_holds_shutdown},
     {"drain_gives_up_and_reports", drain_gives_up_and_reports},
+    {"ctrl_c_ends_shutdown_wait", ctrl_c_ends_shutdown_wait},
+    {"quiet_python_handler_keeps_waiting", quiet_python_handler_keeps_waiting},
+    {"host_handler_keeps_waiting", host_handler_keeps_waiting},
     {NULL, NULL}
 };
 
