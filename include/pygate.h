@@ -394,6 +394,8 @@ typedef struct pygate_pool_options {
  * (PYGATE_EFINALIZING), finishes or cancels its queue as on_close says,
  * and its workers exit; jobs' exception objects are dropped then (their
  * text stays).  A pool nobody closes does not keep a process from exiting.
+ * A worker that finds no memory for its thread state tries again every
+ * millisecond; the queue waits meanwhile.
  * Errors: PYGATE_EINVAL (view not live, out NULL, an option out of range),
  *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM (also: a worker
  *         thread could not be started). */
@@ -612,7 +614,9 @@ typedef struct pygate_value {
  * Errors: those of pygate_interp_pool_submit, PYGATE_EINVAL (module,
  *         function or result NULL, args NULL with nargs > 0, an argument
  *         of unknown kind), PYGATE_EEXCEPTION (it raised: see *result),
- *         PYGATE_ECANCELLED (the pool closed before it ran). */
+ *         PYGATE_ECANCELLED (the pool closed before it ran),
+ *         PYGATE_ENOMEM (also: the function ran, but there was no memory
+ *         to hand its result or traceback back; *result is NONE). */
 PYGATE_API int pygate_interp_pool_call(pygate_interp_pool *pool, int index,
                                        const char *module,
                                        const char *function,

@@ -159,7 +159,8 @@ pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg)
      * tearing down thread states (and before Py_EndInterpreter's "not the
      * last thread" check).  PyUnstable_AtExit (3.13+) callbacks run later,
      * while the interpreter is being cleared: too late to drain. */
-    hook *h = (hook *)PyMem_RawMalloc(sizeof *h);
+    hook *h = pygate__alloc_fails() ? NULL
+                                    : (hook *)PyMem_RawMalloc(sizeof *h);
     if (h == NULL) {
         PyErr_NoMemory();
         return -1;

@@ -25,7 +25,8 @@ push_frame(pygate_thread *t)
 {
     if (t->nframes == t->cap) {
         uint32_t cap = t->cap ? 2 * t->cap : 8;
-        frame *frames = (frame *)realloc(t->frames, cap * sizeof *frames);
+        frame *frames =
+            (frame *)pygate__realloc(t->frames, cap * sizeof *frames);
         if (frames == NULL)
             return NULL;
         t->frames = frames;

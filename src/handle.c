@@ -40,7 +40,7 @@ fresh_slot(void)
         return NO_SLOT;
     uint32_t c = nslots / CHUNK_SLOTS;
     if (atomic_load_explicit(&chunks[c], memory_order_relaxed) == NULL) {
-        handle_slot *chunk = (handle_slot *)calloc(CHUNK_SLOTS,
+        handle_slot *chunk = (handle_slot *)pygate__calloc(CHUNK_SLOTS,
                                                    sizeof *chunk);
         if (chunk == NULL)
             return NO_SLOT;

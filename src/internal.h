@@ -12,7 +12,7 @@
  * Files call each other downward only:
  *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool.c, call.c >
  *   enter.c, decref.c, guard.c, view.c > lifecycle.c > fork.c > thread.c >
- *   interp.c > handle.c, compat.c, error.c
+ *   interp.c > handle.c, compat.c, error.c > alloc.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported.
  */
@@ -29,6 +29,21 @@
 #include <time.h>
 
 /* ---- small shared pieces ------------------------------------------------ */
+
+/* Resources from the system (alloc.c): malloc, calloc, realloc, strdup and
+ * pthread_create (-1 on failure), each of which a test can make fail. */
+void *pygate__malloc(size_t size);
+void *pygate__calloc(size_t count, size_t size);
+void *pygate__realloc(void *old, size_t size);
+char *pygate__strdup(const char *text);
+int pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+/* 1 when the acquisition about to be made must fail (a test armed it);
+ * for those made elsewhere (CPython thread states, thread.c). */
+int pygate__alloc_fails(void);
+/* Test hooks: the n-th acquisition from now fails (0: none), and the
+ * number made since the last call. */
+void pygate__alloc_fail_at(long n);
+long pygate__alloc_count_reset(void);
 
 /* A doubly linked list threaded through fields `prev` and `next` of its
  * nodes, with *head the first node (the record registry, the thread list,
@@ -327,8 +342,8 @@ int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
 void pygate__pool_mark_private(pygate_pool *pool);
 /* Whether pool options are in range. */
 int pygate__pool_options_valid(const pygate_pool_options *o);
-/* traceback.format_exception(exc) joined, malloc'd.  Attached; never
- * fails (a placeholder says what could not be formatted). */
+/* traceback.format_exception(exc) joined, malloc'd (a placeholder when
+ * Python cannot format it).  Attached.  NULL only when memory ran out. */
 char *pygate__format_exception(PyObject *exc);
 
 /* ---- handles (handle.c) ------------------------------------------------ */

@@ -177,7 +177,7 @@ pygate__record_guard_add(record *rec)
 guard_site *
 pygate__record_site_add(record *rec, const char *file, int line)
 {
-    guard_site *site = (guard_site *)malloc(sizeof *site);
+    guard_site *site = (guard_site *)pygate__malloc(sizeof *site);
     if (site == NULL)
         return NULL;
     site->file = file;
@@ -246,7 +246,7 @@ next_node(decref_block **mine)
     if (b == NULL || b->used == DECREF_BLOCK_NODES) {
         if (b != NULL)
             block_unref(b, 1);   /* the thread's hold */
-        *mine = b = (decref_block *)malloc(sizeof *b);
+        *mine = b = (decref_block *)pygate__malloc(sizeof *b);
         if (b == NULL)
             return NULL;
         atomic_init(&b->live, DECREF_BLOCK_NODES + 1);
@@ -298,7 +298,7 @@ record *
 pygate__record_new(PyInterpreterState *interp, int64_t id)
 {
     pthread_once(&local_guards_once, local_guards_init);
-    record *rec = (record *)calloc(1, sizeof *rec);
+    record *rec = (record *)pygate__calloc(1, sizeof *rec);
     if (rec == NULL)
         return NULL;
     rec->id = id;

@@ -284,7 +284,7 @@ run_maker(maker *mk)
 {
     pthread_t th;
     pthread_mutex_lock(&making_lock);
-    int started = pthread_create(&th, NULL, make_members, mk) == 0;
+    int started = pygate__thread_create(&th, make_members, mk) == 0;
     if (started)
         pthread_join(th, NULL);
     pthread_mutex_unlock(&making_lock);
@@ -327,10 +327,10 @@ ipool_new(const pygate_interp_pool_options *o)
     unsigned n = o->interpreters != 0 ? o->interpreters
                  : cpus > 0 && cpus <= MAX_INTERPRETERS ? (unsigned)cpus
                  : cpus > 0 ? MAX_INTERPRETERS : 1;
-    interp_pool *ip = (interp_pool *)calloc(1, sizeof *ip);
+    interp_pool *ip = (interp_pool *)pygate__calloc(1, sizeof *ip);
     if (ip == NULL)
         return NULL;
-    ip->members = (member *)calloc(n, sizeof(member));
+    ip->members = (member *)pygate__calloc(n, sizeof(member));
     if (ip->members == NULL) {
         free(ip);
         return NULL;

@@ -240,7 +240,8 @@ record_capsule_free(PyObject *capsule)
 }
 
 /* Stores rec in the interpreter dict (one reference) and installs the hook
- * (another).  On failure the Python exception is left set. */
+ * (another).  On failure: PYGATE_ENOMEM, or PYGATE_EPYTHON with the
+ * Python exception left set. */
 static int
 record_install(record *rec, PyObject *dict)
 {
@@ -260,10 +261,14 @@ record_install(record *rec, PyObject *dict)
         PyErr_Fetch(&type, &value, &tb);
         if (PyDict_DelItemString(dict, RECORD_CAPSULE) < 0)
             PyErr_Clear();   /* ours to clear: the caller gets the first */
-        PyErr_Restore(type, value, tb);
         pygate__record_mark_gone(rec);
         pygate__record_unref(rec);
-        return PYGATE_EPYTHON;
+        /* Out of memory is an error code of its own, with nothing set. */
+        int no_memory = PyErr_GivenExceptionMatches(type, PyExc_MemoryError);
+        PyErr_Restore(type, value, tb);
+        if (no_memory)
+            PyErr_Clear();
+        return no_memory ? PYGATE_ENOMEM : PYGATE_EPYTHON;
     }
     return PYGATE_OK;
 }

@@ -84,6 +84,18 @@ struct pool {
 };
 
 /* ---- references --------------------------------------------------------- */
+/* A job's text when memory ran out formatting its exception: static, never
+ * freed, so that a job that raised never looks as if it had not. */
+static char unformatted_text[] = "(an exception pygate could not format:"
+                                 " out of memory)\n";
+
+static void
+free_text(char *text)
+{
+    if (text != unformatted_text)
+        free(text);
+}
+
 
 static void
 pool_free(pool *p)
@@ -125,15 +137,16 @@ job_unref_locked(job *j)
         return 0;
     pool *p = j->pool;
     PYGATE__LIST_UNLINK(p->live, j, live_prev, live_next);
-    free(j->text);
+    free_text(j->text);
     free(j);
     return pool_unref_locked(p);
 }
 
 /* ---- running jobs ------------------------------------------------------- */
 
-/* traceback.format_exception(exc) joined, as a malloc'd string.  Attached;
- * never fails (a placeholder says what could not be formatted). */
+/* traceback.format_exception(exc) joined, as a malloc'd string (a
+ * placeholder when Python cannot format it).  Attached.  NULL only when
+ * memory ran out. */
 char *
 pygate__format_exception(PyObject *exc)
 {
@@ -148,7 +161,7 @@ pygate__format_exception(PyObject *exc)
     PyObject *joined = empty == NULL ? NULL : PyUnicode_Join(empty, lines);
     const char *utf8 = joined == NULL ? NULL : PyUnicode_AsUTF8(joined);
     if (utf8 != NULL)
-        text = strdup(utf8);
+        text = pygate__strdup(utf8);
     Py_XDECREF(joined);
     Py_XDECREF(empty);
     Py_XDECREF(lines);
@@ -156,8 +169,10 @@ pygate__format_exception(PyObject *exc)
     Py_XDECREF(tb);
     PyErr_Clear();
     return text != NULL ? text
-                        : strdup("(an exception pygate could not format)");
+                        : pygate__strdup("(an exception pygate could not"
+                                         " format)\n");
 }
+
 
 /* The job's completion callback, attached, with what fn raised (the
  * callback collects it); one the callback raises itself is reported. */
@@ -192,7 +207,8 @@ run_job(job *j)
         PyErr_WriteUnraisable(NULL);
         o.exc = NULL;
     }
-    o.text = o.exc != NULL ? pygate__format_exception(o.exc) : NULL;
+    if (o.exc != NULL && (o.text = pygate__format_exception(o.exc)) == NULL)
+        o.text = unformatted_text;
     return o;
 }
 
@@ -368,8 +384,13 @@ worker_main(void *arg)
             nanosleep(&moment, NULL);
             busy_since = pygate__now();
         }
+        if (rc == PYGATE_ENOMEM) {
+            /* No memory for this thread's state yet: the jobs wait. */
+            struct timespec moment = {0, 1000000};
+            nanosleep(&moment, NULL);
+        }
         pthread_mutex_lock(&p->lock);
-        if (rc != PYGATE_OK) {
+        if (rc != PYGATE_OK && rc != PYGATE_ENOMEM) {
             /* The interpreter is shutting down or gone: nothing queued
              * can run any more. */
             p->accepting = 0;
@@ -503,7 +524,7 @@ start_workers(pool *p)
         pthread_mutex_lock(&p->lock);
         p->workers_alive++;
         pthread_mutex_unlock(&p->lock);
-        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+        if (pygate__thread_create(&p->threads[i], worker_main, p) != 0) {
             pthread_mutex_lock(&p->lock);
             p->workers_alive--;
             pthread_mutex_unlock(&p->lock);
@@ -517,11 +538,12 @@ start_workers(pool *p)
 static pool *
 pool_new(const pygate_pool_options *o)
 {
-    pool *p = (pool *)calloc(1, sizeof *p);
+    pool *p = (pool *)pygate__calloc(1, sizeof *p);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned n = o->workers != 0 ? o->workers : cpus > 0 ? (unsigned)cpus : 1;
-    if (p == NULL || (p->threads = (pthread_t *)calloc(n, sizeof(pthread_t)))
-                     == NULL) {
+    if (p == NULL
+        || (p->threads = (pthread_t *)pygate__calloc(n, sizeof(pthread_t)))
+               == NULL) {
         free(p);
         return NULL;
     }
@@ -639,7 +661,7 @@ static int
 submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
           void *done_arg, pygate_job **out)
 {
-    job *j = (job *)calloc(1, sizeof *j);
+    job *j = (job *)pygate__calloc(1, sizeof *j);
     handle_slot *slot = NULL;
     if (j != NULL && out != NULL
             && (j->handle = pygate__handle_new(HANDLE_JOB, &slot)) == 0) {
@@ -832,7 +854,8 @@ pygate__impl_job_close(pygate_job *handle)
     pthread_mutex_lock(&p->lock);
     PyObject *exc = j->exc;
     j->exc = NULL;
-    char *text = !j->collected && j->text != NULL ? strdup(j->text) : NULL;
+    char *text = !j->collected && j->text != NULL ? pygate__strdup(j->text)
+                                                  : NULL;
     int uncollected = !j->collected && (exc != NULL || j->text != NULL);
     j->handle = 0;   /* a job still queued reports its own exception */
     int last = job_unref_locked(j);

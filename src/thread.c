@@ -73,7 +73,7 @@ pygate__thread_self(int create)
     if (t != NULL || !create)
         return t;
     pthread_once(&thread_key_once, thread_key_create);
-    t = (pygate_thread *)calloc(1, sizeof *t);
+    t = (pygate_thread *)pygate__calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
     /* Not for the process's main thread: exit() runs its thread-exit
@@ -151,10 +151,11 @@ pygate__thread_entry(pygate_thread *t, record *rec)
 static int
 create_entry(pygate_thread *t, record *rec, entry **out)
 {
-    entry *e = (entry *)calloc(1, sizeof *e);
+    entry *e = (entry *)pygate__calloc(1, sizeof *e);
     if (e == NULL)
         return PYGATE_ENOMEM;
-    e->tstate = PyThreadState_New(rec->interp);
+    e->tstate = pygate__alloc_fails() ? NULL
+                                      : PyThreadState_New(rec->interp);
     if (e->tstate == NULL) {
         free(e);
         return PYGATE_ENOMEM;

@@ -16,6 +16,7 @@ typedef struct call_job {
     const pygate_value *args;
     size_t nargs;
     pygate_value result;
+    int no_memory;           /* the result could not be copied out */
 } call_job;
 
 static PyObject *
@@ -40,15 +41,17 @@ object_from(const pygate_value *v)
     }
 }
 
-/* A malloc'd copy of size bytes plus a NUL, in v, as `kind`. */
+/* A malloc'd copy of size bytes plus a NUL, in v, as `kind`; without
+ * memory for it, v stays NONE and c->no_memory is set (the call then
+ * answers PYGATE_ENOMEM, not a MemoryError of the function's). */
 static int
 copy_data(pygate_value *v, pygate_value_kind kind, const char *data,
-          size_t size)
+          size_t size, call_job *c)
 {
-    char *copy = (char *)malloc(size + 1);
+    char *copy = (char *)pygate__malloc(size + 1);
     if (copy == NULL) {
-        PyErr_NoMemory();
-        return -1;
+        c->no_memory = 1;
+        return 0;
     }
     memcpy(copy, data, size);
     copy[size] = '\0';
@@ -60,7 +63,7 @@ copy_data(pygate_value *v, pygate_value_kind kind, const char *data,
 
 /* The result as a value; -1 with an exception set for another type. */
 static int
-value_from(PyObject *o, pygate_value *v, const call_job *c)
+value_from(PyObject *o, pygate_value *v, call_job *c)
 {
     if (o == Py_None)
         return 0;
@@ -78,12 +81,12 @@ value_from(PyObject *o, pygate_value *v, const call_job *c)
     }
     if (PyBytes_Check(o))
         return copy_data(v, PYGATE_VALUE_BYTES, PyBytes_AS_STRING(o),
-                         (size_t)PyBytes_GET_SIZE(o));
+                         (size_t)PyBytes_GET_SIZE(o), c);
     if (PyUnicode_Check(o)) {
         Py_ssize_t size;
         const char *utf8 = PyUnicode_AsUTF8AndSize(o, &size);
         return utf8 == NULL ? -1 : copy_data(v, PYGATE_VALUE_STR, utf8,
-                                             (size_t)size);
+                                             (size_t)size, c);
     }
     PyErr_Format(PyExc_TypeError, "pygate: %s.%s returned %.100s; a call"
                  " returns None, int, float, bytes or str", c->module,
@@ -150,13 +153,10 @@ collect(pygate_job *job, call_job *c, pygate_value *result)
         return PYGATE_OK;
     }
     pygate_value_clear(&c->result);
-    pygate_value error = {PYGATE_VALUE_ERROR, 0, 0, NULL, 0};
-    char *copy = strdup(text);
-    if (copy != NULL) {
-        error.data = copy;
-        error.size = strlen(copy);
-    }
-    *result = error;
+    char *copy = pygate__strdup(text);
+    if (copy == NULL)
+        return PYGATE_ENOMEM;   /* *result stays NONE */
+    *result = (pygate_value){PYGATE_VALUE_ERROR, 0, 0, copy, strlen(copy)};
     return PYGATE_EEXCEPTION;
 }
 
@@ -169,7 +169,7 @@ pygate__impl_interp_pool_call(pygate_interp_pool *pool, int index,
     if (!arguments_valid(module, function, args, nargs, result))
         return PYGATE_EINVAL;
     *result = (pygate_value){PYGATE_VALUE_NONE, 0, 0, NULL, 0};
-    call_job c = {module, function, args, nargs, *result};
+    call_job c = {module, function, args, nargs, *result, 0};
     pygate_job *job;
     int rc = pygate_interp_pool_submit(pool, index, call_in_interpreter, &c,
                                        &job);
@@ -177,7 +177,7 @@ pygate__impl_interp_pool_call(pygate_interp_pool *pool, int index,
         return rc;
     rc = pygate_job_wait(job, -1, NULL);
     if (rc == PYGATE_OK)
-        rc = collect(job, &c, result);
+        rc = c.no_memory ? PYGATE_ENOMEM : collect(job, &c, result);
     pygate_job_close(job);
     return rc;
 }
