@@ -7,7 +7,7 @@ DEMO_BUILD := build/demo/$(notdir $(PYTHON_EXE))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all demo test torture bench clean
+.PHONY: all demo test torture bench soak clean
 
 # The demonstration's four programs only, quietly (the build's output goes
 # to build/demo/build.log and is shown only if the build fails).
@@ -42,6 +42,26 @@ torture:
 # for one): tables on stdout, CSV and a PNG plot under bench/results/.
 bench:
 	bench/run_bench.sh
+
+# An hour of 16 native threads entering with thread, pool and interpreter
+# churn (tests/soak.c), sampled every minute, on $(PYTHON): the samples in
+# bench/results/soak.csv, plotted in bench/results/soak.png.  SOAK_SECONDS
+# and SOAK_EVERY change the length and the sampling.
+SOAK_SECONDS ?= 3600
+SOAK_EVERY ?= 60
+SOAK_BUILD := build/soak/$(notdir $(PYTHON_EXE))
+soak:
+	@mkdir -p $(SOAK_BUILD) bench/results
+	@cmake -S . -B $(SOAK_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPYGATE_BENCH=OFF \
+	  -DPYGATE_EXAMPLES=OFF >$(SOAK_BUILD)/configure.log 2>&1 \
+	  || { cat $(SOAK_BUILD)/configure.log; exit 1; }
+	@cmake --build $(SOAK_BUILD) -j $(JOBS) --target soak \
+	  >$(SOAK_BUILD)/build.log 2>&1 || { cat $(SOAK_BUILD)/build.log; exit 1; }
+	$(SOAK_BUILD)/tests/soak $(SOAK_SECONDS) $(SOAK_EVERY) bench/results/soak.csv
+	@command -v gnuplot >/dev/null && gnuplot -e "csv='bench/results/soak.csv'; \
+	  png='bench/results/soak.png'" tests/plot_soak.gp \
+	  && echo "plot: bench/results/soak.png" || true
 
 clean:
 	rm -rf build

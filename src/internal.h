@@ -295,6 +295,8 @@ void pygate__records_unlock_all(void);
 /* Whether this copy of pygate has any record (api.c: a copy with none may
  * still hand its calls to another copy). */
 int pygate__records_exist(void);
+/* Records alive (a census for tests/soak.c). */
+long pygate__records_count(void);
 /* The registry, walked under pygate__records_lock_all(): the first record when
  * rec is NULL, then the next one, then NULL. */
 record *pygate__records_next(record *rec);
@@ -457,6 +459,8 @@ typedef struct pygate_thread {
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */
 pygate_thread *pygate__thread_self(int create);
+/* Native threads pygate keeps a record of (a census for tests/soak.c). */
+long pygate__threads_count(void);
 
 /* Makes the sub-interpreter of rec the calling thread's home (a pool
  * worker's): its state then stays bound in the thread's empty gilstate

@@ -346,6 +346,17 @@ pygate__records_unlock_all(void)
     pthread_mutex_unlock(&registry_lock);
 }
 
+long
+pygate__records_count(void)
+{
+    long n = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (record *rec = registry; rec != NULL; rec = rec->reg_next)
+        n++;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
+}
+
 int
 pygate__records_exist(void)
 {

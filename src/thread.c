@@ -56,6 +56,17 @@ threads_remove(pygate_thread *t)
     pthread_mutex_unlock(&threads_lock);
 }
 
+long
+pygate__threads_count(void)
+{
+    long n = 0;
+    pthread_mutex_lock(&threads_lock);
+    for (pygate_thread *t = threads; t != NULL; t = t->reg_next)
+        n++;
+    pthread_mutex_unlock(&threads_lock);
+    return n;
+}
+
 static void
 thread_key_create(void)
 {

@@ -2,8 +2,9 @@
 # Builds and runs the whole suite once per CPython found on this machine
 # and in the Debian sid root (tests/sid_root.sh: today's 3.13, 3.14, 3.15
 # and their debug builds), then once more under AddressSanitizer +
-# UndefinedBehaviorSanitizer, once under ThreadSanitizer and once built
-# with clang.
+# UndefinedBehaviorSanitizer, once under ThreadSanitizer, once built
+# with clang, and once under valgrind memcheck (Debian's python3.11, whose
+# package installs CPython's suppression file).
 # Prints one summary line per run and fails if any run fails.
 #
 #   tests/run_matrix.sh            every CPython found
@@ -48,6 +49,14 @@ if [ ${#runs[@]} -gt 0 ]; then
     else
       missing+=("${sanitizer_label} + clang (apt-get install clang)")
     fi
+  fi
+  memcheck_python=/usr/bin/python3.11
+  if ! command -v valgrind >/dev/null; then
+    missing+=("memcheck (apt-get install valgrind)")
+  elif [ ! -x "$memcheck_python" ]; then
+    missing+=("memcheck (it runs on Debian's python3.11)")
+  else
+    runs+=("CPython $($memcheck_python -c 'import platform; print(platform.python_version())') (Debian) + memcheck|$memcheck_python|RelWithDebInfo|-DPYGATE_MEMCHECK=ON -DPYGATE_EXAMPLES=OFF -DPYGATE_BENCH=OFF|host")
   fi
 fi
 

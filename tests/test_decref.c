@@ -259,7 +259,8 @@ decref_codes(void)
     int refused = atomic_load(&queued);
     CHECK_RC(pygate_decref(closing_view, tries[refused]), PYGATE_EGONE);
     CHECK_OK(pygate_view_close(closing_view));
-    free(tries);
+    /* The refused references stay the caller's, as documented (and their
+     * objects outlived the interpreter): tries keeps them reachable. */
 }
 
 static const scenario scenarios[] = {
