@@ -171,6 +171,16 @@ now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* Spins for `seconds` without releasing anything (a job that holds the
+ * GIL busy). */
+static inline void
+spin_for(double seconds)
+{
+    double until = now_seconds() + seconds;
+    while (now_seconds() < until)
+        ;
+}
+
 /* Runs fn(arg) on a new native thread and waits for it. */
 static inline void
 on_native_thread(void *(*fn)(void *), void *arg)

@@ -279,9 +279,7 @@ static int
 busy_20us(void *arg)
 {
     (void)arg;
-    double until = now_seconds() + 20e-6;
-    while (now_seconds() < until)
-        ;
+    spin_for(20e-6);
     atomic_fetch_add(&busy_ran, 1);
     return 0;
 }
