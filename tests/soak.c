@@ -209,8 +209,7 @@ take_sample(double start)
     s.rss_kib = rss_kib();
     pygate_token tok;
     CHECK_OK(pygate_enter(view, &tok));
-    s.states = count_thread_states(PyThreadState_GetInterpreter(
-        PyThreadState_Get()));
+    s.states = count_thread_states(PyThreadState_Get()->interp);
     CHECK_OK(pygate_leave(tok));
     s.records = pygate__records_count();
     s.threads = pygate__threads_count();
