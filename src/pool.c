@@ -84,6 +84,7 @@ struct pool {
 };
 
 /* ---- references --------------------------------------------------------- */
+
 /* A job's text when memory ran out formatting its exception: static, never
  * freed, so that a job that raised never looks as if it had not. */
 static char unformatted_text[] = "(an exception pygate could not format:"
@@ -95,7 +96,6 @@ free_text(char *text)
     if (text != unformatted_text)
         free(text);
 }
-
 
 static void
 pool_free(pool *p)
@@ -172,7 +172,6 @@ pygate__format_exception(PyObject *exc)
                         : pygate__strdup("(an exception pygate could not"
                                          " format)\n");
 }
-
 
 /* The job's completion callback, attached, with what fn raised (the
  * callback collects it); one the callback raises itself is reported. */
