@@ -12,13 +12,13 @@
  * states in the main interpreter, pygate's records (interpreters it
  * knows), pygate's thread records, native threads started so far, rounds.
  *
- * The end checks growth: the lowest RSS of the last quarter of the time
- * against the lowest of the second quarter (once warm) must stay within
- * max(8 MiB, 10%) plus what CPython itself keeps of the interpreters made
- * meanwhile (see below), and once every
- * thread is joined the main interpreter has its main thread's state only,
- * pygate knows one interpreter and no native thread but main (--no-rss
- * skips the RSS check: the sanitizers keep freed memory).  make soak
+ * After a third of the time everything stops and is joined for a quiet
+ * sample, then runs again until the end and stops for another.  At each
+ * the main interpreter has its main thread's state only, and pygate knows
+ * one interpreter and no native thread but main; from the first quiet
+ * sample to the second RSS must stay within max(8 MiB, 10%) plus what
+ * CPython itself keeps of the interpreters made meanwhile (see below).
+ * --no-rss skips the RSS check (the sanitizers keep freed memory).  make soak
  * runs it for an hour and plots the CSV (tests/plot_soak.gp); make test
  * runs it for a minute.
  */
@@ -232,6 +232,42 @@ write_row(FILE *csv, sample s)
     fflush(stdout);
 }
 
+/* Runs the threads and pools, sampling every `every` seconds, until
+ * `until` seconds from start; then stops them all. */
+static void
+live_until(double start, double until, double every, FILE *csv)
+{
+    atomic_store(&stopping, 0);
+    pthread_t churn, pools;
+    CHECK(pthread_create(&churn, NULL, thread_churn, NULL) == 0);
+    CHECK(pthread_create(&pools, NULL, pools_churn, NULL) == 0);
+    for (double next = now_seconds() - start; ; next += every) {
+        while (now_seconds() - start < next)
+            usleep(50 * 1000);
+        sample s = take_sample(start);
+        write_row(csv, s);
+        if (s.seconds >= until)
+            break;
+    }
+    atomic_store(&stopping, 1);
+    CHECK(pthread_join(churn, NULL) == 0);
+    CHECK(pthread_join(pools, NULL) == 0);
+}
+
+/* With every thread joined and every pool closed: a sample, and what must
+ * be left then (the main thread's state, the main interpreter's record,
+ * the main thread's record). */
+static sample
+quiet_sample(double start, FILE *csv)
+{
+    sample s = take_sample(start);
+    write_row(csv, s);
+    CHECK(s.states == 1);
+    CHECK(s.records == 1);
+    CHECK(s.threads <= 1);
+    return s;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -253,47 +289,28 @@ main(int argc, char **argv)
     view = main_view(main_ts);
     double cpython_keeps = cpython_kib_per_interpreter();
     double start = now_seconds();
-    pthread_t churn, pools;
-    CHECK(pthread_create(&churn, NULL, thread_churn, NULL) == 0);
-    CHECK(pthread_create(&pools, NULL, pools_churn, NULL) == 0);
-    /* The lowest RSS of the second quarter (warm) and of the last: a
-     * sample taken while an interpreter pool is open, or with more
-     * threads alive, is a few MiB higher; leaked memory raises the lows. */
-    sample warm = {0}, late = {0}, last = {0};
-    for (double next = 0; ; next += every) {
-        while (now_seconds() - start < next)
-            usleep(50 * 1000);
-        last = take_sample(start);
-        write_row(csv, last);
-        if (last.seconds >= seconds / 4 && last.seconds < seconds / 2
-                && (warm.seconds == 0 || last.rss_kib < warm.rss_kib))
-            warm = last;
-        if (last.seconds >= seconds * 3 / 4
-                && (late.seconds == 0 || last.rss_kib < late.rss_kib))
-            late = last;
-        if (last.seconds >= seconds)
-            break;
-    }
-    atomic_store(&stopping, 1);
-    CHECK(pthread_join(churn, NULL) == 0);
-    CHECK(pthread_join(pools, NULL) == 0);
-    sample end = take_sample(start);
-    write_row(csv, end);
+    /* A third of the time warms up (CPython 3.15 grows its caches for
+     * half a minute); then everything stops for a quiet measure, runs the
+     * rest of the time, and stops for another.  Quiet measures compare
+     * like with like: a sample taken while an interpreter pool is open,
+     * or with more threads alive, is a few MiB higher. */
+    live_until(start, seconds / 3, every, csv);
+    sample quiet1 = quiet_sample(start, csv);
+    live_until(start, seconds, every, csv);
+    sample quiet2 = quiet_sample(start, csv);
     fclose(csv);
 
-    long made = late.interpreters - warm.interpreters;
-    long allowed = (warm.rss_kib / 10 > 8192 ? warm.rss_kib / 10 : 8192)
+    long made = quiet2.interpreters - quiet1.interpreters;
+    long allowed = (quiet1.rss_kib / 10 > 8192 ? quiet1.rss_kib / 10 : 8192)
                    + (long)(1.25 * cpython_keeps * (double)made);
-    printf("lowest RSS once warm %ld KiB, late %ld KiB; growth allowed:"
-           " %ld KiB (8 MiB or 10%%, and CPython's own %.0f KiB per ended"
-           " interpreter, measured first, for %ld made meanwhile); after the"
-           " joins: %ld thread states, %ld records, %ld native threads"
-           " known\n", warm.rss_kib, late.rss_kib, allowed, cpython_keeps,
-           made, end.states, end.records, end.threads);
-    CHECK(!check_rss || late.rss_kib - warm.rss_kib <= allowed);
-    CHECK(end.states == 1);    /* the main thread's */
-    CHECK(end.records == 1);   /* the main interpreter */
-    CHECK(end.threads <= 1);   /* the main thread, which entered */
+    printf("RSS with nothing running, once warm: %ld KiB, at the end: %ld"
+           " KiB; growth allowed: %ld KiB (8 MiB or 10%%, and CPython's own"
+           " %.0f KiB per ended interpreter, measured first, for %ld made"
+           " meanwhile); at the end %ld thread states, %ld records, %ld"
+           " native threads known\n", quiet1.rss_kib, quiet2.rss_kib,
+           allowed, cpython_keeps, made, quiet2.states, quiet2.records,
+           quiet2.threads);
+    CHECK(!check_rss || quiet2.rss_kib - quiet1.rss_kib <= allowed);
     CHECK_OK(pygate_view_close(view));
     PyEval_RestoreThread(main_ts);
     CHECK(Py_FinalizeEx() == 0);
