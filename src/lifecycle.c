@@ -109,8 +109,8 @@ signal_handler_raised(PyThreadState *ts)
 }
 
 /* Not attached (ts is the caller's detached state, to run signal handlers
- * on, or NULL for none).  Returns 1 once the guards drained, 0 when the give-up bound passed
- * or a signal handler raised. */
+ * on, or NULL for none).  Returns 1 once the guards drained, 0 when the
+ * give-up bound passed or a signal handler raised. */
 static int
 wait_until_drained(record *rec, uint64_t own, PyThreadState *ts)
 {
