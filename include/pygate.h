@@ -688,9 +688,13 @@ PYGATE_API int pygate_host_shutdown(void);
  * PyOS_AfterFork_*()); pygate's pthread_atfork handlers do the same
  * forgetting, but on 3.13+ the child can then finalize only if the
  * forking thread was attached to the init thread's first state.
+ * A sub-interpreter alive (one of an interpreter pool, or any other) makes
+ * it refuse: CPython's child cannot survive one (up to 3.12 it hangs in
+ * PyOS_AfterFork_Child, from 3.13 it dies; 3.8-3.15.2 alike).
  * Errors: PYGATE_EINVAL (pid NULL), PYGATE_ENOTINIT (no host init),
- *         PYGATE_EBUSY (the caller is attached or inside an entry, or
- *         another thread is in host init, shutdown or fork),
+ *         PYGATE_EBUSY (the caller is attached or inside an entry,
+ *         another thread is in host init, shutdown or fork, or a
+ *         sub-interpreter is alive; nothing was forked),
  *         PYGATE_EWRONGTHREAD (3.13+, not the init thread),
  *         PYGATE_ENOMEM (fork() failed: EAGAIN or ENOMEM; *pid is -1). */
 PYGATE_API int pygate_host_fork(pid_t *pid);

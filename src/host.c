@@ -222,6 +222,13 @@ host_fork(pid_t *pid)
         if (rc != PYGATE_OK)
             return rc;
     }
+    /* CPython's child cannot survive a live sub-interpreter: up to 3.12
+     * PyOS_AfterFork_Child hangs deleting it, from 3.13 it dies of a fatal
+     * error (test_fork.c, cpython_forks_with_subinterpreter). */
+    if (PyInterpreterState_Next(PyInterpreterState_Head()) != NULL) {
+        int rc = parked ? repark_host_state() : pygate_leave(token);
+        return rc == PYGATE_OK ? PYGATE_EBUSY : rc;
+    }
     PyOS_BeforeFork();
     *pid = fork();
     int fork_errno = errno;

@@ -245,6 +245,23 @@ host_fork_codes(void)
     on_native_thread(host_fork_off_init_thread, &rc);
     CHECK_RC(rc, PY_VERSION_HEX >= 0x030D0000 ? PYGATE_EWRONGTHREAD
                                                : PYGATE_OK);
+    /* A live sub-interpreter: refused, nothing forked (CPython's child
+     * would hang or die); once it has ended, the fork goes ahead. */
+    pygate_interp_pool_options o = {.interpreters = 1};
+    pygate_interp_pool *pool = NULL;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    pid = 7;
+    CHECK_RC(pygate_host_fork(&pid), PYGATE_EBUSY);
+    CHECK(pid == -1);
+    CHECK_OK(pygate_interp_pool_close(pool));
+    CHECK_OK(pygate_host_fork(&pid));
+    if (pid == 0) {
+        alarm(CHILD_BOUND_SECONDS);
+        _exit(pygate_host_shutdown() == PYGATE_OK ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_OK(pygate_host_shutdown());
 }
 
