@@ -396,6 +396,9 @@ typedef struct pygate_pool_options {
  * text stays).  A pool nobody closes does not keep a process from exiting.
  * A worker that finds no memory for its thread state tries again every
  * millisecond; the queue waits meanwhile.
+ * In a child of fork() the pool has no workers: it refuses new jobs
+ * (PYGATE_ECLOSED), and the jobs it had end cancelled (docs/
+ * ARCHITECTURE.md, "fork()"); close it there as usual.
  * Errors: PYGATE_EINVAL (view not live, out NULL, an option out of range),
  *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM (also: a worker
  *         thread could not be started). */

@@ -81,7 +81,14 @@ struct pool {
     int listening;
     _Atomic int private_interp; /* nobody else runs Python in it unseen */
     _Atomic unsigned entered;   /* workers entering or entered */
+    int forked;                 /* inherited through fork(): no workers */
+    pool *all_prev, *all_next;  /* every pool not freed yet (fork) */
 };
+
+/* Every pool not freed yet, for the fork handlers below. */
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+static pool *all_pools;
+static pthread_once_t pools_fork_once = PTHREAD_ONCE_INIT;
 
 /* ---- references --------------------------------------------------------- */
 
@@ -100,6 +107,9 @@ free_text(char *text)
 static void
 pool_free(pool *p)
 {
+    pthread_mutex_lock(&pools_lock);
+    PYGATE__LIST_UNLINK(all_pools, p, all_prev, all_next);
+    pthread_mutex_unlock(&pools_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->changed);
@@ -417,7 +427,7 @@ pool_stop(pool *p, int refused)
         p->accepting = 0;
         p->refused = refused;
     }
-    if (p->on_close == PYGATE_POOL_CANCEL)
+    if (p->on_close == PYGATE_POOL_CANCEL || p->forked)
         cancel_queue_locked(p);
     p->stopping = 1;
     pthread_cond_broadcast(&p->work);
@@ -516,6 +526,94 @@ pygate__pool_options_valid(const pygate_pool_options *o)
                || o->on_close == PYGATE_POOL_CANCEL);
 }
 
+/* ---- fork --------------------------------------------------------------- */
+
+/* A pool's workers do not exist in a child of fork(): every pool is
+ * locked around the fork (so that no queue is half-changed), and in the
+ * child each is left without workers, refusing new jobs.  A job that was
+ * running on a worker ends cancelled there at once, its completion
+ * callback uncalled (the parent's worker runs it); so does a queued job
+ * nobody gave a callback; the others are cancelled, callbacks called,
+ * when the pool is closed or its interpreter shuts down. */
+static void
+pools_prepare(void)
+{
+    pthread_mutex_lock(&pools_lock);
+    for (pool *p = all_pools; p != NULL; p = p->all_next)
+        pthread_mutex_lock(&p->lock);
+}
+
+static void
+pools_parent(void)
+{
+    for (pool *p = all_pools; p != NULL; p = p->all_next)
+        pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&pools_lock);
+}
+
+/* In the child, under p->lock: the jobs that cannot run any more end. */
+static void
+cancel_orphans_locked(pool *p)
+{
+    job *keep = NULL, *keep_tail = NULL;
+    job *j;
+    while ((j = pop_job_locked(p)) != NULL) {
+        if (j->done != NULL) {          /* its callback runs at stop */
+            j->state = JOB_QUEUED;
+            j->next = NULL;
+            if (keep_tail != NULL)
+                keep_tail->next = j;
+            else
+                keep = j;
+            keep_tail = j;
+            continue;
+        }
+        j->state = JOB_CANCELLED;
+        p->cancelled++;
+        job_unref_locked(j);
+    }
+    p->head = keep;
+    p->tail = keep_tail;
+    job *next;
+    for (j = p->live; j != NULL; j = next) {
+        next = j->live_next;
+        if (j->state == JOB_RUNNING) {  /* its worker is gone */
+            j->state = JOB_CANCELLED;
+            p->cancelled++;
+            job_unref_locked(j);
+        }
+    }
+}
+
+static void
+pools_child(void)
+{
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        /* Waiters on the conditions were other threads: gone. */
+        pthread_cond_init(&p->work, NULL);
+        pthread_cond_init(&p->changed, NULL);
+        p->forked = 1;
+        if (p->accepting) {
+            p->accepting = 0;
+            p->refused = PYGATE_ECLOSED;
+        }
+        p->workers_alive = 0;
+        atomic_store(&p->entered, 0);
+        for (unsigned i = 0; i < p->nworkers; i++)
+            p->threads[i] = 0;
+        cancel_orphans_locked(p);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&pools_lock);
+}
+
+static void
+pools_watch_fork(void)
+{
+    if (pthread_atfork(pools_prepare, pools_parent, pools_child) != 0)
+        fprintf(stderr, "pygate: pthread_atfork failed (pools)\n");
+}
+
 static int
 start_workers(pool *p)
 {
@@ -555,6 +653,10 @@ pool_new(const pygate_pool_options *o)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->changed, NULL);
+    pthread_once(&pools_fork_once, pools_watch_fork);
+    pthread_mutex_lock(&pools_lock);
+    PYGATE__LIST_PUSH(all_pools, p, all_prev, all_next);
+    pthread_mutex_unlock(&pools_lock);
     return p;
 }
 

@@ -554,6 +554,101 @@ fork_with_subinterpreter_alive(void)
     harness_stop(&sub_py);
 }
 
+/* ---- a worker pool is open at the fork ---------------------------------- */
+
+static int
+spin_20ms(void *arg)
+{
+    (void)arg;
+    spin_for(0.02);
+    return 7;
+}
+
+static _Atomic int callbacks[2];   /* [0] ran, [1] cancelled */
+
+static void
+count_callback(int status, int result, PyObject *exc, void *arg)
+{
+    (void)result, (void)exc, (void)arg;
+    atomic_fetch_add(&callbacks[status == PYGATE_OK ? 0 : 1], 1);
+}
+
+enum { POOL_JOBS = 8 };
+
+/* submitted = completed + cancelled + still_queued. */
+static void
+check_counts(pygate_pool *pool, uint64_t still_queued)
+{
+    uint64_t sub = 0, done = 0, cancelled = 0;
+    CHECK_OK(pygate_pool_counts(pool, &sub, &done, &cancelled));
+    CHECK(sub == POOL_JOBS + 1 && sub == done + cancelled + still_queued);
+}
+
+/* The child: the pool has no workers; it refuses new jobs, a job that was
+ * running or queued without a callback ends cancelled at once, and the
+ * callback job when the pool closes (close_in_child) or at shutdown. */
+static void
+pool_child(pygate_pool *pool, pygate_job **jobs, int close_in_child)
+{
+    CHECK_RC(pygate_pool_submit(pool, spin_20ms, NULL, NULL), PYGATE_ECLOSED);
+    for (int i = 0; i < POOL_JOBS; i++) {
+        int result = 0;
+        int rc = pygate_job_wait(jobs[i], 5.0, &result);
+        CHECK(rc == PYGATE_OK || rc == PYGATE_ECANCELLED);
+        CHECK(rc != PYGATE_OK || result == 7);
+        CHECK_OK(pygate_job_close(jobs[i]));
+    }
+    check_counts(pool, 1);   /* the callback's job waits for the stop */
+    CHECK(atomic_load(&callbacks[0]) + atomic_load(&callbacks[1]) == 0);
+    if (close_in_child) {
+        CHECK_OK(pygate_pool_close(pool));
+        CHECK(atomic_load(&callbacks[1]) == 1);
+    }
+    CHECK_OK(pygate_host_shutdown());
+    CHECK(atomic_load(&callbacks[0]) + atomic_load(&callbacks[1]) == 1);
+}
+
+static void
+fork_with_pool_open(void)
+{
+    CHECK_OK(pygate_host_init(NULL));
+    for (int close_in_child = 0; close_in_child < 2; close_in_child++) {
+        pygate_pool_options o = {.workers = 2};
+        pygate_pool *pool = NULL;
+        CHECK_OK(pygate_pool_open(pygate_host_view(), &o, &pool));
+        pygate_job *jobs[POOL_JOBS];
+        for (int i = 0; i < POOL_JOBS; i++)
+            CHECK_OK(pygate_pool_submit(pool, spin_20ms, NULL, &jobs[i]));
+        atomic_store(&callbacks[0], 0);
+        atomic_store(&callbacks[1], 0);
+        CHECK_OK(pygate_pool_submit_then(pool, spin_20ms, NULL,
+                                         count_callback, NULL));
+        usleep(30 * 1000);          /* a worker is inside a job */
+        pid_t pid = -1;
+        CHECK_OK(pygate_host_fork(&pid));
+        if (pid == 0) {
+            alarm(CHILD_BOUND_SECONDS);
+            pool_child(pool, jobs, close_in_child);
+            _exit(0);
+        }
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        /* The parent's pool runs every job. */
+        for (int i = 0; i < POOL_JOBS; i++) {
+            int result = 0;
+            CHECK_OK(pygate_job_wait(jobs[i], -1, &result));
+            CHECK(result == 7);
+            CHECK_OK(pygate_job_close(jobs[i]));
+        }
+        while (atomic_load(&callbacks[0]) == 0)
+            usleep(1000);
+        check_counts(pool, 0);
+        CHECK_OK(pygate_pool_close(pool));
+    }
+    CHECK_OK(pygate_host_shutdown());
+}
+
 static const scenario scenarios[] = {
     {"host_forks_while_threads_enter", host_forks_while_threads_enter},
     {"host_forks_debug_mode", host_forks_debug_mode},
@@ -563,6 +658,7 @@ static const scenario scenarios[] = {
     {"native_thread_forks", native_thread_forks},
     {"guards_inherited_by_child", guards_inherited_by_child},
     {"fork_with_subinterpreter_alive", fork_with_subinterpreter_alive},
+    {"fork_with_pool_open", fork_with_pool_open},
     {NULL, NULL},
 };
 
