@@ -283,6 +283,11 @@ pygate__impl_detach_at(pygate_token *token, const char *file, int line)
             || current != top->tstate)
         return pygate__misuse(PYGATE_ENOTATTACHED, file, line,
                              "detach outside an attached pygate entry");
+    /* The exception would wait, set, for whatever runs on this state
+     * after the reattach (as at a leave, pygate.h). */
+    if (compat_tstate_has_exception(current))
+        return pygate__misuse(PYGATE_EEXCEPTION, file, line,
+                             "detaching with a Python exception set");
     frame *f = push_frame(t);
     if (f == NULL)
         return PYGATE_ENOMEM;

@@ -326,6 +326,11 @@ raise_inside(void *arg)
     CHECK_RC(pygate_leave(tok), PYGATE_EEXCEPTION);
     CHECK(PyGILState_Check());
     CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
+    /* So would detaching (it waits for whatever runs after the reattach). */
+    pygate_token detached;
+    CHECK_RC(pygate_detach(&detached), PYGATE_EEXCEPTION);
+    CHECK(PyGILState_Check() && pygate_thread_depth() == 1);
+    CHECK(PyErr_ExceptionMatches(PyExc_ZeroDivisionError));
     PyErr_Clear();
     CHECK_OK(pygate_leave(tok));
 
