@@ -7,7 +7,7 @@ DEMO_BUILD := build/demo/$(notdir $(PYTHON_EXE))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all demo test torture bench soak clean
+.PHONY: all demo test torture bench soak fuzz clean
 
 # The demonstration's four programs only, quietly (the build's output goes
 # to build/demo/build.log and is shown only if the build fails).
@@ -62,6 +62,26 @@ soak:
 	@command -v gnuplot >/dev/null && gnuplot -e "csv='bench/results/soak.csv'; \
 	  png='bench/results/soak.png'" tests/plot_soak.gp \
 	  && echo "plot: bench/results/soak.png" || true
+
+# The API fuzzer (fuzz/fuzz_api.c, libFuzzer with ASan+UBSan, clang) for
+# an hour on $(PYTHON), adding what it finds to fuzz/corpus; FUZZ_SECONDS
+# changes the length.  Crashes are written to build/fuzz/.../crash-*.
+FUZZ_SECONDS ?= 3600
+FUZZ_BUILD := build/fuzz/$(notdir $(PYTHON_EXE))
+fuzz:
+	@mkdir -p $(FUZZ_BUILD)
+	@cmake -S . -B $(FUZZ_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) \
+	  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DPYGATE_FUZZ=ON -DPYGATE_TESTS=OFF \
+	  -DPYGATE_BENCH=OFF -DPYGATE_EXAMPLES=OFF \
+	  >$(FUZZ_BUILD)/configure.log 2>&1 \
+	  || { cat $(FUZZ_BUILD)/configure.log; exit 1; }
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_api \
+	  >$(FUZZ_BUILD)/build.log 2>&1 || { cat $(FUZZ_BUILD)/build.log; exit 1; }
+	cd $(FUZZ_BUILD)/fuzz && ASAN_OPTIONS=detect_leaks=0 ./fuzz_api \
+	  -detect_leaks=0 -timeout=60 -rss_limit_mb=4096 -max_len=144 \
+	  -print_final_stats=1 \
+	  -max_total_time=$(FUZZ_SECONDS) $(CURDIR)/fuzz/corpus
 
 clean:
 	rm -rf build

@@ -46,6 +46,8 @@ if [ ${#runs[@]} -gt 0 ]; then
     # compiler it supports (gcc 12 here, gcc 16 in the sid root, clang).
     if command -v clang >/dev/null && command -v clang++ >/dev/null; then
       runs+=("${sanitizer_label} + clang|$sanitizer_python|RelWithDebInfo|-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++|host")
+      # The API fuzzer for a minute from fuzz/corpus (ASan+UBSan, Debug).
+      runs+=("${sanitizer_label} + libFuzzer|$sanitizer_python|Debug|-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPYGATE_FUZZ=ON -DPYGATE_TESTS=OFF -DPYGATE_EXAMPLES=OFF -DPYGATE_BENCH=OFF|host")
     else
       missing+=("${sanitizer_label} + clang (apt-get install clang)")
     fi
