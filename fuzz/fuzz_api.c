@@ -471,6 +471,40 @@ job_raises(void *arg)
     return -1;
 }
 
+static _Atomic int warm_inside;
+
+/* Waits, detached, until every worker is inside one of these (at most a
+ * second: one worker may have taken two). */
+static int
+job_warm_up(void *arg)
+{
+    int workers = (int)(intptr_t)arg;
+    atomic_fetch_add(&warm_inside, 1);
+    Py_BEGIN_ALLOW_THREADS
+    double until = now_seconds() + 1.0;
+    while (atomic_load(&warm_inside) < workers && now_seconds() < until)
+        usleep(100);
+    Py_END_ALLOW_THREADS
+    return 0;
+}
+
+/* Every worker has started and entered once (see op_fork). */
+static void
+warm_up(actor *a, pygate_pool *pool, int workers)
+{
+    pygate_job *jobs[2];
+    atomic_store(&warm_inside, 0);
+    for (int i = 0; i < workers; i++)
+        want(a, pygate_pool_submit(pool, job_warm_up, (void *)(intptr_t)workers,
+                                   &jobs[i]),
+             PYGATE_OK, "pygate_pool_submit");
+    for (int i = 0; i < workers; i++) {
+        want(a, pygate_job_wait(jobs[i], -1, NULL), PYGATE_OK,
+             "pygate_job_wait");
+        want(a, pygate_job_close(jobs[i]), PYGATE_OK, "pygate_job_close");
+    }
+}
+
 static void
 op_pool(actor *a, const uint8_t *s)
 {
@@ -479,6 +513,7 @@ op_pool(actor *a, const uint8_t *s)
                                  .on_close = (s[2] >> 1) & 1};
         want(a, pygate_pool_open(main_view_, &o, &m.pool), PYGATE_OK,
              "pygate_pool_open");
+        warm_up(a, m.pool, (int)o.workers);
         return;
     }
     if (!(s[2] & 0x80))
@@ -651,6 +686,14 @@ op_fork(actor *a, const uint8_t *s)
     if (a->index != 0 || a->nframes > 0 || m.member == CLOSING || m.forked
             || s[2] >= 16)
         return;
+    /* The child of a process with threads inside malloc may hang in
+     * clang 14's ASan allocator (its locks are not taken around fork):
+     * the pool's workers have started (warm_up) and finish their jobs
+     * first; the actors wait on their condition variables. */
+    for (int j = 0; j < JOBS; j++)
+        if (m.jobs[j] != NULL)
+            pygate_job_wait(m.jobs[j], -1, NULL);
+    usleep(2000);
     pid_t pid = -1;
     int rc = pygate_host_fork(&pid);
     if (m.member == OPEN) {          /* CPython's child would not survive */
