@@ -136,16 +136,6 @@ want_one_of(const actor *a, int rc, const int *allowed, const char *call)
     fail(a, what, rc);
 }
 
-static PyThreadState *
-current_tstate(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#else
-    return _PyThreadState_UncheckedGet();
-#endif
-}
-
 /* The interpreter the actor is attached to in the model, or -1. */
 static int
 attached_to(const actor *a)
@@ -161,7 +151,7 @@ check_state(const actor *a)
 {
     if ((int)pygate_thread_depth() != a->nframes)
         fail(a, "pygate_thread_depth() differs from the model", 0);
-    PyThreadState *ts = current_tstate();
+    PyThreadState *ts = attached_state();
     int interp = attached_to(a);
     if ((ts != NULL) != (interp >= 0))
         fail(a, interp >= 0 ? "not attached, the model is"

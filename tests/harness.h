@@ -137,6 +137,18 @@ harness_stop(harness_python *py)
     CHECK(Py_FinalizeEx() == 0);
 }
 
+/* The calling thread's attached state, or NULL (CPython 3.13 made the
+ * unchecked getter public). */
+static inline PyThreadState *
+attached_state(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
 /* Thread states in the interpreter's list.  Caller is attached to it. */
 static inline int
 count_thread_states(PyInterpreterState *interp)

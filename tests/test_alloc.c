@@ -23,16 +23,6 @@ long pygate__alloc_count_reset(void);
 static pygate_view *view;
 static int enomem_seen;   /* failures that reached this life's calls */
 
-static PyThreadState *
-attached_state(void)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#else
-    return _PyThreadState_UncheckedGet();
-#endif
-}
-
 /* rc, or the same call's second answer after PYGATE_ENOMEM, which must be
  * PYGATE_OK; `after` checks what a failure left (nothing half-done). */
 #define ONCE_MORE(call, after)                                             \
