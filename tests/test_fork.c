@@ -556,11 +556,18 @@ fork_with_subinterpreter_alive(void)
 
 /* ---- a worker pool is open at the fork ---------------------------------- */
 
+static _Atomic int jobs_inside, jobs_released;
+
+/* Waits, detached, until the parent releases it. */
 static int
-spin_20ms(void *arg)
+held_job(void *arg)
 {
     (void)arg;
-    spin_for(0.02);
+    atomic_fetch_add(&jobs_inside, 1);
+    Py_BEGIN_ALLOW_THREADS
+    while (!atomic_load(&jobs_released))
+        usleep(1000);
+    Py_END_ALLOW_THREADS
     return 7;
 }
 
@@ -575,30 +582,22 @@ count_callback(int status, int result, PyObject *exc, void *arg)
 
 enum { POOL_JOBS = 8 };
 
-/* submitted = completed + cancelled + still_queued. */
-static void
-check_counts(pygate_pool *pool, uint64_t still_queued)
-{
-    uint64_t sub = 0, done = 0, cancelled = 0;
-    CHECK_OK(pygate_pool_counts(pool, &sub, &done, &cancelled));
-    CHECK(sub == POOL_JOBS + 1 && sub == done + cancelled + still_queued);
-}
-
-/* The child: the pool has no workers; it refuses new jobs, a job that was
- * running or queued without a callback ends cancelled at once, and the
- * callback job when the pool closes (close_in_child) or at shutdown. */
+/* The child: the pool has no workers; it refuses new jobs, the two jobs
+ * that were running and those queued without a callback end cancelled at
+ * once, and the callback's job when the pool closes (close_in_child) or
+ * at shutdown. */
 static void
 pool_child(pygate_pool *pool, pygate_job **jobs, int close_in_child)
 {
-    CHECK_RC(pygate_pool_submit(pool, spin_20ms, NULL, NULL), PYGATE_ECLOSED);
-    for (int i = 0; i < POOL_JOBS; i++) {
-        int result = 0;
-        int rc = pygate_job_wait(jobs[i], 5.0, &result);
-        CHECK(rc == PYGATE_OK || rc == PYGATE_ECANCELLED);
-        CHECK(rc != PYGATE_OK || result == 7);
+    CHECK_RC(pygate_pool_submit(pool, held_job, NULL, NULL), PYGATE_ECLOSED);
+    for (int i = 0; i < POOL_JOBS; i++) {   /* two were running */
+        CHECK_RC(pygate_job_wait(jobs[i], 0, NULL), PYGATE_ECANCELLED);
         CHECK_OK(pygate_job_close(jobs[i]));
     }
-    check_counts(pool, 1);   /* the callback's job waits for the stop */
+    uint64_t sub = 0, done = 0, cancelled = 0;
+    CHECK_OK(pygate_pool_counts(pool, &sub, &done, &cancelled));
+    /* The callback's job waits for the stop. */
+    CHECK(sub == POOL_JOBS + 1 && done == 0 && cancelled == POOL_JOBS);
     CHECK(atomic_load(&callbacks[0]) + atomic_load(&callbacks[1]) == 0);
     if (close_in_child) {
         CHECK_OK(pygate_pool_close(pool));
@@ -616,14 +615,17 @@ fork_with_pool_open(void)
         pygate_pool_options o = {.workers = 2};
         pygate_pool *pool = NULL;
         CHECK_OK(pygate_pool_open(pygate_host_view(), &o, &pool));
-        pygate_job *jobs[POOL_JOBS];
-        for (int i = 0; i < POOL_JOBS; i++)
-            CHECK_OK(pygate_pool_submit(pool, spin_20ms, NULL, &jobs[i]));
         atomic_store(&callbacks[0], 0);
         atomic_store(&callbacks[1], 0);
-        CHECK_OK(pygate_pool_submit_then(pool, spin_20ms, NULL,
+        atomic_store(&jobs_inside, 0);
+        atomic_store(&jobs_released, 0);
+        pygate_job *jobs[POOL_JOBS];
+        for (int i = 0; i < POOL_JOBS; i++)
+            CHECK_OK(pygate_pool_submit(pool, held_job, NULL, &jobs[i]));
+        CHECK_OK(pygate_pool_submit_then(pool, held_job, NULL,
                                          count_callback, NULL));
-        usleep(30 * 1000);          /* a worker is inside a job */
+        while (atomic_load(&jobs_inside) < 2)   /* both workers are busy */
+            usleep(1000);
         pid_t pid = -1;
         CHECK_OK(pygate_host_fork(&pid));
         if (pid == 0) {
@@ -635,15 +637,21 @@ fork_with_pool_open(void)
         CHECK(waitpid(pid, &status, 0) == pid);
         CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
         /* The parent's pool runs every job. */
+        atomic_store(&jobs_released, 1);
         for (int i = 0; i < POOL_JOBS; i++) {
             int result = 0;
             CHECK_OK(pygate_job_wait(jobs[i], -1, &result));
             CHECK(result == 7);
             CHECK_OK(pygate_job_close(jobs[i]));
         }
-        while (atomic_load(&callbacks[0]) == 0)
+        /* The callback runs before its job is counted as completed. */
+        uint64_t sub = 0, done = 0;
+        for (int i = 0; i < 10000 && (done < sub || sub == 0); i++) {
+            CHECK_OK(pygate_pool_counts(pool, &sub, &done, NULL));
             usleep(1000);
-        check_counts(pool, 0);
+        }
+        CHECK(sub == POOL_JOBS + 1 && done == sub);
+        CHECK(atomic_load(&callbacks[0]) == 1);
         CHECK_OK(pygate_pool_close(pool));
     }
     CHECK_OK(pygate_host_shutdown());
