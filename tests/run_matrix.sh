@@ -119,7 +119,10 @@ for r in "${runs[@]}"; do
     summary+=("PASS  $label: $passed passed, 0 failed, $skipped skipped")
   else
     grep -E "\*\*\*|Failed|CHECK failed|misuse|ERROR: AddressSanitizer|WARNING: ThreadSanitizer|runtime error" "$log" | head -20
-    summary+=("FAIL  $label: $passed passed, $failed failed (see $log)")
+    # The names too: CI shows the summary, not the log.
+    names=$(sed -n '/The following tests FAILED:/,$p' "$log" \
+            | grep -oE '[0-9]+ - [^ ]+' | sed 's/^[0-9]* - //' | tr '\n' ' ')
+    summary+=("FAIL  $label: $passed passed, $failed failed: ${names:-?}(see $log)")
     status=1
   fi
 done
