@@ -398,7 +398,9 @@ typedef struct pygate_pool_options {
  * millisecond; the queue waits meanwhile.
  * In a child of fork() the pool has no workers: it refuses new jobs
  * (PYGATE_ECLOSED), and the jobs it had end cancelled (docs/
- * ARCHITECTURE.md, "fork()"); close it there as usual.
+ * ARCHITECTURE.md, "fork()"); close it there as usual.  A pool whose own
+ * worker forked (os.fork() in a job) works on in the child with that
+ * worker.
  * Errors: PYGATE_EINVAL (view not live, out NULL, an option out of range),
  *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM (also: a worker
  *         thread could not be started). */

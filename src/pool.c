@@ -50,6 +50,7 @@ struct job {
     PyObject *exc;              /* raised by fn; NULL once taken or dropped */
     char *text;                 /* exc formatted, for any thread */
     int collected;              /* the waiter asked for the exception */
+    pthread_t taker;            /* the worker running it (fork) */
     int refs;                   /* the queue or worker, and the handle */
     uintptr_t handle;           /* 0: nobody waits */
     job *next;                  /* queue */
@@ -82,6 +83,7 @@ struct pool {
     _Atomic int private_interp; /* nobody else runs Python in it unseen */
     _Atomic unsigned entered;   /* workers entering or entered */
     int forked;                 /* inherited through fork(): no workers */
+    unsigned forking_worker;    /* 1 + its index in a child, detached */
     pool *all_prev, *all_next;  /* every pool not freed yet (fork) */
 };
 
@@ -232,6 +234,7 @@ pop_job_locked(pool *p)
     if (p->head == NULL)
         p->tail = NULL;
     j->state = JOB_RUNNING;
+    j->taker = pthread_self();
     return j;
 }
 
@@ -438,7 +441,7 @@ pool_stop(pool *p, int refused)
     pthread_mutex_unlock(&p->lock);
     if (joiner) {
         for (unsigned i = 0; i < p->nworkers; i++)
-            if (p->threads[i] != 0)
+            if (p->threads[i] != 0 && i + 1 != p->forking_worker)
                 pthread_join(p->threads[i], NULL);
     }
     pthread_mutex_lock(&p->lock);
@@ -528,13 +531,16 @@ pygate__pool_options_valid(const pygate_pool_options *o)
 
 /* ---- fork --------------------------------------------------------------- */
 
-/* A pool's workers do not exist in a child of fork(): every pool is
- * locked around the fork (so that no queue is half-changed), and in the
- * child each is left without workers, refusing new jobs.  A job that was
- * running on a worker ends cancelled there at once, its completion
- * callback uncalled (the parent's worker runs it); so does a queued job
- * nobody gave a callback; the others are cancelled, callbacks called,
- * when the pool is closed or its interpreter shuts down. */
+/* A pool's workers do not exist in a child of fork(), unless one of them
+ * forked (from a job, os.fork() say).  Every pool is locked around the
+ * fork, so that no queue is half-changed.  In the child:
+ *  - a pool whose worker forked keeps that one worker, and works on;
+ *  - any other pool is left without workers and refuses new jobs; a job
+ *    queued without a completion callback ends cancelled at once, one
+ *    with a callback when the pool is closed or its interpreter shuts
+ *    down (the callback is called then);
+ *  - in both, a job that was running on another worker ends cancelled at
+ *    once, its callback uncalled (the parent's worker runs it). */
 static void
 pools_prepare(void)
 {
@@ -551,38 +557,55 @@ pools_parent(void)
     pthread_mutex_unlock(&pools_lock);
 }
 
-/* In the child, under p->lock: the jobs that cannot run any more end. */
+/* In the child, under p->lock: jobs running on workers that are gone. */
 static void
-cancel_orphans_locked(pool *p)
+cancel_running_elsewhere_locked(pool *p)
 {
-    job *keep = NULL, *keep_tail = NULL;
-    job *j;
-    while ((j = pop_job_locked(p)) != NULL) {
-        if (j->done != NULL) {          /* its callback runs at stop */
-            j->state = JOB_QUEUED;
-            j->next = NULL;
-            if (keep_tail != NULL)
-                keep_tail->next = j;
-            else
-                keep = j;
-            keep_tail = j;
-            continue;
-        }
-        j->state = JOB_CANCELLED;
-        p->cancelled++;
-        job_unref_locked(j);
-    }
-    p->head = keep;
-    p->tail = keep_tail;
     job *next;
-    for (j = p->live; j != NULL; j = next) {
+    for (job *j = p->live; j != NULL; j = next) {
         next = j->live_next;
-        if (j->state == JOB_RUNNING) {  /* its worker is gone */
+        if (j->state == JOB_RUNNING && !pthread_equal(j->taker, pthread_self())) {
             j->state = JOB_CANCELLED;
             p->cancelled++;
             job_unref_locked(j);
         }
     }
+}
+
+/* In the child, under p->lock: queued jobs without a callback end; those
+ * with one stay queued for the stop (cancel_queue_locked). */
+static void
+cancel_queued_silent_locked(pool *p)
+{
+    job *keep = NULL, *keep_tail = NULL;
+    job *j;
+    while ((j = pop_job_locked(p)) != NULL) {
+        if (j->done == NULL) {
+            j->state = JOB_CANCELLED;
+            p->cancelled++;
+            job_unref_locked(j);
+            continue;
+        }
+        j->state = JOB_QUEUED;
+        j->next = NULL;
+        if (keep_tail != NULL)
+            keep_tail->next = j;
+        else
+            keep = j;
+        keep_tail = j;
+    }
+    p->head = keep;
+    p->tail = keep_tail;
+}
+
+/* The index of the calling thread among p's workers, or -1. */
+static int
+worker_index(pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->threads[i] != 0 && pthread_equal(p->threads[i], pthread_self()))
+            return (int)i;
+    return -1;
 }
 
 static void
@@ -592,16 +615,28 @@ pools_child(void)
         /* Waiters on the conditions were other threads: gone. */
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->changed, NULL);
-        p->forked = 1;
-        if (p->accepting) {
-            p->accepting = 0;
-            p->refused = PYGATE_ECLOSED;
-        }
-        p->workers_alive = 0;
-        atomic_store(&p->entered, 0);
+        int mine = worker_index(p);
+        cancel_running_elsewhere_locked(p);
         for (unsigned i = 0; i < p->nworkers; i++)
-            p->threads[i] = 0;
-        cancel_orphans_locked(p);
+            if ((int)i != mine)
+                p->threads[i] = 0;
+        /* The forking worker forked inside its batch: entered.  It is
+         * the child's first thread now, which sid's glibc 2.43 cannot join (a
+         * join waited for ever): detached, it goes when it exits. */
+        if (mine >= 0) {
+            pthread_detach(pthread_self());
+            p->forking_worker = (unsigned)mine + 1;
+        }
+        p->workers_alive = mine >= 0 ? 1 : 0;
+        atomic_store(&p->entered, mine >= 0 ? 1 : 0);
+        if (mine < 0) {
+            p->forked = 1;
+            if (p->accepting) {
+                p->accepting = 0;
+                p->refused = PYGATE_ECLOSED;
+            }
+            cancel_queued_silent_locked(p);
+        }
         pthread_mutex_unlock(&p->lock);
     }
     pthread_mutex_unlock(&pools_lock);
@@ -704,16 +739,6 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
     return PYGATE_OK;
 }
 
-/* Whether the calling thread is one of p's workers. */
-static int
-on_worker(pool *p)
-{
-    for (unsigned i = 0; i < p->nworkers; i++)
-        if (p->threads[i] != 0 && pthread_equal(p->threads[i], pthread_self()))
-            return 1;
-    return 0;
-}
-
 /* Closes the pool; counts (if not NULL) receives its final counts:
  * submitted, completed, cancelled. */
 static int
@@ -723,7 +748,7 @@ close_pool(pygate_pool *handle, uint64_t counts[3])
     pool *p = pool_use(handle, &slot);
     if (p == NULL)
         return PYGATE_EINVAL;
-    int own = on_worker(p);
+    int own = worker_index(p) >= 0;
     pygate__handle_unuse(slot);
     if (own)
         return PYGATE_EBUSY;   /* it would wait for itself */

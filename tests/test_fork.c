@@ -657,6 +657,107 @@ fork_with_pool_open(void)
     CHECK_OK(pygate_host_shutdown());
 }
 
+/* ---- a pool's worker forks (os.fork() in a job, say) --------------------- */
+
+static pygate_pool *forking_pool;
+
+static int
+returns_5(void *arg)
+{
+    (void)arg;
+    return 5;
+}
+
+/* In the child: the pool works on with the worker that forked (the held
+ * job of the other worker ended cancelled), and closes. */
+static void
+pool_works_on_in_child(void)
+{
+    uint64_t sub = 0, done = 0, cancelled = 0;
+    CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, &cancelled));
+    /* The forking job may have completed already (done 1) or not. */
+    CHECK(sub == 2 && done <= 1 && cancelled == 1);
+    if (CHILD_STARTS_THREADS) {
+        pygate_job *job;
+        int result = 0;
+        CHECK_OK(pygate_pool_submit(forking_pool, returns_5, NULL, &job));
+        CHECK_OK(pygate_job_wait(job, CHILD_BOUND_SECONDS, &result));
+        CHECK(result == 5);
+        CHECK_OK(pygate_job_close(job));
+        CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, &cancelled));
+        CHECK(sub == 3 && done == 2 && cancelled == 1);
+    }
+    CHECK_OK(pygate_pool_close(forking_pool));
+}
+
+static void *
+child_checks(void *arg)
+{
+    (void)arg;
+    pool_works_on_in_child();
+    _exit(0);
+}
+
+/* Forks by hand, attached, as os.fork() does, once the other worker is
+ * inside a held job.  In the child the job returns and its worker goes on
+ * (a thread of the child's checks its pool); in the parent it returns the
+ * child's pid. */
+static int
+forking_job(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    while (atomic_load(&jobs_inside) < 1)
+        usleep(1000);
+    Py_END_ALLOW_THREADS
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid > 0) {
+        PyOS_AfterFork_Parent();
+        return (int)pid;
+    }
+    PyOS_AfterFork_Child();
+    alarm(CHILD_BOUND_SECONDS);
+    if (!CHILD_STARTS_THREADS) {   /* a worker cannot close its pool */
+        uint64_t sub = 0, done = 0, cancelled = 0;
+        CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, &cancelled));
+        CHECK(sub == 2 && done == 0 && cancelled == 1);
+        _exit(0);
+    }
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, child_checks, NULL) == 0);
+    return 0;
+}
+
+static void
+fork_from_pool_worker(void)
+{
+    CHECK_OK(pygate_host_init(NULL));
+    pygate_pool_options o = {.workers = 2};
+    CHECK_OK(pygate_pool_open(pygate_host_view(), &o, &forking_pool));
+    atomic_store(&jobs_inside, 0);
+    atomic_store(&jobs_released, 0);
+    pygate_job *held, *forking;
+    CHECK_OK(pygate_pool_submit(forking_pool, held_job, NULL, &held));
+    CHECK_OK(pygate_pool_submit(forking_pool, forking_job, NULL, &forking));
+    int pid = 0;
+    CHECK_OK(pygate_job_wait(forking, -1, &pid));
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's pool is as it was. */
+    atomic_store(&jobs_released, 1);
+    int result = 0;
+    CHECK_OK(pygate_job_wait(held, -1, &result));
+    CHECK(result == 7);
+    CHECK_OK(pygate_job_close(held));
+    CHECK_OK(pygate_job_close(forking));
+    CHECK_OK(pygate_pool_close(forking_pool));
+    CHECK_OK(pygate_host_shutdown());
+}
+
 static const scenario scenarios[] = {
     {"host_forks_while_threads_enter", host_forks_while_threads_enter},
     {"host_forks_debug_mode", host_forks_debug_mode},
@@ -667,6 +768,7 @@ static const scenario scenarios[] = {
     {"guards_inherited_by_child", guards_inherited_by_child},
     {"fork_with_subinterpreter_alive", fork_with_subinterpreter_alive},
     {"fork_with_pool_open", fork_with_pool_open},
+    {"fork_from_pool_worker", fork_from_pool_worker},
     {NULL, NULL},
 };
 
