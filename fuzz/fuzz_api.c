@@ -136,13 +136,20 @@ want_one_of(const actor *a, int rc, const int *allowed, const char *call)
     fail(a, what, rc);
 }
 
+/* The actor's innermost frame in the model (it has one). */
+static const mframe *
+top(const actor *a)
+{
+    return &a->frames[a->nframes - 1];
+}
+
 /* The interpreter the actor is attached to in the model, or -1. */
 static int
 attached_to(const actor *a)
 {
-    if (a->nframes == 0 || a->frames[a->nframes - 1].kind == F_DETACH)
+    if (a->nframes == 0 || top(a)->kind == F_DETACH)
         return -1;
-    return a->frames[a->nframes - 1].interp;
+    return top(a)->interp;
 }
 
 /* The thread as pygate and CPython see it must be the model's. */
@@ -298,7 +305,8 @@ op_enter(actor *a, const uint8_t *s)
 static int
 same_token(pygate_token x, pygate_token y)
 {
-    return x.thread_ == y.thread_ && x.level_ == y.level_ && x.kind_ == y.kind_;
+    return x.thread_ == y.thread_ && x.level_ == y.level_
+           && x.kind_ == y.kind_;
 }
 
 static void
@@ -310,7 +318,7 @@ op_leave(actor *a, const uint8_t *s)
             token = a->frames[0].token;
         else if (s[2] & 2)
             token = m.actors[(a->index + 1) % ACTORS].stale;
-        if (a->nframes > 0 && same_token(token, a->frames[a->nframes - 1].token))
+        if (a->nframes > 0 && same_token(token, top(a)->token))
             return;   /* a token names a level, not one entry: this is fine */
         int rc = token.thread_ == NULL ? PYGATE_ENOTENTERED
                                        : pygate_leave(token);
@@ -319,9 +327,9 @@ op_leave(actor *a, const uint8_t *s)
         want_one_of(a, rc, misuse, "pygate_leave with a wrong token");
         return;
     }
-    if (a->nframes == 0 || a->frames[a->nframes - 1].kind == F_DETACH)
+    if (a->nframes == 0 || top(a)->kind == F_DETACH)
         return;
-    mframe *f = &a->frames[a->nframes - 1];
+    const mframe *f = top(a);
     int rc = pygate_leave(f->token);
     if (f->kind == F_ENTER && a->exception) {
         want(a, rc, PYGATE_EEXCEPTION, "pygate_leave with an exception set");
@@ -359,8 +367,8 @@ static void
 op_reattach(actor *a, const uint8_t *s)
 {
     (void)s;
-    if (a->nframes == 0 || a->frames[a->nframes - 1].kind != F_DETACH) {
-        if (a->nframes > 0 && same_token(a->stale, a->frames[a->nframes - 1].token))
+    if (a->nframes == 0 || top(a)->kind != F_DETACH) {
+        if (a->nframes > 0 && same_token(a->stale, top(a)->token))
             return;
         int rc = pygate_reattach(a->stale);
         static const int misuse[] = {PYGATE_ENOTENTERED, PYGATE_EWRONGTHREAD,
@@ -368,7 +376,7 @@ op_reattach(actor *a, const uint8_t *s)
         want_one_of(a, rc, misuse, "pygate_reattach without a detach");
         return;
     }
-    want(a, pygate_reattach(a->frames[a->nframes - 1].token), PYGATE_OK,
+    want(a, pygate_reattach(top(a)->token), PYGATE_OK,
          "pygate_reattach");
     a->stale = a->frames[--a->nframes].token;
 }
@@ -485,8 +493,8 @@ warm_up(actor *a, pygate_pool *pool, int workers)
     pygate_job *jobs[2];
     atomic_store(&warm_inside, 0);
     for (int i = 0; i < workers; i++)
-        want(a, pygate_pool_submit(pool, job_warm_up, (void *)(intptr_t)workers,
-                                   &jobs[i]),
+        want(a, pygate_pool_submit(pool, job_warm_up,
+                                   (void *)(intptr_t)workers, &jobs[i]),
              PYGATE_OK, "pygate_pool_submit");
     for (int i = 0; i < workers; i++) {
         want(a, pygate_job_wait(jobs[i], -1, NULL), PYGATE_OK,
@@ -700,7 +708,8 @@ op_fork(actor *a, const uint8_t *s)
         ;   /* libFuzzer's timer ticks every second (SIGALRM) */
     CHECK(r == pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "fuzz_api: the forked child's shutdown failed: %s %d\n",
+        fprintf(stderr, "fuzz_api: the forked child's shutdown failed:"
+                        " %s %d\n",
                 WIFEXITED(status) ? "exit status" : "signal",
                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         abort();
@@ -779,7 +788,7 @@ op_unwind(actor *a, const uint8_t *s)
     static const uint8_t leave_step[3] = {0, 0, 0};
     (void)s;
     while (a->nframes > 0) {
-        mframe *f = &a->frames[a->nframes - 1];
+        const mframe *f = top(a);
         if (f->kind == F_DETACH) {
             op_reattach(a, leave_step);
         } else {

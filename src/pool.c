@@ -564,7 +564,8 @@ cancel_running_elsewhere_locked(pool *p)
     job *next;
     for (job *j = p->live; j != NULL; j = next) {
         next = j->live_next;
-        if (j->state == JOB_RUNNING && !pthread_equal(j->taker, pthread_self())) {
+        if (j->state == JOB_RUNNING
+                && !pthread_equal(j->taker, pthread_self())) {
             j->state = JOB_CANCELLED;
             p->cancelled++;
             job_unref_locked(j);
