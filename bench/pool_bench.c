@@ -558,17 +558,53 @@ interp_pool_executor(void)
 #endif
 }
 
+/* One run of one side, for counting its instructions (callgrind, by
+ * bench/instructions.sh): `jobs` jobs of w, untuned (the same work in
+ * every run), through a pool of k interpreters or k by hand. */
+static void
+one_run(const char *side, int k, long jobs, cpu_work *w)
+{
+    if (strcmp(side, "hand") == 0) {
+        printf("%s k=%d jobs=%ld: %.0f jobs/s\n", side, k, jobs,
+               by_hand_rate(k, jobs, w));
+        return;
+    }
+    pygate_interp_pool_options o = {.interpreters = (unsigned)k,
+                                    .init = define_work};
+    pygate_interp_pool *pool;
+    char error[1024];
+    if (pygate_interp_pool_open(&o, &pool, error, sizeof error) != PYGATE_OK)
+        die(error, -1);
+    printf("%s k=%d jobs=%ld: %.0f jobs/s\n", side, k, jobs,
+           pool_rate(pool, jobs, cpu_job, w));
+    pygate_interp_pool_close(pool);
+}
+
 int
 main(int argc, char **argv)
 {
     int interp_only = 0;
+    const char *one = NULL;
+    int one_k = 0;
+    long one_jobs = 0;
+    cpu_work *one_work = &allocating;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
         else if (strcmp(argv[i], "--interp") == 0)
             interp_only = 1;
-        else {
-            fprintf(stderr, "usage: pool_bench [--quick] [--interp]\n");
+        else if (strcmp(argv[i], "--one") == 0 && i + 4 < argc
+                 && (strcmp(argv[i + 1], "pool") == 0
+                     || strcmp(argv[i + 1], "hand") == 0)
+                 && (one_k = atoi(argv[i + 2])) >= 1 && one_k <= MAX_K
+                 && (one_jobs = atol(argv[i + 3])) >= one_k) {
+            one = argv[i + 1];
+            one_work = strcmp(argv[i + 4], "spin") == 0 ? &small_ints
+                                                         : &allocating;
+            i += 4;
+        } else {
+            fprintf(stderr, "usage: pool_bench [--quick] [--interp]"
+                            " [--one pool|hand K JOBS work|spin]\n");
             return 2;
         }
     }
@@ -580,15 +616,19 @@ main(int argc, char **argv)
     run_code(work_code);
     PyEval_SaveThread();
     printf("pool_bench: CPython %s%s\n", PY_VERSION, quick ? " (quick)" : "");
-    if (!interp_only) {
-        round_trip();
-        deferred_decref();
-        python_thread_progress();
-        interp_pool_costs();
+    if (one != NULL) {
+        one_run(one, one_k, one_jobs, one_work);
+    } else {
+        if (!interp_only) {
+            round_trip();
+            deferred_decref();
+            python_thread_progress();
+            interp_pool_costs();
+        }
+        interp_pools();
+        if (!interp_only)
+            interp_pool_executor();
     }
-    interp_pools();
-    if (!interp_only)
-        interp_pool_executor();
     pygate_token tok;
     check(pygate_enter(main_view, &tok), "enter");
     pygate_leave(tok);
