@@ -41,11 +41,24 @@ pygate__record_ref(record *rec)
     atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
 }
 
+static void block_unref(decref_block *b, uint32_t n);
+
 void
 pygate__record_unref(record *rec)
 {
     if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
         return;
+    /* A decref that passed the phase check just before shutdown closed
+     * the gate can queue after the last drain: its reference is left
+     * alone (pygate.h), and its node's block is released here, when no
+     * view is left to queue more. */
+    deferred_decref *d = atomic_load_explicit(&rec->decrefs,
+                                              memory_order_acquire);
+    while (d != NULL) {
+        deferred_decref *next = d->next;
+        block_unref(d->block, 1);
+        d = next;
+    }
     pthread_mutex_lock(&registry_lock);
     PYGATE__LIST_UNLINK(registry, rec, reg_prev, reg_next);
     pthread_mutex_unlock(&registry_lock);
