@@ -21,9 +21,10 @@
  *   executor      on 3.14+, InterpreterPoolExecutor with the same jobs, in
  *                 this process (bench/interp_executor.py)
  *
- * usage: pool_bench [--quick] [--interp]
+ * usage: pool_bench [--quick] [--interp] [--decref]
  *   --quick   tiny counts, for make test
  *   --interp  the interpreter pools' cpu and tiny jobs only
+ *   --decref  the deferred decref only (for perf and callgrind)
  * Output: tables on stdout, and "csv," lines for bench/results.
  */
 #define PY_SSIZE_T_CLEAN
@@ -583,7 +584,7 @@ one_run(const char *side, int k, long jobs, cpu_work *w)
 int
 main(int argc, char **argv)
 {
-    int interp_only = 0;
+    int interp_only = 0, decref_only = 0;
     const char *one = NULL;
     int one_k = 0;
     long one_jobs = 0;
@@ -593,6 +594,8 @@ main(int argc, char **argv)
             quick = 1;
         else if (strcmp(argv[i], "--interp") == 0)
             interp_only = 1;
+        else if (strcmp(argv[i], "--decref") == 0)
+            decref_only = 1;
         else if (strcmp(argv[i], "--one") == 0 && i + 4 < argc
                  && (strcmp(argv[i + 1], "pool") == 0
                      || strcmp(argv[i + 1], "hand") == 0)
@@ -603,7 +606,7 @@ main(int argc, char **argv)
                                                          : &allocating;
             i += 4;
         } else {
-            fprintf(stderr, "usage: pool_bench [--quick] [--interp]"
+            fprintf(stderr, "usage: pool_bench [--quick] [--interp] [--decref]"
                             " [--one pool|hand K JOBS work|spin]\n");
             return 2;
         }
@@ -618,6 +621,8 @@ main(int argc, char **argv)
     printf("pool_bench: CPython %s%s\n", PY_VERSION, quick ? " (quick)" : "");
     if (one != NULL) {
         one_run(one, one_k, one_jobs, one_work);
+    } else if (decref_only) {
+        deferred_decref();
     } else {
         if (!interp_only) {
             round_trip();

@@ -152,7 +152,8 @@ typedef struct record {
     pthread_cond_t drained;        /* signalled when guards reach 0 closed */
     entry *entries;                /* states pygate created for this interp */
     guard_site *sites;             /* debug mode: guards held, by site */
-    struct deferred_decref *_Atomic decrefs;   /* pygate_decref()'s queue */
+    uint64_t serial;               /* unique in the process, never reused */
+    struct decref_block *_Atomic decref_blocks; /* pygate_decref's queue */
     struct call_request *_Atomic calls; /* pygate_call() requests (call.c) */
     _Atomic int combining;              /* a thread runs them (call.c) */
     struct record_listener *listeners;  /* lifecycle.c, under rec->lock */
@@ -242,38 +243,34 @@ void pygate__record_mark_gone(record *rec);
 uint64_t pygate__record_guards_held(record *rec);
 
 /* Deferred decrefs (pygate_decref): references to objects of rec's
- * interpreter, dropped later by a thread attached to it.  Nodes come from
- * blocks each thread allocates for itself (no malloc per decref); a block
- * is freed when its thread has handed out all its nodes (or exited) and
- * every node was drained. */
+ * interpreter, dropped later by a thread attached to it.  Each thread
+ * writes them into blocks of its own, one per interpreter, kept in these
+ * slots of its record (no malloc and no shared write per decref); a block
+ * is freed when its thread is done with it and every entry was drained. */
 typedef struct decref_block decref_block;
-typedef struct deferred_decref {
-    PyObject *obj;
-    struct deferred_decref *next;
-    decref_block *block;
-} deferred_decref;
+#define DECREF_SLOTS 4
 
-/* Queues obj's reference without a lock, with a node from the calling
- * thread's block *mine (replaced when used up): PYGATE_OK, or
- * PYGATE_ENOMEM.  Any thread.  No guard is taken: a push that loses the
- * race with the shutdown hook's last drain is never drained, so its
- * reference is left alone, as once shutdown began (the caller checks the
- * phase first). */
+/* Queues obj's reference without a lock, in the calling thread's block
+ * for rec among slots: PYGATE_OK, or PYGATE_ENOMEM.  Any thread.  No
+ * guard is taken: an entry written after the shutdown hook's last drain
+ * is never drained, so its reference is left alone, as once shutdown
+ * began (the caller checks the phase first). */
 int pygate__record_defer_decref(record *rec, PyObject *obj,
-                                decref_block **mine);
-/* At thread exit: gives up the thread's block (its undrained nodes keep
- * it until drained). */
-void pygate__decref_block_release(decref_block *mine);
+                                decref_block **slots);
+/* At thread exit: gives up the thread's blocks (their undrained entries
+ * keep them until drained). */
+void pygate__decref_blocks_release(decref_block **slots);
 /* Drops every queued reference.  Caller is attached to rec's interpreter
- * (deallocation may run Python code, which may queue more: they wait for
- * the next drain). */
+ * (deallocation may run Python code, which may queue more: those written
+ * into a block being drained are dropped too, others at the next drain). */
 void pygate__record_drain_decrefs(record *rec);
 
 /* Whether rec has queued decrefs: one load, for the entry path. */
 static inline int
 pygate__record_has_decrefs(record *rec)
 {
-    return atomic_load_explicit(&rec->decrefs, memory_order_relaxed) != NULL;
+    return atomic_load_explicit(&rec->decref_blocks, memory_order_relaxed)
+           != NULL;
 }
 
 /* The main interpreter's record: found (a new reference, or NULL), set
@@ -452,7 +449,7 @@ typedef struct pygate_thread {
     entry *entries;
     entry *last;                   /* most recently used entry */
     record *home;                  /* see pygate__thread_make_home */
-    decref_block *decref_block;    /* nodes for pygate_decref (interp.c) */
+    decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

@@ -41,7 +41,7 @@ pygate__record_ref(record *rec)
     atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
 }
 
-static void block_unref(decref_block *b, uint32_t n);
+static void abandon_decrefs(record *rec);
 
 void
 pygate__record_unref(record *rec)
@@ -50,15 +50,9 @@ pygate__record_unref(record *rec)
         return;
     /* A decref that passed the phase check just before shutdown closed
      * the gate can queue after the last drain: its reference is left
-     * alone (pygate.h), and its node's block is released here, when no
-     * view is left to queue more. */
-    deferred_decref *d = atomic_load_explicit(&rec->decrefs,
-                                              memory_order_acquire);
-    while (d != NULL) {
-        deferred_decref *next = d->next;
-        block_unref(d->block, 1);
-        d = next;
-    }
+     * alone (pygate.h), and its block is unqueued here, when no view is
+     * left to queue more. */
+    abandon_decrefs(rec);
     pthread_mutex_lock(&registry_lock);
     PYGATE__LIST_UNLINK(registry, rec, reg_prev, reg_next);
     pthread_mutex_unlock(&registry_lock);
@@ -235,57 +229,102 @@ pygate__record_guards_held(record *rec)
 
 /* ---- deferred decrefs --------------------------------------------------- */
 
-#define DECREF_BLOCK_NODES 64
+/* A thread writes the references it drops into blocks of its own, one per
+ * interpreter (a few kept in its record), 8 bytes each: a decref touches
+ * no shared cache line and no fresh page but every 128th (before, a
+ * 24-byte node each, and the page faults of new nodes cost more than the
+ * queueing itself).  A block is in its record's queue while it has
+ * entries not dropped yet (QUEUED); the thread queues it when it writes
+ * the first of them.  Whoever clears QUEUED of a CLOSED block (its thread
+ * is done writing), or CLOSES one not QUEUED, frees it. */
+#define DECREF_BLOCK_OBJS 124   /* a block of 1 KiB */
+#define DECREF_QUEUED ((uint32_t)1 << 30)
+#define DECREF_CLOSED ((uint32_t)1 << 31)
+#define DECREF_COUNT  (DECREF_QUEUED - 1)
 
 struct decref_block {
-    _Atomic uint32_t live;   /* nodes not drained yet, + 1 while its
-                                thread still hands nodes out */
-    uint32_t used;           /* nodes handed out (its thread only) */
-    deferred_decref nodes[DECREF_BLOCK_NODES];
+    _Atomic uint32_t state;        /* entries written | QUEUED | CLOSED */
+    uint32_t dropped;              /* entries decref'd (by the drainer) */
+    const record *rec;             /* compared only, with serial below */
+    uint64_t serial;
+    decref_block *next;            /* in rec->decref_blocks while QUEUED */
+    PyObject *objs[DECREF_BLOCK_OBJS];
 };
 
 static void
-block_unref(decref_block *b, uint32_t n)
+block_close(decref_block *b)
 {
-    if (atomic_fetch_sub_explicit(&b->live, n, memory_order_acq_rel) == n)
+    uint32_t s = atomic_fetch_or_explicit(&b->state, DECREF_CLOSED,
+                                          memory_order_acq_rel);
+    if (!(s & DECREF_QUEUED))   /* every entry dropped, or left alone */
         free(b);
 }
 
-/* The next node of the thread's block, a new block when it is used up. */
-static deferred_decref *
-next_node(decref_block **mine)
+/* The calling thread's open block for rec, made (and the least recently
+ * made one closed) if there is none or it is full.  Most recent first. */
+static decref_block *
+block_for(record *rec, decref_block **slots)
 {
-    decref_block *b = *mine;
-    if (b == NULL || b->used == DECREF_BLOCK_NODES) {
-        if (b != NULL)
-            block_unref(b, 1);   /* the thread's hold */
-        *mine = b = (decref_block *)pygate__malloc(sizeof *b);
-        if (b == NULL)
-            return NULL;
-        atomic_init(&b->live, DECREF_BLOCK_NODES + 1);
-        b->used = 0;
+    int i = 0;
+    for (; i < DECREF_SLOTS; i++)
+        if (slots[i] != NULL && slots[i]->rec == rec
+                && slots[i]->serial == rec->serial)
+            break;
+    if (i < DECREF_SLOTS) {
+        decref_block *b = slots[i];
+        uint32_t s = atomic_load_explicit(&b->state, memory_order_relaxed);
+        if ((s & DECREF_COUNT) < DECREF_BLOCK_OBJS)
+            return b;
+        block_close(b);   /* full */
+    } else {
+        i = DECREF_SLOTS - 1;
+        if (slots[i] != NULL)
+            block_close(slots[i]);
     }
-    deferred_decref *d = &b->nodes[b->used++];
-    d->block = b;
-    return d;
+    decref_block *b = (decref_block *)pygate__malloc(sizeof *b);
+    for (; i > 0; i--)
+        slots[i] = slots[i - 1];
+    slots[0] = b;
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->state, 0);
+    b->dropped = 0;
+    b->rec = rec;
+    b->serial = rec->serial;
+    b->next = NULL;
+    return b;
 }
 
 void
-pygate__decref_block_release(decref_block *mine)
+pygate__decref_blocks_release(decref_block **slots)
 {
-    if (mine != NULL)   /* the nodes never handed out, and the hold */
-        block_unref(mine, DECREF_BLOCK_NODES - mine->used + 1);
+    for (int i = 0; i < DECREF_SLOTS; i++)
+        if (slots[i] != NULL) {
+            block_close(slots[i]);
+            slots[i] = NULL;
+        }
 }
 
 int
-pygate__record_defer_decref(record *rec, PyObject *obj, decref_block **mine)
+pygate__record_defer_decref(record *rec, PyObject *obj, decref_block **slots)
 {
-    deferred_decref *d = next_node(mine);
-    if (d == NULL)
+    decref_block *b = block_for(rec, slots);
+    if (b == NULL)
         return PYGATE_ENOMEM;
-    d->obj = obj;
-    d->next = atomic_load_explicit(&rec->decrefs, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&rec->decrefs, &d->next, d,
+    uint32_t s = atomic_load_explicit(&b->state, memory_order_relaxed);
+    b->objs[s & DECREF_COUNT] = obj;
+    /* Only this thread adds entries, but the drainer clears QUEUED, after
+     * its last read of b->next (hence acquire: b->next is written next). */
+    while (!atomic_compare_exchange_weak_explicit(&b->state, &s,
+                                                  (s + 1) | DECREF_QUEUED,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed))
+        ;
+    if (s & DECREF_QUEUED)
+        return PYGATE_OK;   /* the drainer will see it */
+    b->next = atomic_load_explicit(&rec->decref_blocks, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&rec->decref_blocks,
+                                                  &b->next, b,
                                                   memory_order_release,
                                                   memory_order_relaxed))
         ;
@@ -295,13 +334,39 @@ pygate__record_defer_decref(record *rec, PyObject *obj, decref_block **mine)
 void
 pygate__record_drain_decrefs(record *rec)
 {
-    deferred_decref *d = atomic_exchange_explicit(&rec->decrefs, NULL,
-                                                  memory_order_acquire);
-    while (d != NULL) {
-        deferred_decref *next = d->next;
-        Py_DECREF(d->obj);
-        block_unref(d->block, 1);   /* d may be gone after this */
-        d = next;
+    decref_block *b = atomic_exchange_explicit(&rec->decref_blocks, NULL,
+                                               memory_order_acquire);
+    while (b != NULL) {
+        decref_block *next = b->next;   /* b may be queued again below */
+        uint32_t s = atomic_load_explicit(&b->state, memory_order_acquire);
+        do {
+            /* Deallocation may run code that decrefs into b: seen here. */
+            while (b->dropped < (s & DECREF_COUNT)) {
+                PyObject *obj = b->objs[b->dropped++];
+                Py_DECREF(obj);
+            }
+        } while (!atomic_compare_exchange_weak_explicit(
+                     &b->state, &s, s & ~DECREF_QUEUED, memory_order_acq_rel,
+                     memory_order_acquire));
+        if (s & DECREF_CLOSED)
+            free(b);
+        b = next;
+    }
+}
+
+/* Unqueues every block without dropping its entries: rec is being freed. */
+static void
+abandon_decrefs(record *rec)
+{
+    decref_block *b = atomic_load_explicit(&rec->decref_blocks,
+                                           memory_order_acquire);
+    while (b != NULL) {
+        decref_block *next = b->next;
+        uint32_t s = atomic_fetch_and_explicit(&b->state, ~DECREF_QUEUED,
+                                               memory_order_acq_rel);
+        if (s & DECREF_CLOSED)
+            free(b);
+        b = next;
     }
 }
 
@@ -314,7 +379,10 @@ pygate__record_new(PyInterpreterState *interp, int64_t id)
     record *rec = (record *)pygate__calloc(1, sizeof *rec);
     if (rec == NULL)
         return NULL;
+    static _Atomic uint64_t serials;
     rec->id = id;
+    rec->serial = atomic_fetch_add_explicit(&serials, 1,
+                                            memory_order_relaxed) + 1;
     rec->interp = interp;
     rec->is_main = interp == PyInterpreterState_Main();
     atomic_init(&rec->guards, 0);

@@ -422,7 +422,7 @@ thread_destroy(void *arg)
     else
         release_all_entries(t, 1);
     threads_remove(t);
-    pygate__decref_block_release(t->decref_block);
+    pygate__decref_blocks_release(t->decref_slots);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -488,7 +488,7 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
                     *doomed = e;
                 }
             }
-            pygate__decref_block_release(t->decref_block);
+            pygate__decref_blocks_release(t->decref_slots);
             free(t->frames);
             free(t);
         }

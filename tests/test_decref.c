@@ -189,6 +189,79 @@ end_interpreter_drains_queued_decrefs(void)
     CHECK(atomic_load(&destroyed_detached) == 0);
 }
 
+/* One unattached thread drops references of six interpreters in turn,
+ * more than it keeps blocks for, and more than a block holds: each
+ * interpreter's entry drops exactly its own.  Then one of them ends and
+ * another is made (its record may reuse the ended one's memory): the
+ * thread's blocks for the ended one are not reused for it. */
+enum { INTERPS = 6, PER_ROUND = 50, ROUNDS = 6 };
+
+static PyThreadState *
+new_interpreter(harness_python *py, pygate_view **view, PyObject **objs,
+                int n)
+{
+    PyEval_RestoreThread(py->main_ts);
+    PyThreadState *ts = Py_NewInterpreter();
+    CHECK(ts != NULL);
+    CHECK_OK(pygate_view_from_current(view));
+    for (int i = 0; i < n; i++)
+        objs[i] = counted();
+    PyThreadState_Swap(py->main_ts);
+    PyEval_SaveThread();
+    return ts;
+}
+
+static void
+end_interpreter(harness_python *py, PyThreadState *ts, pygate_view *view)
+{
+    CHECK_OK(pygate_view_close(view));
+    PyEval_RestoreThread(ts);
+    Py_EndInterpreter(ts);
+    PyThreadState_Swap(py->main_ts);
+    PyEval_SaveThread();
+}
+
+static void
+one_thread_many_interpreters(void)
+{
+    enum { EACH = PER_ROUND * ROUNDS };
+    harness_python py = harness_start();
+    pygate_view *views[INTERPS];
+    PyThreadState *subs[INTERPS] = {NULL};
+    static PyObject *objs[INTERPS][EACH];
+    views[0] = py.view;
+    PyEval_RestoreThread(py.main_ts);
+    for (int i = 0; i < EACH; i++)
+        objs[0][i] = counted();
+    PyEval_SaveThread();
+    for (int k = 1; k < INTERPS; k++)
+        subs[k] = new_interpreter(&py, &views[k], objs[k], EACH);
+    for (int round = 0; round < ROUNDS; round++)
+        for (int k = 0; k < INTERPS; k++)
+            for (int i = 0; i < PER_ROUND; i++)   /* this thread: detached */
+                CHECK_OK(pygate_decref(views[k],
+                                       objs[k][round * PER_ROUND + i]));
+    CHECK(atomic_load(&destroyed) == 0);
+    for (int k = 0; k < INTERPS; k++) {
+        on_native_thread(enter_once, views[k]);
+        CHECK(atomic_load(&destroyed) == (long)(k + 1) * EACH);
+    }
+    /* Written again after the drains: the blocks are queued again. */
+    PyObject *again[PER_ROUND];
+    end_interpreter(&py, subs[1], views[1]);
+    subs[1] = new_interpreter(&py, &views[1], again, PER_ROUND);
+    for (int i = 0; i < PER_ROUND; i++)
+        CHECK_OK(pygate_decref(views[1], again[i]));
+    on_native_thread(enter_once, views[2]);   /* not its interpreter */
+    CHECK(atomic_load(&destroyed) == INTERPS * EACH);
+    on_native_thread(enter_once, views[1]);
+    CHECK(atomic_load(&destroyed) == INTERPS * EACH + PER_ROUND);
+    for (int k = 1; k < INTERPS; k++)
+        end_interpreter(&py, subs[k], views[k]);
+    harness_stop(&py);
+    CHECK(atomic_load(&destroyed_detached) == 0);
+}
+
 /* While shutdown waits for an entry, decrefs made before the gate closed
  * are dropped by the hook; the first one after is refused, its reference
  * left alone; once Python is gone, PYGATE_EGONE. */
@@ -269,6 +342,7 @@ static const scenario scenarios[] = {
     {"many_threads_decref_concurrently", many_threads_decref_concurrently},
     {"shutdown_drains_queued_decrefs", shutdown_drains_queued_decrefs},
     {"end_interpreter_drains", end_interpreter_drains_queued_decrefs},
+    {"one_thread_many_interpreters", one_thread_many_interpreters},
     {"decref_codes", decref_codes},
     {NULL, NULL},
 };
