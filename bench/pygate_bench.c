@@ -22,7 +22,10 @@
  * repetitions with min and max; ratios are formed within this run.
  *
  * usage: pygate_bench [--calls N] [--reps R] [--churn K] [--rss-calls M]
- *                     [--csv FILE]
+ *                     [--csv FILE] [--only NAME,NAME...] [--workload W]
+ * --only measures the calls per second of the strategies named, nothing
+ * else (for comparing two of them quickly, or under perf); --workload
+ * keeps one workload (empty or json).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -46,6 +49,8 @@
 static long opt_calls = 200000, opt_churn = 100000, opt_rss_calls = 1000000;
 static int opt_reps = 11;
 static FILE *csv;
+static const char *opt_only;   /* comma-separated strategies, or NULL */
+static const char *opt_workload;   /* or NULL: both */
 static pygate_view *view;
 
 double
@@ -199,13 +204,17 @@ loop_pygate_call(PyObject *fn, long n)
     return bench_now_ns() - t0;
 }
 
-/* A worker pool: the thread submits its n calls as jobs and waits until
- * they all ran (the pool's workers batch them under one GIL hold). */
+/* A worker pool: the thread submits its n calls as jobs and sleeps until
+ * they all ran (the pool's workers batch them under one GIL hold); the
+ * last job wakes it. */
 static pygate_pool *pool;
 
 typedef struct pool_batch {
     PyObject *fn;
+    long n;
     _Atomic long done;
+    pthread_mutex_t lock;
+    pthread_cond_t all_done;
 } pool_batch;
 
 static int
@@ -213,23 +222,31 @@ pool_job(void *arg)
 {
     pool_batch *batch = (pool_batch *)arg;
     bench_call(batch->fn);
-    atomic_fetch_add(&batch->done, 1);
+    if (atomic_fetch_add(&batch->done, 1) + 1 == batch->n) {
+        pthread_mutex_lock(&batch->lock);
+        pthread_cond_signal(&batch->all_done);
+        pthread_mutex_unlock(&batch->lock);
+    }
     return 0;
 }
 
 static double
 loop_pygate_pool(PyObject *fn, long n)
 {
-    pool_batch batch;
-    batch.fn = fn;
-    atomic_init(&batch.done, 0);
+    pool_batch batch = {fn, n, 0, PTHREAD_MUTEX_INITIALIZER,
+                        PTHREAD_COND_INITIALIZER};
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         if (pygate_pool_submit(pool, pool_job, &batch, NULL) != PYGATE_OK)
             exit(1);
+    pthread_mutex_lock(&batch.lock);
     while (atomic_load(&batch.done) < n)
-        sched_yield();
-    return bench_now_ns() - t0;
+        pthread_cond_wait(&batch.all_done, &batch.lock);
+    pthread_mutex_unlock(&batch.lock);
+    double ns = bench_now_ns() - t0;
+    pthread_cond_destroy(&batch.all_done);
+    pthread_mutex_destroy(&batch.lock);
+    return ns;
 }
 
 #if PY_VERSION_HEX >= 0x030F0000
@@ -427,18 +444,33 @@ throughput_reps(void)
     return opt_reps < 5 ? opt_reps : 5;
 }
 
+/* Whether --only names the strategy (or there is no --only). */
+static int
+wanted(const char *name)
+{
+    if (opt_only == NULL)
+        return 1;
+    size_t len = strlen(name);
+    for (const char *p = opt_only; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == opt_only || p[-1] == ',') && (p[len] == ',' || !p[len]))
+            return 1;
+    return 0;
+}
+
 static void
 measure_throughput(PyObject *fns[2], const char *workloads[2])
 {
     static const int counts[] = {1, 2, 4, 8};
     for (int w = 0; w < 2; w++) {
+        if (opt_workload != NULL && strcmp(opt_workload, workloads[w]) != 0)
+            continue;
         printf("\ncalls per second, all threads together, %s call (median of"
                " %d)\n", workloads[w], throughput_reps());
         printf("%-15s %12s %12s %12s %12s\n", "strategy", "1 thread",
                "2 threads", "4 threads", "8 threads");
         for (int s = 0; s < NSTRATEGIES; s++) {
             const strategy *st = &strategies[s];
-            if (st->loop == NULL)
+            if (st->loop == NULL || !wanted(st->name))
                 continue;
             printf("%-15s", st->name);
             for (int c = 0; c < 4; c++) {
@@ -588,6 +620,10 @@ parse_args(int argc, char **argv)
             opt_churn = atol(v);
         else if (strcmp(a, "--rss-calls") == 0)
             opt_rss_calls = atol(v);
+        else if (strcmp(a, "--only") == 0)
+            opt_only = v;
+        else if (strcmp(a, "--workload") == 0)
+            opt_workload = v;
         else if (strcmp(a, "--csv") == 0) {
             csv = fopen(v, "w");
             if (csv == NULL) {
@@ -606,7 +642,8 @@ main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: pygate_bench [--calls N] [--reps 1..%d] "
-                "[--churn K] [--rss-calls M] [--csv FILE]\n", MAX_REPS);
+                "[--churn K] [--rss-calls M] [--csv FILE] [--only NAMES]"
+                " [--workload empty|json]\n", MAX_REPS);
         return 2;
     }
     if (csv != NULL)
@@ -637,12 +674,16 @@ main(int argc, char **argv)
     printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
            PY_VERSION, opt_calls, opt_reps,
            have_pybind11 ? "yes" : "absent (skipped)");
-    measure_latency(fns, workloads);
-    print_ratios(workloads);
-    measure_without_calls();
+    if (opt_only == NULL) {
+        measure_latency(fns, workloads);
+        print_ratios(workloads);
+        measure_without_calls();
+    }
     measure_throughput(fns, workloads);
-    measure_churn(fns[0]);
-    measure_rss_over_calls(fns[0]);
+    if (opt_only == NULL) {
+        measure_churn(fns[0]);
+        measure_rss_over_calls(fns[0]);
+    }
 
     pygate_pool_close(pool);
     PyEval_RestoreThread(main_ts);

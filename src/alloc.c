@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,4 +76,95 @@ pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     return pygate__alloc_fails() ? -1
                                  : pthread_create(thread, NULL, fn, arg);
+}
+
+/* ---- slabs -------------------------------------------------------------- */
+
+#define SLAB_BYTES 8192
+
+/* Each object is preceded by its block's address (NULL: calloc'd alone),
+ * in a header that keeps the object 16-byte aligned. */
+typedef union slab_header {
+    slab_block *block;
+    max_align_t align;
+} slab_header;
+
+struct slab_block {
+    _Atomic uint32_t live;   /* objects not freed, + the ones never handed
+                                out while its thread still carves it */
+    uint32_t used, capacity; /* objects handed out (its thread only) */
+    size_t stride;
+    slab_header first[];     /* objects, stride bytes apart */
+};
+
+static void
+slab_unref(slab_block *b, uint32_t n)
+{
+    if (atomic_fetch_sub_explicit(&b->live, n, memory_order_acq_rel) == n)
+        free(b);
+}
+
+void
+pygate__slab_release(slab_block **mine)
+{
+    slab_block *b = *mine;
+    if (b != NULL)   /* the objects never handed out, and the hold */
+        slab_unref(b, b->capacity - b->used + 1);
+    *mine = NULL;
+}
+
+static slab_block *
+slab_new(size_t size)
+{
+    size_t stride = (sizeof(slab_header) + size + sizeof(slab_header) - 1)
+                    / sizeof(slab_header) * sizeof(slab_header);
+    size_t capacity = (SLAB_BYTES - sizeof(slab_block)) / stride;
+    if (capacity < 8)
+        capacity = 8;
+    slab_block *b = (slab_block *)pygate__malloc(sizeof *b
+                                                 + capacity * stride);
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->live, (uint32_t)capacity + 1);
+    b->used = 0;
+    b->capacity = (uint32_t)capacity;
+    b->stride = stride;
+    return b;
+}
+
+void *
+pygate__slab_alloc(slab_block **mine, size_t size)
+{
+    slab_header *h;
+    if (mine == NULL) {
+        h = (slab_header *)pygate__calloc(1, sizeof *h + size);
+        if (h == NULL)
+            return NULL;
+        h->block = NULL;
+        return h + 1;
+    }
+    slab_block *b = *mine;
+    if (b == NULL || b->used == b->capacity || b->stride < sizeof *h + size) {
+        slab_block *fresh = slab_new(size);
+        if (fresh == NULL)
+            return NULL;
+        pygate__slab_release(mine);
+        *mine = b = fresh;
+    }
+    h = (slab_header *)((char *)b->first + (size_t)b->used++ * b->stride);
+    h->block = b;
+    memset(h + 1, 0, size);
+    return h + 1;
+}
+
+void
+pygate__slab_free(void *obj)
+{
+    if (obj == NULL)
+        return;
+    slab_header *h = (slab_header *)obj - 1;
+    if (h->block != NULL)
+        slab_unref(h->block, 1);
+    else
+        free(h);
 }

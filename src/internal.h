@@ -45,6 +45,19 @@ int pygate__alloc_fails(void);
 void pygate__alloc_fail_at(long n);
 long pygate__alloc_count_reset(void);
 
+/* Objects of one size that one thread makes and any thread frees (a
+ * pool's jobs): carved from blocks the making thread allocates for itself
+ * (*mine, one per kind of object), so that neither side takes a malloc
+ * lock per object; a block is freed with the last of its objects once its
+ * thread has moved on.  pygate__slab_alloc returns size zeroed bytes, or
+ * NULL (out of memory: only when it needs a new block); with mine NULL,
+ * plain calloc.  pygate__slab_free: any thread.  pygate__slab_release:
+ * the owning thread, at its exit. */
+typedef struct slab_block slab_block;
+void *pygate__slab_alloc(slab_block **mine, size_t size);
+void pygate__slab_free(void *obj);
+void pygate__slab_release(slab_block **mine);
+
 /* A doubly linked list threaded through fields `prev` and `next` of its
  * nodes, with *head the first node (the record registry, the thread list,
  * a record's entries, a pool's live jobs).  The caller holds the list's
@@ -450,6 +463,7 @@ typedef struct pygate_thread {
     entry *last;                   /* most recently used entry */
     record *home;                  /* see pygate__thread_make_home */
     decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
+    slab_block *job_slab;          /* pool jobs it submits (pool.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

@@ -150,7 +150,7 @@ job_unref_locked(job *j)
     pool *p = j->pool;
     PYGATE__LIST_UNLINK(p->live, j, live_prev, live_next);
     free_text(j->text);
-    free(j);
+    pygate__slab_free(j);
     return pool_unref_locked(p);
 }
 
@@ -788,11 +788,17 @@ static int
 submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
           void *done_arg, pygate_job **out)
 {
-    job *j = (job *)pygate__calloc(1, sizeof *j);
+    /* Jobs come from the submitting thread's own slab: a job made by one
+     * thread and freed by another defeats malloc's per-thread caches
+     * (calloc and free cost 350 instructions a job on 3.12.1, more than
+     * an empty job's Python call). */
+    pygate_thread *t = pygate__thread_self(1);
+    job *j = (job *)pygate__slab_alloc(t != NULL ? &t->job_slab : NULL,
+                                       sizeof *j);
     handle_slot *slot = NULL;
     if (j != NULL && out != NULL
             && (j->handle = pygate__handle_new(HANDLE_JOB, &slot)) == 0) {
-        free(j);
+        pygate__slab_free(j);
         j = NULL;
     }
     if (j == NULL)
@@ -809,7 +815,7 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
         pthread_mutex_unlock(&p->lock);
         if (j->handle != 0)
             pygate__handle_close(j->handle, HANDLE_JOB);
-        free(j);
+        pygate__slab_free(j);
         return rc;
     }
     p->refs++;   /* the job's */

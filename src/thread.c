@@ -423,6 +423,7 @@ thread_destroy(void *arg)
         release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
+    pygate__slab_release(&t->job_slab);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -489,6 +490,7 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
                 }
             }
             pygate__decref_blocks_release(t->decref_slots);
+            pygate__slab_release(&t->job_slab);
             free(t->frames);
             free(t);
         }
