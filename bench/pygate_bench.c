@@ -25,7 +25,7 @@
  *                     [--csv FILE] [--only NAME,NAME...] [--workload W]
  * --only measures the calls per second of the strategies named, nothing
  * else (for comparing two of them quickly, or under perf); --workload
- * keeps one workload (empty or json).
+ * keeps one workload (empty or json), --threads one thread count.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -51,6 +51,7 @@ static int opt_reps = 11;
 static FILE *csv;
 static const char *opt_only;   /* comma-separated strategies, or NULL */
 static const char *opt_workload;   /* or NULL: both */
+static int opt_threads;            /* or 0: 1, 2, 4 and 8 */
 static pygate_view *view;
 
 double
@@ -474,6 +475,10 @@ measure_throughput(PyObject *fns[2], const char *workloads[2])
                 continue;
             printf("%-15s", st->name);
             for (int c = 0; c < 4; c++) {
+                if (opt_threads != 0 && counts[c] != opt_threads) {
+                    printf(" %12s", "-");
+                    continue;
+                }
                 /* The same total work for every thread count. */
                 long n = calls_for(st, opt_calls / (2 * counts[c]) + 1);
                 double v[MAX_REPS];
@@ -624,6 +629,8 @@ parse_args(int argc, char **argv)
             opt_only = v;
         else if (strcmp(a, "--workload") == 0)
             opt_workload = v;
+        else if (strcmp(a, "--threads") == 0)
+            opt_threads = atoi(v);
         else if (strcmp(a, "--csv") == 0) {
             csv = fopen(v, "w");
             if (csv == NULL) {
@@ -643,7 +650,7 @@ main(int argc, char **argv)
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: pygate_bench [--calls N] [--reps 1..%d] "
                 "[--churn K] [--rss-calls M] [--csv FILE] [--only NAMES]"
-                " [--workload empty|json]\n", MAX_REPS);
+                " [--workload empty|json] [--threads 1|2|4|8]\n", MAX_REPS);
         return 2;
     }
     if (csv != NULL)

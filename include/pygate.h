@@ -381,7 +381,7 @@ enum { PYGATE_POOL_FINISH = 0, PYGATE_POOL_CANCEL = 1 };
 
 typedef struct pygate_pool_options {
     unsigned workers;      /* native threads; 0: one per CPU (<= 1024) */
-    unsigned batch;        /* jobs per GIL hold; 0: 64 */
+    unsigned batch;        /* jobs per GIL hold; 0: 1024 */
     double hold_seconds;   /* bound of one hold; 0: 5 ms (CPython's switch
                               interval by default) */
     int on_close;          /* PYGATE_POOL_FINISH (0) or PYGATE_POOL_CANCEL */

@@ -82,6 +82,14 @@ pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
 
 #define SLAB_BYTES 8192
 
+/* Empty blocks kept for reuse, process-wide: a burst of jobs that a pool
+ * runs as fast as they come then takes no fresh pages (their faults cost
+ * more than the rest of a job's bookkeeping). */
+#define SLAB_SPARE_MAX 256   /* 2 MiB */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static slab_block *spare_blocks;   /* linked through their first bytes */
+static unsigned nspare;
+
 /* Each object is preceded by its block's address (NULL: calloc'd alone),
  * in a header that keeps the object 16-byte aligned. */
 typedef union slab_header {
@@ -100,8 +108,30 @@ struct slab_block {
 static void
 slab_unref(slab_block *b, uint32_t n)
 {
-    if (atomic_fetch_sub_explicit(&b->live, n, memory_order_acq_rel) == n)
-        free(b);
+    if (atomic_fetch_sub_explicit(&b->live, n, memory_order_acq_rel) != n)
+        return;
+    pthread_mutex_lock(&spare_lock);
+    if (nspare < SLAB_SPARE_MAX) {
+        *(slab_block **)b = spare_blocks;
+        spare_blocks = b;
+        nspare++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    free(b);
+}
+
+static slab_block *
+spare_block(void)
+{
+    pthread_mutex_lock(&spare_lock);
+    slab_block *b = spare_blocks;
+    if (b != NULL) {
+        spare_blocks = *(slab_block **)b;
+        nspare--;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    return b;
 }
 
 void
@@ -119,11 +149,10 @@ slab_new(size_t size)
     size_t stride = (sizeof(slab_header) + size + sizeof(slab_header) - 1)
                     / sizeof(slab_header) * sizeof(slab_header);
     size_t capacity = (SLAB_BYTES - sizeof(slab_block)) / stride;
-    if (capacity < 8)
-        capacity = 8;
-    slab_block *b = (slab_block *)pygate__malloc(sizeof *b
-                                                 + capacity * stride);
-    if (b == NULL)
+    if (capacity < 1)
+        return NULL;   /* no object that large is made in a slab */
+    slab_block *b = spare_block();
+    if (b == NULL && (b = (slab_block *)pygate__malloc(SLAB_BYTES)) == NULL)
         return NULL;
     atomic_init(&b->live, (uint32_t)capacity + 1);
     b->used = 0;
