@@ -13,7 +13,6 @@
  */
 #include "internal.h"
 
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +80,7 @@ pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
 /* ---- slabs -------------------------------------------------------------- */
 
 #define SLAB_BYTES 8192
+#define CACHE_LINE 64
 
 /* Empty blocks kept for reuse, process-wide: a burst of jobs that a pool
  * runs as fast as they come then takes no fresh pages (their faults cost
@@ -91,18 +91,22 @@ static slab_block *spare_blocks;   /* linked through their first bytes */
 static unsigned nspare;
 
 /* Each object is preceded by its block's address (NULL: calloc'd alone),
- * in a header that keeps the object 16-byte aligned. */
-typedef union slab_header {
+ * and takes whole cache lines with it (stride): the thread that made the
+ * next object never writes a line the freeing thread writes.  For the
+ * same reason the count that freeing threads decrement has a line of its
+ * own.  Objects are aligned to 8 bytes. */
+typedef struct slab_header {
     slab_block *block;
-    max_align_t align;
 } slab_header;
 
 struct slab_block {
-    _Atomic uint32_t live;   /* objects not freed, + the ones never handed
-                                out while its thread still carves it */
-    uint32_t used, capacity; /* objects handed out (its thread only) */
+    uint32_t used, capacity;   /* objects handed out (its thread only) */
     size_t stride;
-    slab_header first[];     /* objects, stride bytes apart */
+    _Alignas(CACHE_LINE) _Atomic uint32_t live;
+                               /* objects not freed, + the ones never
+                                  handed out while its thread carves it */
+    _Alignas(CACHE_LINE) char first[];   /* objects, stride bytes apart,
+                                            each after its header */
 };
 
 static void
@@ -146,13 +150,15 @@ pygate__slab_release(slab_block **mine)
 static slab_block *
 slab_new(size_t size)
 {
-    size_t stride = (sizeof(slab_header) + size + sizeof(slab_header) - 1)
-                    / sizeof(slab_header) * sizeof(slab_header);
+    size_t stride = (sizeof(slab_header) + size + CACHE_LINE - 1)
+                    / CACHE_LINE * CACHE_LINE;
     size_t capacity = (SLAB_BYTES - sizeof(slab_block)) / stride;
     if (capacity < 1)
         return NULL;   /* no object that large is made in a slab */
     slab_block *b = spare_block();
-    if (b == NULL && (b = (slab_block *)pygate__malloc(SLAB_BYTES)) == NULL)
+    if (b == NULL && !pygate__alloc_fails())
+        b = (slab_block *)aligned_alloc(CACHE_LINE, SLAB_BYTES);
+    if (b == NULL)
         return NULL;
     atomic_init(&b->live, (uint32_t)capacity + 1);
     b->used = 0;
@@ -180,7 +186,7 @@ pygate__slab_alloc(slab_block **mine, size_t size)
         pygate__slab_release(mine);
         *mine = b = fresh;
     }
-    h = (slab_header *)((char *)b->first + (size_t)b->used++ * b->stride);
+    h = (slab_header *)(b->first + (size_t)b->used++ * b->stride);
     h->block = b;
     memset(h + 1, 0, size);
     return h + 1;

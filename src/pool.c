@@ -56,11 +56,11 @@ struct job {
     void *done_arg;
     int state;                  /* under pool->lock */
     int result;
+    int collected;              /* the waiter asked for the exception */
+    int refs;                   /* the queue or worker, and the handle */
     PyObject *exc;              /* raised by fn; NULL once taken or dropped */
     char *text;                 /* exc formatted, for any thread */
-    int collected;              /* the waiter asked for the exception */
     pthread_t taker;            /* the worker running it (fork) */
-    int refs;                   /* the queue or worker, and the handle */
     uintptr_t handle;           /* 0: nobody waits */
     job *next;                  /* queue */
     job *live_prev, *live_next; /* jobs not freed yet */
