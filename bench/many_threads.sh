@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench/many_threads.sh: the many-threads targets only, for every CPython
+# make bench finds (PYGATE_ONLY=3.12 for one).  Per version, in one process
+# each: calls per second of one thread entering, eight threads entering,
+# eight threads calling through pygate_call and eight submitting pool jobs
+# (empty and json calls, median of REPS), and pygate_decref's ns per call.
+# Prints a markdown table with the ratios the targets name, also written
+# to bench/results/many_threads.md.  Reuses make bench's Release builds.
+#
+#   REPS=5 CALLS=200000 bench/many_threads.sh
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPS=${REPS:-5}
+CALLS=${CALLS:-200000}
+OUT=bench/results/many_threads.md
+mkdir -p bench/results build/bench
+. tests/pythons.sh
+find_pythons
+
+# rate CSV STRATEGY WORKLOAD THREADS: the median calls per second
+rate() {
+  awk -F, -v s="$2" -v w="$3" -v t="$4" \
+    '$2 == "calls_per_second" && $3 == s && $4 == w && $5 == t { print $6 }' "$1"
+}
+
+{
+  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | pool / 1 enters (>= 1) | pool / 8 enter (>= 3) | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns (<= 25) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+} >"$OUT.tmp"
+for r in "${runs[@]}"; do
+  IFS='|' read -r label exe type flags where <<<"$r"
+  case "$label" in *debug*) continue ;; esac
+  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
+  name=$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')
+  dir="build/bench/$name"
+  if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
+           -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
+         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench pool_bench; } >"$dir.log" 2>&1; then
+    echo "FAIL  $label: the build failed ($dir.log)"
+    continue
+  fi
+  csv="$ROOT/$dir.many_threads.csv"
+  at "$where" "$ROOT/$dir/bench/pygate_bench" --calls "$CALLS" --reps "$REPS" \
+    --only pygate,pygate_call,pygate_pool --csv "$csv" >/dev/null || {
+    echo "FAIL  $label: pygate_bench"; continue; }
+  decref=$(at "$where" "$ROOT/$dir/bench/pool_bench" --decref |
+           awk -F, '$1 == "csv" && $3 == "decref_ns" && $4 == "one_thread" { print $6 }')
+  awk -v label="$label" -v e1="$(rate "$csv" pygate empty 1)" \
+      -v e8="$(rate "$csv" pygate empty 8)" -v p8="$(rate "$csv" pygate_pool empty 8)" \
+      -v c8="$(rate "$csv" pygate_call empty 8)" -v j8="$(rate "$csv" pygate json 8)" \
+      -v jp8="$(rate "$csv" pygate_pool json 8)" -v d="$decref" 'BEGIN {
+    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.1f |\n",
+      label, e1 / 1e6, e8 / 1e6, p8 / 1e6, p8 / e1, p8 / e8, c8 / e8, jp8 / j8, d }' \
+    | tee -a "$OUT.tmp"
+done
+mv "$OUT.tmp" "$OUT"
+echo "table: $OUT"
