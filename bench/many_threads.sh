@@ -30,16 +30,12 @@ rate() {
 } >"$OUT.tmp"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
-  case "$label" in *debug*) continue ;; esac
-  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
-  name=$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')
-  dir="build/bench/$name"
-  if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
-           -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
-         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench pool_bench; } >"$dir.log" 2>&1; then
-    echo "FAIL  $label: the build failed ($dir.log)"
+  bench_wanted "$label" || continue
+  if ! bench_build "$label" "$exe" "$where"; then
+    echo "FAIL  $label: the build failed ($bench_dir.log)"
     continue
   fi
+  dir=$bench_dir
   csv="$ROOT/$dir.many_threads.csv"
   at "$where" "$ROOT/$dir/bench/pygate_bench" --calls "$CALLS" --reps "$REPS" \
     --only pygate,pygate_call,pygate_pool --csv "$csv" >/dev/null || {

@@ -19,18 +19,15 @@ status=0
 csvs=()
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
-  case "$label" in *debug*) continue ;; esac
-  case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
-  name=$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')
-  dir="build/bench/$name"
+  bench_wanted "$label" || continue
   echo "=== $label"
-  if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
-           -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
-         at "$where" cmake --build "$dir" -j "$(nproc)" --target pygate_bench pool_bench; } >"$dir.log" 2>&1; then
-    tail -20 "$dir.log"
+  if ! bench_build "$label" "$exe" "$where"; then
+    tail -20 "$bench_dir.log"
     status=1
     continue
   fi
+  dir=$bench_dir
+  name=${dir#build/bench/}
   csv="$RESULTS/$name.csv"
   if at "$where" "$ROOT/$dir/bench/pygate_bench" --csv "$ROOT/$csv" ${PYGATE_BENCH_ARGS:-}; then
     csvs+=("$csv")

@@ -230,10 +230,11 @@ pygate__record_guards_held(record *rec)
 /* ---- deferred decrefs --------------------------------------------------- */
 
 /* A thread writes the references it drops into blocks of its own, one per
- * interpreter (a few kept in its record), 8 bytes each: a decref touches
- * no shared cache line and no fresh page but every 128th (before, a
- * 24-byte node each, and the page faults of new nodes cost more than the
- * queueing itself).  A block is in its record's queue while it has
+ * interpreter (a few kept in its record), 8 bytes each: a decref writes
+ * no shared cache line, but for the first into a block since its last
+ * drain (which queues the block), and takes a new block every 124 (before,
+ * a 24-byte node each, pushed with a CAS on the record, and the page
+ * faults of new nodes cost more than the queueing itself).  A block is in its record's queue while it has
  * entries not dropped yet (QUEUED); the thread queues it when it writes
  * the first of them.  Whoever clears QUEUED of a CLOSED block (its thread
  * is done writing), or CLOSES one not QUEUED, frees it. */

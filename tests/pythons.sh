@@ -72,3 +72,24 @@ at() {
     "$@"
   fi
 }
+
+# bench_wanted LABEL: whether make bench and bench/many_threads.sh measure
+# this CPython (not a debug build; PYGATE_ONLY, if set, in its label).
+bench_wanted() {
+  case "$1" in *debug*) return 1 ;; esac
+  case "$1" in *"${PYGATE_ONLY:-}"*) return 0 ;; esac
+  return 1
+}
+
+# bench_build LABEL EXE WHERE: the Release build of the benchmarks for
+# one CPython, in bench_dir (build/bench/<label>), its log in
+# $bench_dir.log.  Returns nonzero when the build failed.
+bench_build() {
+  local root
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  bench_dir="build/bench/$(echo "$1" | tr -c 'A-Za-z0-9.\n' '_')"
+  { at "$3" cmake -S "$root" -B "$root/$bench_dir" -DPython_EXECUTABLE="$2" \
+      -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF &&
+    at "$3" cmake --build "$root/$bench_dir" -j "$(nproc)" \
+      --target pygate_bench pool_bench; } >"$root/$bench_dir.log" 2>&1
+}
