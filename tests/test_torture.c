@@ -349,11 +349,19 @@ pool_worker_main(void *arg)
 
 /* Starts n pool workers (attached: ROLE_DECREF's references are taken
  * here); detaches for them. */
+/* The decref workers' references that shutdown refuses, or that race its
+ * last drain, stay theirs, left alone (pygate.h): their object outlives
+ * its interpreter on purpose, and this keeps it reachable, so that
+ * memcheck does not count it as memory pygate lost (volatile: the store
+ * must stay). */
+static PyObject *volatile decref_target;
+
 static void
 start_pool_workers(pool_worker *ws, int n, pygate_view *view,
                    pygate_pool *pool, pygate_interp_pool *ipool,
                    PyObject *obj)
 {
+    decref_target = obj;
     for (int i = 0; i < n; i++) {
         ws[i] = (pool_worker){0};
         ws[i].role = ipool != NULL ? i % ROLE_DECREF : i % NROLES;
