@@ -87,7 +87,7 @@ pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
  * more than the rest of a job's bookkeeping). */
 #define SLAB_SPARE_MAX 256   /* 2 MiB */
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
-static slab_block *spare_blocks;   /* linked through their first bytes */
+static slab_block *spare_blocks;   /* linked by next_spare */
 static unsigned nspare;
 
 /* Each object is preceded by its block's address (NULL: calloc'd alone),
@@ -102,6 +102,7 @@ typedef struct slab_header {
 struct slab_block {
     uint32_t used, capacity;   /* objects handed out (its thread only) */
     size_t stride;
+    slab_block *next_spare;    /* while kept for reuse */
     _Alignas(CACHE_LINE) _Atomic uint32_t live;
                                /* objects not freed, + the ones never
                                   handed out while its thread carves it */
@@ -116,7 +117,7 @@ slab_unref(slab_block *b, uint32_t n)
         return;
     pthread_mutex_lock(&spare_lock);
     if (nspare < SLAB_SPARE_MAX) {
-        *(slab_block **)b = spare_blocks;
+        b->next_spare = spare_blocks;
         spare_blocks = b;
         nspare++;
         b = NULL;
@@ -131,7 +132,7 @@ spare_block(void)
     pthread_mutex_lock(&spare_lock);
     slab_block *b = spare_blocks;
     if (b != NULL) {
-        spare_blocks = *(slab_block **)b;
+        spare_blocks = b->next_spare;
         nspare--;
     }
     pthread_mutex_unlock(&spare_lock);
