@@ -136,7 +136,7 @@ static void
 round_trip(void)
 {
     long n = quick ? 200 : 20000;
-    pygate_pool_options one = {1, 0, 0, 0};
+    pygate_pool_options one = {.workers = 1};
     pygate_pool *pool;
     check(pygate_pool_open(main_view, &one, &pool), "pool_open");
     double t0 = now();

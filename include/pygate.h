@@ -385,6 +385,8 @@ typedef struct pygate_pool_options {
     double hold_seconds;   /* bound of one hold; 0: 5 ms (CPython's switch
                               interval by default) */
     int on_close;          /* PYGATE_POOL_FINISH (0) or PYGATE_POOL_CANCEL */
+    unsigned max_queued;   /* a bound on jobs not started yet; 0: none.
+                              See pygate_pool_submit(). */
 } pygate_pool_options;
 
 /* Opens a pool on the view's interpreter (options NULL: the defaults) and
@@ -418,8 +420,16 @@ PYGATE_API int pygate_pool_open(pygate_view *view,
 PYGATE_API int pygate_pool_close(pygate_pool *pool);
 
 /* Queues fn(arg) on the pool.  Any thread, attached or not, any
- * interpreter; never blocks.  *job (if job is not NULL) is a handle to
- * wait on, to close with pygate_job_close(); with job NULL nobody waits.
+ * interpreter.  *job (if job is not NULL) is a handle to wait on, to close
+ * with pygate_job_close(); with job NULL nobody waits.
+ * Never blocks, except in a bounded pool (max_queued): there a caller that
+ * is not attached and is not a pool's worker, finding max_queued jobs
+ * not started yet, waits until half of them have started or the pool
+ * stops accepting.  Attached callers and workers are let through: they
+ * might hold what the workers need.  So the queue holds about max_queued
+ * jobs (more when such callers or several submitters race).  A bound
+ * keeps a fast producer's memory flat and its jobs in cache, which makes
+ * bursts of small jobs run faster (docs/PERFORMANCE.md, "Many threads").
  * Errors: PYGATE_EINVAL (pool not live, fn NULL), PYGATE_ECLOSED (the pool
  *         is closed or closing), PYGATE_EFINALIZING (its interpreter is
  *         shutting down), PYGATE_ENOMEM.  Nothing is queued on error. */
@@ -518,6 +528,7 @@ typedef struct pygate_interp_pool_options {
                               state); fails by returning nonzero or by
                               leaving an exception set */
     void *init_arg;
+    unsigned max_queued;   /* as pygate_pool_options, per interpreter */
 } pygate_interp_pool_options;
 
 /* Opens an interpreter pool (options NULL: the defaults): makes the K

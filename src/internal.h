@@ -348,6 +348,10 @@ int pygate__record_unlisten(record *rec, record_listener *l);
 /* pygate_pool_close(), also handing back the final counts (submitted,
  * completed, cancelled), which the closed handle no longer gives. */
 int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
+/* Refuses the pool's new jobs from now on with `refused` (a close that
+ * follows keeps that reason), ending submitters' waits for room.  Any
+ * thread; an invalid handle is ignored. */
+void pygate__pool_refuse(pygate_pool *pool, int refused);
 /* Tells the pool that its interpreter is its own (an interpreter pool's
  * member): every other thread that runs Python there is a Python thread
  * or enters through pygate, so its busy workers pause only for those. */
@@ -464,6 +468,7 @@ typedef struct pygate_thread {
     record *home;                  /* see pygate__thread_make_home */
     decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
     slab_block *job_slab;          /* pool jobs it submits (pool.c) */
+    int pool_worker;               /* a pool's worker thread (pool.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

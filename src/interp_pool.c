@@ -311,11 +311,21 @@ open_member_pools(interp_pool *ip, char *error, size_t size)
     return PYGATE_OK;
 }
 
+/* The options of each member's worker pool. */
+static pygate_pool_options
+member_pool_options(const pygate_interp_pool_options *o)
+{
+    return (pygate_pool_options){.workers = o->workers != 0 ? o->workers : 1,
+                                 .batch = o->batch,
+                                 .hold_seconds = o->hold_seconds,
+                                 .on_close = o->on_close,
+                                 .max_queued = o->max_queued};
+}
+
 static int
 ipool_options_valid(const pygate_interp_pool_options *o)
 {
-    pygate_pool_options per = {o->workers, o->batch, o->hold_seconds,
-                               o->on_close};
+    pygate_pool_options per = member_pool_options(o);
     return o->interpreters <= MAX_INTERPRETERS && o->workers <= 1024
            && pygate__pool_options_valid(&per);
 }
@@ -337,9 +347,7 @@ ipool_new(const pygate_interp_pool_options *o)
     }
     ip->n = n;
     ip->parallel = COMPAT_HAS_OWN_GIL && !o->shared_gil;
-    ip->pool_options = (pygate_pool_options){o->workers != 0 ? o->workers : 1,
-                                             o->batch, o->hold_seconds,
-                                             o->on_close};
+    ip->pool_options = member_pool_options(o);
     ip->accepting = 1;
     ip->refs = 1;   /* the handle's */
     pthread_mutex_init(&ip->lock, NULL);
@@ -449,6 +457,10 @@ pygate__impl_interp_pool_close(pygate_interp_pool *handle)
     if (ip == NULL)
         return PYGATE_EINVAL;
     int inside = attached_inside(ip);
+    /* Submitters waiting for room in a member are inside this handle's
+     * use brackets, which the close drains: they are refused first. */
+    for (unsigned i = 0; !inside && i < ip->n; i++)
+        pygate__pool_refuse(ip->members[i].pool, PYGATE_ECLOSED);
     pygate__handle_unuse(slot);
     if (inside)
         return PYGATE_EBUSY;   /* it would end its own interpreter */

@@ -19,6 +19,12 @@
  * eight threads submitting empty jobs, the queue's lock (futex sleeps and
  * wake-ups) was what the run spent most of its time on.
  *
+ * A bounded pool (max_queued) makes a submitter that is neither attached nor
+ * a pool's worker wait while the queue is full.  Eight threads that each
+ * submit a burst otherwise queue all of it, and the worker chases its jobs
+ * through memory no cache holds, fresh pages included: perf showed most of
+ * the worker's own time in the loads of enqueue_locked's list walk.
+ *
  * Shutdown: the pool listens to its interpreter's shutdown (lifecycle.c),
  * which calls it before closing the gate; it then stops accepting, finishes
  * or cancels its queue (the pool's choice), lets its workers exit, and drops
@@ -77,8 +83,14 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t work;        /* a job queued, or stop */
     pthread_cond_t changed;     /* a job ended, or a worker exited */
+    pthread_cond_t room;        /* a bounded queue half empty, or stop */
     job *_Atomic inbox;         /* submitted, newest first, not queued yet;
                                    INBOX_CLOSED once not accepting */
+    _Atomic size_t offered;     /* jobs pushed or being pushed (bounded) */
+    _Atomic size_t taken;       /* jobs taken off the queue (bounded;
+                                   written under lock) */
+    size_t max_queued;          /* 0: no bound */
+    unsigned room_waiters;      /* submitters waiting for room */
     _Atomic unsigned sleeping;  /* workers waiting for work */
     job *head, *tail;           /* queue */
     job *live;
@@ -127,6 +139,7 @@ pool_free(pool *p)
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->changed);
+    pthread_cond_destroy(&p->room);
     pygate_view_close(p->view);
     free(p->threads);
     free(p);
@@ -282,6 +295,30 @@ close_inbox_locked(pool *p, int refused)
     p->refused = refused;
     job *newest = atomic_exchange(&p->inbox, INBOX_CLOSED);
     enqueue_locked(p, newest);
+    pthread_cond_broadcast(&p->room);
+}
+
+/* Jobs pushed and not taken off the queue yet, in a bounded pool. */
+static size_t
+backlog(pool *p)
+{
+    return atomic_load_explicit(&p->offered, memory_order_relaxed)
+           - atomic_load_explicit(&p->taken, memory_order_relaxed);
+}
+
+/* Under p->lock: n jobs left the queue of a bounded pool; submitters
+ * waiting for room go on once half of it is free. */
+static void
+count_taken_locked(pool *p, size_t n)
+{
+    if (p->max_queued == 0 || n == 0)
+        return;
+    atomic_store_explicit(&p->taken,
+                          atomic_load_explicit(&p->taken, memory_order_relaxed)
+                              + n,
+                          memory_order_relaxed);
+    if (p->room_waiters != 0 && backlog(p) <= p->max_queued / 2)
+        pthread_cond_broadcast(&p->room);
 }
 
 /* Under p->lock: the next queued job, marked running, or NULL. */
@@ -309,6 +346,7 @@ take_jobs_locked(pool *p, job **out, unsigned max)
         collect_inbox_locked(p);
     while (n < max && (j = pop_job_locked(p)) != NULL)
         out[n++] = j;
+    count_taken_locked(p, n);
     return n;
 }
 
@@ -372,6 +410,7 @@ cancel_queue_locked(pool *p)
         }
         j->state = JOB_CANCELLED;
         p->cancelled++;
+        count_taken_locked(p, 1);
         job_unref_locked(j);
     }
     pthread_cond_broadcast(&p->changed);
@@ -447,6 +486,9 @@ worker_main(void *arg)
     pool *p = (pool *)arg;
     /* Without memory for it, entries only cost more. */
     (void)pygate__thread_make_home(p->rec);
+    pygate_thread *self = pygate__thread_self(1);
+    if (self != NULL)
+        self->pool_worker = 1;   /* never waits for room (submit_to) */
     double busy_since = 0;   /* running jobs without a pause since then */
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -584,6 +626,28 @@ job_of(pygate_job *handle)
     return slot != NULL ? (job *)slot->object : NULL;
 }
 
+/* Refuses new jobs from now on, with `refused`: it ends the wait of
+ * submitters for room, which a close would wait for otherwise (they are
+ * inside the handle's use brackets, which it drains). */
+static void
+refuse(pool *p, int refused)
+{
+    pthread_mutex_lock(&p->lock);
+    close_inbox_locked(p, refused);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void
+pygate__pool_refuse(pygate_pool *handle, int refused)
+{
+    handle_slot *slot;
+    pool *p = pool_use(handle, &slot);
+    if (p == NULL)
+        return;
+    refuse(p, refused);
+    pygate__handle_unuse(slot);
+}
+
 void
 pygate__pool_mark_private(pygate_pool *handle)
 {
@@ -659,6 +723,7 @@ cancel_queued_silent_locked(pool *p)
         if (j->done == NULL) {
             j->state = JOB_CANCELLED;
             p->cancelled++;
+            count_taken_locked(p, 1);
             job_unref_locked(j);
             continue;
         }
@@ -691,6 +756,8 @@ pools_child(void)
         /* Waiters on the conditions were other threads: gone. */
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->changed, NULL);
+        pthread_cond_init(&p->room, NULL);
+        p->room_waiters = 0;
         int mine = worker_index(p);
         cancel_running_elsewhere_locked(p);
         for (unsigned i = 0; i < p->nworkers; i++)
@@ -757,11 +824,13 @@ pool_new(const pygate_pool_options *o)
     p->batch = o->batch != 0 ? o->batch : 1024;
     p->hold_seconds = o->hold_seconds != 0 ? o->hold_seconds : 0.005;
     p->on_close = o->on_close;
+    p->max_queued = o->max_queued;
     p->accepting = 1;
     p->refs = 1;   /* the handle's */
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->changed, NULL);
+    pthread_cond_init(&p->room, NULL);
     pthread_once(&pools_fork_once, pools_watch_fork);
     pthread_mutex_lock(&pools_lock);
     PYGATE__LIST_PUSH(all_pools, p, all_prev, all_next);
@@ -773,7 +842,7 @@ int
 pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
                        pygate_pool **out)
 {
-    static const pygate_pool_options defaults = {0, 0, 0, 0};
+    static const pygate_pool_options defaults = {0, 0, 0, 0, 0};
     const pygate_pool_options *o = options != NULL ? options : &defaults;
     record *rec = pygate__view_record(view);
     if (rec == NULL || out == NULL || !pygate__pool_options_valid(o))
@@ -823,6 +892,8 @@ close_pool(pygate_pool *handle, uint64_t counts[3])
     if (p == NULL)
         return PYGATE_EINVAL;
     int own = worker_index(p) >= 0;
+    if (!own)
+        refuse(p, PYGATE_ECLOSED);
     pygate__handle_unuse(slot);
     if (own)
         return PYGATE_EBUSY;   /* it would wait for itself */
@@ -857,6 +928,30 @@ pygate__pool_close_counting(pygate_pool *handle, uint64_t counts[3])
     return close_pool(handle, counts);
 }
 
+/* Whether a submitter to a full bounded pool may wait for room: one that
+ * is attached may hold the GIL the workers need (any interpreter's, when
+ * they share it), and a worker waiting on a full pool (its own or one
+ * whose jobs submit back to it) may be what keeps that pool full. */
+static int
+may_wait_for_room(pygate_thread *t)
+{
+    return pygate__compat_current_tstate() == NULL
+           && (t == NULL || !t->pool_worker);
+}
+
+/* Not attached: a full bounded pool makes the caller wait until half of
+ * its queue has started, or it stops accepting. */
+static void
+wait_for_room(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->room_waiters++;
+    while (p->accepting && backlog(p) > p->max_queued / 2)
+        pthread_cond_wait(&p->room, &p->lock);
+    p->room_waiters--;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static int
 submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
           void *done_arg, pygate_job **out)
@@ -882,11 +977,19 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
     j->done = done;
     j->done_arg = done_arg;
     j->refs = out != NULL ? 2 : 1;
+    if (p->max_queued != 0) {
+        if (backlog(p) >= p->max_queued && may_wait_for_room(t))
+            wait_for_room(p);
+        atomic_fetch_add_explicit(&p->offered, 1, memory_order_relaxed);
+    }
     job *newest = atomic_load_explicit(&p->inbox, memory_order_relaxed);
     do {
         if (newest == INBOX_CLOSED) {
             pthread_mutex_lock(&p->lock);
             int rc = p->refused;
+            if (p->max_queued != 0)
+                atomic_fetch_sub_explicit(&p->offered, 1,
+                                          memory_order_relaxed);
             pthread_mutex_unlock(&p->lock);
             if (j->handle != 0)
                 pygate__handle_close(j->handle, HANDLE_JOB);

@@ -121,7 +121,7 @@ square(void *arg)
 static void
 pools_round(void)
 {
-    pygate_pool_options two = {2, 0, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options two = {.workers = 2, .on_close = PYGATE_POOL_FINISH};
     pygate_pool *pool;
     CHECK_OK(pygate_pool_open(view, &two, &pool));
     long n[50];

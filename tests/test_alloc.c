@@ -92,7 +92,7 @@ guard_and_decref(void)
 static void
 worker_pool(void)
 {
-    pygate_pool_options one = {1, 0, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options one = {.workers = 1, .on_close = PYGATE_POOL_FINISH};
     pygate_pool *pool = NULL;
     ONCE_MORE(pygate_pool_open(view, &one, &pool), CHECK(pool == NULL));
     long n[3] = {10, 20, 30};

@@ -101,7 +101,7 @@ jobs_run_and_return(void)
 {
     py = harness_start();
     pygate_pool *pool;
-    pygate_pool_options o = {4, 0, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options o = {.workers = 4, .on_close = PYGATE_POOL_FINISH};
     CHECK_OK(pygate_pool_open(py.view, &o, &pool));
     enum { N = 1000 };
     static pygate_job *jobs[N];
@@ -196,7 +196,8 @@ static void
 submit_from_everywhere(void)
 {
     py = harness_start();
-    pygate_pool_options o = {3, 16, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options o = {.workers = 3, .batch = 16,
+                             .on_close = PYGATE_POOL_FINISH};
     CHECK_OK(pygate_pool_open(py.view, &o, &shared_pool));
     pthread_t t[8];
     for (int i = 0; i < 8; i++)
@@ -253,7 +254,9 @@ batching_lets_python_run(void)
     while (python_ticks() == 0)
         usleep(1000);
     pygate_pool *pool;
-    pygate_pool_options o = {1, 100000, 0.005, PYGATE_POOL_FINISH};
+    pygate_pool_options o = {.workers = 1, .batch = 100000,
+                             .hold_seconds = 0.005,
+                             .on_close = PYGATE_POOL_FINISH};
     CHECK_OK(pygate_pool_open(py.view, &o, &pool));
     enum { N = 40000 };   /* about 0.8 s of GIL-holding jobs */
     for (int i = 0; i < N; i++)
@@ -316,7 +319,7 @@ completion_callbacks(void)
     CHECK_OK(pygate_pool_close(pool));
     CHECK(done_ok == 300 && done_raised == 100 && done_wrong == 0);
     /* Cancelled ones get their callback too. */
-    pygate_pool_options c = {1, 0, 0, PYGATE_POOL_CANCEL};
+    pygate_pool_options c = {.workers = 1, .on_close = PYGATE_POOL_CANCEL};
     CHECK_OK(pygate_pool_open(py.view, &c, &pool));
     for (int i = 0; i < 300; i++)
         CHECK_OK(pygate_pool_submit_then(pool, slow, NULL, on_done, NULL));
@@ -338,7 +341,7 @@ close_finishes_or_cancels(void)
     for (int mode = PYGATE_POOL_FINISH; mode <= PYGATE_POOL_CANCEL; mode++) {
         atomic_store(&slow_ran, 0);
         pygate_pool *pool;
-        pygate_pool_options o = {2, 0, 0, mode};
+        pygate_pool_options o = {.workers = 2, .on_close = mode};
         CHECK_OK(pygate_pool_open(py.view, &o, &pool));
         for (int i = 0; i < N; i++)
             CHECK_OK(pygate_pool_submit(pool, slow, NULL, &jobs[i]));
@@ -370,8 +373,8 @@ finalize_stops_pools(void)
 {
     py = harness_start();
     pygate_pool *finish, *cancel;
-    pygate_pool_options f = {2, 0, 0, PYGATE_POOL_FINISH};
-    pygate_pool_options c = {2, 0, 0, PYGATE_POOL_CANCEL};
+    pygate_pool_options f = {.workers = 2, .on_close = PYGATE_POOL_FINISH};
+    pygate_pool_options c = {.workers = 2, .on_close = PYGATE_POOL_CANCEL};
     CHECK_OK(pygate_pool_open(py.view, &f, &finish));
     CHECK_OK(pygate_pool_open(py.view, &c, &cancel));
     pygate_job *raised;
@@ -475,7 +478,7 @@ sub_pool_worker_keeps_state(void)
     py = harness_start();
     pygate_view *sub_view;
     PyThreadState *sub = new_sub(&sub_view);
-    pygate_pool_options one = {1, 1, 0, 0};
+    pygate_pool_options one = {.workers = 1, .batch = 1};
     pygate_pool *pool;
     CHECK_OK(pygate_pool_open(sub_view, &one, &pool));
     for (int i = 1; i <= 5; i++) {   /* one batch each: waited one by one */
@@ -492,6 +495,168 @@ sub_pool_worker_keeps_state(void)
     harness_stop(&py);
 }
 
+/* ---- a bounded queue ---------------------------------------------------- */
+
+enum { BOUND = 8, BURST = 20 };
+
+static pygate_pool *bounded;
+static _Atomic int gate_open;
+static _Atomic long burst_queued;   /* submissions that returned OK */
+static _Atomic int burst_refused;   /* the code of one that did not, or 0 */
+
+/* Holds its worker, GIL released, until the gate opens. */
+static int
+hold_until_open(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    while (!atomic_load(&gate_open))
+        usleep(1000);
+    Py_END_ALLOW_THREADS
+    return 0;
+}
+
+/* A native thread, not attached: submits BURST jobs, stopping at the
+ * first refusal. */
+static void *
+submit_burst(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BURST; i++) {
+        int rc = pygate_pool_submit(bounded, tiny, NULL, NULL);
+        if (rc != PYGATE_OK) {
+            atomic_store(&burst_refused, rc);
+            break;
+        }
+        atomic_fetch_add(&burst_queued, 1);
+    }
+    return NULL;
+}
+
+/* Waits (up to 10 s) until the burst thread has queued `queued` jobs,
+ * then a further 100 ms, and checks that it stayed there. */
+static void
+expect_burst_stops_at(long queued)
+{
+    for (int i = 0; i < 10000 && atomic_load(&burst_queued) < queued; i++)
+        usleep(1000);
+    usleep(100000);
+    CHECK(atomic_load(&burst_queued) == queued);
+}
+
+/* Holds the pool's one worker in a job and starts a burst; returns once
+ * the burst waits with the queue full. */
+static pthread_t
+fill_bounded_pool(int on_close)
+{
+    pygate_pool_options o = {.workers = 1, .on_close = on_close,
+                             .max_queued = BOUND};
+    CHECK_OK(pygate_pool_open(py.view, &o, &bounded));
+    atomic_store(&gate_open, 0);
+    atomic_store(&burst_queued, 0);
+    atomic_store(&burst_refused, 0);
+    pygate_job *held;
+    CHECK_OK(pygate_pool_submit(bounded, hold_until_open, NULL, &held));
+    CHECK(pygate_job_wait(held, 0.05, NULL) == PYGATE_ETIMEDOUT);
+    CHECK_OK(pygate_job_close(held));
+    pthread_t burst;
+    CHECK(pthread_create(&burst, NULL, submit_burst, NULL) == 0);
+    expect_burst_stops_at(BOUND);   /* full: it waits */
+    return burst;
+}
+
+/* A job, on the worker: submits BURST jobs to its own full pool. */
+static int
+submit_burst_from_job(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BURST; i++)
+        if (pygate_pool_submit(bounded, tiny, NULL, NULL) != PYGATE_OK)
+            return 1;
+    return 0;
+}
+
+/* With max_queued, a submitter that is neither attached nor a worker
+ * waits while the queue is full, and goes on once half of it started;
+ * an attached caller and a job never wait. */
+static void
+bounded_queue_waits(void)
+{
+    py = harness_start();
+    atomic_store(&tiny_ran, 0);
+    pthread_t burst = fill_bounded_pool(PYGATE_POOL_FINISH);
+    expect_counts(bounded, 1 + BOUND, 0, 0);
+    /* Attached: let through, beyond the bound. */
+    PyEval_RestoreThread(py.main_ts);
+    for (int i = 0; i < BURST; i++)
+        CHECK_OK(pygate_pool_submit(bounded, tiny, NULL, NULL));
+    /* A job that submits to its own full pool: let through too (it runs
+     * once the gate opens, with the queue still full). */
+    pygate_job *from_job;
+    CHECK_OK(pygate_pool_submit(bounded, submit_burst_from_job, NULL,
+                                &from_job));
+    PyEval_SaveThread();
+    expect_counts(bounded, 1 + BOUND + BURST + 1, 0, 0);
+    CHECK(atomic_load(&burst_queued) == BOUND);
+    atomic_store(&gate_open, 1);
+    CHECK(pthread_join(burst, NULL) == 0);
+    int rc = 1;
+    CHECK_OK(pygate_job_wait(from_job, -1, &rc));
+    CHECK(rc == 0);
+    CHECK_OK(pygate_job_close(from_job));
+    CHECK(atomic_load(&burst_queued) == BURST && !atomic_load(&burst_refused));
+    CHECK_OK(pygate_pool_close(bounded));
+    CHECK(atomic_load(&tiny_ran) == 3 * BURST);
+    harness_stop(&py);
+}
+
+/* Opens the gate once the burst was refused (or after 10 s, for the
+ * checks to fail rather than hang): a stop waits for the held worker. */
+static void *
+open_gate_once_refused(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 10000 && !atomic_load(&burst_refused); i++)
+        usleep(1000);
+    atomic_store(&gate_open, 1);
+    return NULL;
+}
+
+/* Closing a bounded pool, or its interpreter's shutdown, ends the wait of
+ * a submitter for room: refused, its job not queued, and every job that
+ * was queued ends as on_close says. */
+static void
+bounded_queue_stops(void)
+{
+    py = harness_start();
+    pthread_t burst, opener;
+    for (int on_close = PYGATE_POOL_FINISH; on_close <= PYGATE_POOL_CANCEL;
+         on_close++) {
+        atomic_store(&tiny_ran, 0);
+        burst = fill_bounded_pool(on_close);
+        CHECK(pthread_create(&opener, NULL, open_gate_once_refused, NULL)
+              == 0);
+        CHECK_OK(pygate_pool_close(bounded));
+        CHECK(pthread_join(burst, NULL) == 0);
+        CHECK(pthread_join(opener, NULL) == 0);
+        CHECK(atomic_load(&burst_refused) == PYGATE_ECLOSED);
+        CHECK(atomic_load(&burst_queued) == BOUND);
+        CHECK(atomic_load(&tiny_ran)
+              == (on_close == PYGATE_POOL_FINISH ? BOUND : 0));
+    }
+    burst = fill_bounded_pool(PYGATE_POOL_CANCEL);
+    CHECK(pthread_create(&opener, NULL, open_gate_once_refused, NULL) == 0);
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    CHECK(pthread_join(burst, NULL) == 0);
+    CHECK(pthread_join(opener, NULL) == 0);
+    CHECK(atomic_load(&burst_refused) == PYGATE_EFINALIZING);
+    CHECK(atomic_load(&burst_queued) == BOUND);
+    expect_counts(bounded, 1 + BOUND, 1, BOUND);
+    CHECK_OK(pygate_pool_close(bounded));
+    CHECK_OK(pygate_view_close(py.view));
+}
+
 static void
 pool_codes(void)
 {
@@ -499,8 +664,8 @@ pool_codes(void)
     py = harness_start();
     pygate_pool *pool = NULL;
     pygate_pool_options bad[] = {
-        {5000, 0, 0, 0}, {1, 2000000, 0, 0}, {1, 0, -1, 0}, {1, 0, 100, 0},
-        {1, 0, 0, 7}};
+        {.workers = 5000}, {.batch = 2000000}, {.hold_seconds = -1},
+        {.hold_seconds = 100}, {.on_close = 7}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK_RC(pygate_pool_open(py.view, &bad[i], &pool), PYGATE_EINVAL);
     CHECK_RC(pygate_pool_open(NULL, NULL, &pool), PYGATE_EINVAL);
@@ -533,6 +698,8 @@ static const scenario scenarios[] = {
     {"finalize_stops_pools", finalize_stops_pools},
     {"end_interpreter_stops_pool", end_interpreter_stops_pool},
     {"sub_pool_worker_keeps_state", sub_pool_worker_keeps_state},
+    {"bounded_queue_waits", bounded_queue_waits},
+    {"bounded_queue_stops", bounded_queue_stops},
     {"pool_codes", pool_codes},
     {NULL, NULL},
 };

@@ -419,8 +419,13 @@ check_pool_counts(pygate_pool *pool, pygate_interp_pool *ipool)
 static pygate_pool_options
 random_pool_options(unsigned *seed)
 {
-    pygate_pool_options o = {1 + rand_r(seed) % 3, 1 + rand_r(seed) % 64, 0,
-                             (int)(rand_r(seed) % 2)};
+    /* Bounded in half the runs: submitters then also wait for room when
+     * the interpreter goes. */
+    pygate_pool_options o = {.workers = 1 + rand_r(seed) % 3,
+                             .batch = 1 + rand_r(seed) % 64,
+                             .on_close = (int)(rand_r(seed) % 2)};
+    if (rand_r(seed) % 2)
+        o.max_queued = 1 + rand_r(seed) % 64;
     return o;
 }
 
@@ -481,6 +486,8 @@ interp_pool_finalize_run(int n, unsigned seed)
     harness_python py = harness_start();
     pygate_interp_pool_options o = {.interpreters = 2,
                                     .on_close = (int)(rand_r(&seed) % 2)};
+    if (rand_r(&seed) % 2)
+        o.max_queued = 1 + rand_r(&seed) % 64;
     pygate_interp_pool *ipool;
     char error[512];
     int rc = pygate_interp_pool_open(&o, &ipool, error, sizeof error);

@@ -83,7 +83,7 @@ watch(PyObject *self, PyObject *callback)
         return PyErr_Format(PyExc_TypeError, "callback must be callable");
     watcher *w = (watcher *)calloc(1, sizeof *w);
     pygate_view *view = NULL;
-    pygate_pool_options o = {2, 0, 0, PYGATE_POOL_FINISH};
+    pygate_pool_options o = {.workers = 2, .on_close = PYGATE_POOL_FINISH};
     int rc = w == NULL ? PYGATE_ENOMEM : pygate_view_from_current(&view);
     if (rc == PYGATE_OK)
         rc = pygate_pool_open(view, &o, &w->pool);
