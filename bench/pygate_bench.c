@@ -13,6 +13,8 @@
  *   pygate_call    pygate_call per call (threads calling at once combined)
  *   pygate_pool    a job per call, submitted to a pygate worker pool (as
  *                  many workers as CPUs), the thread waiting for its batch
+ *   pygate_pool_bounded  the same with the pool's queue bounded
+ *                  (max_queued POOL_BOUND): submitters wait while it is full
  *   cpython_pep788 CPython 3.15's own PyThreadState_EnsureFromView/Release
  *                  per call (3.15+ only)
  * Workloads: "empty" (lambda: None) and "json" (build a dict, json.dumps).
@@ -208,7 +210,8 @@ loop_pygate_call(PyObject *fn, long n)
 /* A worker pool: the thread submits its n calls as jobs and sleeps until
  * they all ran (the pool's workers batch them under one GIL hold); the
  * last job wakes it. */
-static pygate_pool *pool;
+static pygate_pool *pool, *bounded_pool;
+#define POOL_BOUND 16384
 
 typedef struct pool_batch {
     PyObject *fn;
@@ -232,13 +235,13 @@ pool_job(void *arg)
 }
 
 static double
-loop_pygate_pool(PyObject *fn, long n)
+submit_and_wait(pygate_pool *to, PyObject *fn, long n)
 {
     pool_batch batch = {fn, n, 0, PTHREAD_MUTEX_INITIALIZER,
                         PTHREAD_COND_INITIALIZER};
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
-        if (pygate_pool_submit(pool, pool_job, &batch, NULL) != PYGATE_OK)
+        if (pygate_pool_submit(to, pool_job, &batch, NULL) != PYGATE_OK)
             exit(1);
     pthread_mutex_lock(&batch.lock);
     while (atomic_load(&batch.done) < n)
@@ -248,6 +251,18 @@ loop_pygate_pool(PyObject *fn, long n)
     pthread_cond_destroy(&batch.all_done);
     pthread_mutex_destroy(&batch.lock);
     return ns;
+}
+
+static double
+loop_pygate_pool(PyObject *fn, long n)
+{
+    return submit_and_wait(pool, fn, n);
+}
+
+static double
+loop_pygate_pool_bounded(PyObject *fn, long n)
+{
+    return submit_and_wait(bounded_pool, fn, n);
 }
 
 #if PY_VERSION_HEX >= 0x030F0000
@@ -289,6 +304,7 @@ static const strategy strategies[] = {
     {"pygate_nested", loop_pygate_nested, 0, 0},
     {"pygate_call", loop_pygate_call, 0, 0},
     {"pygate_pool", loop_pygate_pool, 0, 0},
+    {"pygate_pool_bounded", loop_pygate_pool_bounded, 0, 0},
     {"cpython_pep788", loop_cpython_pep788, 1, 1},
 };
 #define NSTRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
@@ -414,18 +430,18 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
 
     printf("\nns per call, one native thread (median, min-max of %d)\n",
            opt_reps);
-    printf("%-15s %28s %28s\n", "strategy", workloads[0], workloads[1]);
+    printf("%-19s %28s %28s\n", "strategy", workloads[0], workloads[1]);
     for (int s = 0; s < NSTRATEGIES; s++) {
         const strategy *st = &strategies[s];
         if (st->loop == NULL) {
-            printf("%-15s   skipped: %s\n", st->name,
+            printf("%-19s   skipped: %s\n", st->name,
                    strcmp(st->name, "cpython_pep788") == 0
                        ? "CPython has PEP 788 from 3.15"
                        : "pybind11 absent, or older than this CPython"
                          " supports");
             continue;
         }
-        printf("%-15s", st->name);
+        printf("%-19s", st->name);
         for (int w = 0; w < 2; w++) {
             double v[MAX_REPS];
             memcpy(v, latency[s][w], sizeof v);
@@ -467,13 +483,13 @@ measure_throughput(PyObject *fns[2], const char *workloads[2])
             continue;
         printf("\ncalls per second, all threads together, %s call (median of"
                " %d)\n", workloads[w], throughput_reps());
-        printf("%-15s %12s %12s %12s %12s\n", "strategy", "1 thread",
+        printf("%-19s %12s %12s %12s %12s\n", "strategy", "1 thread",
                "2 threads", "4 threads", "8 threads");
         for (int s = 0; s < NSTRATEGIES; s++) {
             const strategy *st = &strategies[s];
             if (st->loop == NULL || !wanted(st->name))
                 continue;
-            printf("%-15s", st->name);
+            printf("%-19s", st->name);
             for (int c = 0; c < 4; c++) {
                 if (opt_threads != 0 && counts[c] != opt_threads) {
                     printf(" %12s", "-");
@@ -500,7 +516,7 @@ measure_churn(PyObject *fn)
 {
     printf("\nthread churn: create a thread, one call, exit (%ld threads)\n",
            opt_churn);
-    printf("%-15s %14s %16s\n", "strategy", "us per thread", "RSS growth KiB");
+    printf("%-19s %14s %16s\n", "strategy", "us per thread", "RSS growth KiB");
     for (int s = 0; s < NSTRATEGIES; s++) {
         const strategy *st = &strategies[s];
         if (st->loop == NULL || !st->churn)
@@ -517,7 +533,7 @@ measure_churn(PyObject *fn)
                                      (double)growth};
         emit("churn_us_per_thread", st->name, "empty", 1, t, "us");
         emit("churn_rss_growth", st->name, "empty", 1, g, "KiB");
-        printf("%-15s %14.1f %16ld\n", st->name, us, growth);
+        printf("%-19s %14.1f %16ld\n", st->name, us, growth);
     }
 }
 
@@ -536,7 +552,7 @@ measure_rss_over_calls(PyObject *fn)
         long growth = bench_rss_kib() - before;
         stats g = {(double)growth, (double)growth, (double)growth};
         emit("rss_growth_over_calls", st->name, "empty", 1, g, "KiB");
-        printf("%-15s %8ld KiB\n", st->name, growth);
+        printf("%-19s %8ld KiB\n", st->name, growth);
     }
 }
 
@@ -667,9 +683,11 @@ main(int argc, char **argv)
     PyObject *fns[2] = {PyDict_GetItemString(g, "empty"),
                         PyDict_GetItemString(g, "small_json")};
     const char *workloads[2] = {"empty", "json"};
+    pygate_pool_options bounded = {.max_queued = POOL_BOUND};
     if (fns[0] == NULL || fns[1] == NULL
             || pygate_view_from_main(&view) != PYGATE_OK
-            || pygate_pool_open(view, NULL, &pool) != PYGATE_OK)
+            || pygate_pool_open(view, NULL, &pool) != PYGATE_OK
+            || pygate_pool_open(view, &bounded, &bounded_pool) != PYGATE_OK)
         return 1;
     bench_pybind11_init();
 #if PY_VERSION_HEX >= 0x030F0000
@@ -693,6 +711,7 @@ main(int argc, char **argv)
     }
 
     pygate_pool_close(pool);
+    pygate_pool_close(bounded_pool);
     PyEval_RestoreThread(main_ts);
     pygate_view_close(view);
 #if PY_VERSION_HEX >= 0x030F0000
