@@ -52,7 +52,7 @@ pygate__compat_current_tstate(void)
     PyThreadState *current = PyThreadState_GetUnchecked();
     return current != NULL && current == pygate__compat_gilstate_get()
                ? current
-                                                               : NULL;
+               : NULL;
 #endif
 }
 

@@ -396,6 +396,16 @@ run_batch(pool *p)
     }
 }
 
+/* Under p->lock: j, off the queue or its worker gone, ends CANCELLED and
+ * is counted so. */
+static void
+end_cancelled_locked(pool *p, job *j)
+{
+    j->state = JOB_CANCELLED;
+    p->cancelled++;
+    job_unref_locked(j);
+}
+
 /* Under p->lock: every queued job ends CANCELLED; completion callbacks
  * are called with the lock released (not attached). */
 static void
@@ -408,10 +418,8 @@ cancel_queue_locked(pool *p)
             j->done(PYGATE_ECANCELLED, 0, NULL, j->done_arg);
             pthread_mutex_lock(&p->lock);
         }
-        j->state = JOB_CANCELLED;
-        p->cancelled++;
         count_taken_locked(p, 1);
-        job_unref_locked(j);
+        end_cancelled_locked(p, j);
     }
     pthread_cond_broadcast(&p->changed);
 }
@@ -705,9 +713,7 @@ cancel_running_elsewhere_locked(pool *p)
         next = j->live_next;
         if (j->state == JOB_RUNNING
                 && !pthread_equal(j->taker, pthread_self())) {
-            j->state = JOB_CANCELLED;
-            p->cancelled++;
-            job_unref_locked(j);
+            end_cancelled_locked(p, j);
         }
     }
 }
@@ -721,10 +727,8 @@ cancel_queued_silent_locked(pool *p)
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
         if (j->done == NULL) {
-            j->state = JOB_CANCELLED;
-            p->cancelled++;
             count_taken_locked(p, 1);
-            job_unref_locked(j);
+            end_cancelled_locked(p, j);
             continue;
         }
         j->state = JOB_QUEUED;
@@ -1070,9 +1074,9 @@ pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
     if (j == NULL || timeout != timeout)
         return PYGATE_EINVAL;
     pool *p = j->pool;
-    PyThreadState *attached = pygate__compat_current_tstate();
-    if (attached != NULL && timeout != 0)
-        PyEval_SaveThread();   /* the job may need the GIL to run */
+    /* The job may need the GIL to run; a poll does not wait for it. */
+    PyThreadState *attached = timeout != 0 ? pygate__release_if_attached()
+                                           : NULL;
     struct timespec deadline =
         pygate__deadline_after(timeout > 0 ? timeout : 0);
     pthread_mutex_lock(&p->lock);
@@ -1090,8 +1094,7 @@ pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
     if (state == JOB_DONE && result != NULL)
         *result = j->result;
     pthread_mutex_unlock(&p->lock);
-    if (attached != NULL && timeout != 0)
-        PyEval_RestoreThread(attached);
+    pygate__reattach(attached);
     return state == JOB_DONE        ? PYGATE_OK
            : state == JOB_CANCELLED ? PYGATE_ECANCELLED
                                     : PYGATE_ETIMEDOUT;
