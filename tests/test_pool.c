@@ -503,6 +503,15 @@ static pygate_pool *bounded;
 static _Atomic int gate_open;
 static _Atomic long burst_queued;   /* submissions that returned OK */
 static _Atomic int burst_refused;   /* the code of one that did not, or 0 */
+static _Atomic long burst_cancelled;
+
+static void
+count_cancelled(int status, int result, PyObject *exc, void *arg)
+{
+    (void)result, (void)exc, (void)arg;
+    if (status == PYGATE_ECANCELLED)
+        atomic_fetch_add(&burst_cancelled, 1);
+}
 
 /* Holds its worker, GIL released, until the gate opens. */
 static int
@@ -523,7 +532,8 @@ submit_burst(void *arg)
 {
     (void)arg;
     for (int i = 0; i < BURST; i++) {
-        int rc = pygate_pool_submit(bounded, tiny, NULL, NULL);
+        int rc = pygate_pool_submit_then(bounded, tiny, NULL, count_cancelled,
+                                         NULL);
         if (rc != PYGATE_OK) {
             atomic_store(&burst_refused, rc);
             break;
@@ -555,6 +565,7 @@ fill_bounded_pool(int on_close)
     atomic_store(&gate_open, 0);
     atomic_store(&burst_queued, 0);
     atomic_store(&burst_refused, 0);
+    atomic_store(&burst_cancelled, 0);
     pygate_job *held;
     CHECK_OK(pygate_pool_submit(bounded, hold_until_open, NULL, &held));
     CHECK(pygate_job_wait(held, 0.05, NULL) == PYGATE_ETIMEDOUT);
@@ -610,13 +621,17 @@ bounded_queue_waits(void)
     harness_stop(&py);
 }
 
-/* Opens the gate once the burst was refused (or after 10 s, for the
- * checks to fail rather than hang): a stop waits for the held worker. */
+/* Opens the gate once the burst was refused and, arg non-NULL, its
+ * queued jobs cancelled (or after 10 s each, for the checks to fail rather
+ * than hang): a stop waits for the held worker, which would otherwise run
+ * queued jobs before the stop cancels them. */
 static void *
 open_gate_once_refused(void *arg)
 {
-    (void)arg;
     for (int i = 0; i < 10000 && !atomic_load(&burst_refused); i++)
+        usleep(1000);
+    for (int i = 0; arg != NULL && i < 10000
+                    && atomic_load(&burst_cancelled) < BOUND; i++)
         usleep(1000);
     atomic_store(&gate_open, 1);
     return NULL;
@@ -634,18 +649,21 @@ bounded_queue_stops(void)
          on_close++) {
         atomic_store(&tiny_ran, 0);
         burst = fill_bounded_pool(on_close);
-        CHECK(pthread_create(&opener, NULL, open_gate_once_refused, NULL)
-              == 0);
+        int cancel = on_close == PYGATE_POOL_CANCEL;
+        CHECK(pthread_create(&opener, NULL, open_gate_once_refused,
+                             cancel ? &cancel : NULL) == 0);
         CHECK_OK(pygate_pool_close(bounded));
         CHECK(pthread_join(burst, NULL) == 0);
         CHECK(pthread_join(opener, NULL) == 0);
         CHECK(atomic_load(&burst_refused) == PYGATE_ECLOSED);
         CHECK(atomic_load(&burst_queued) == BOUND);
-        CHECK(atomic_load(&tiny_ran)
-              == (on_close == PYGATE_POOL_FINISH ? BOUND : 0));
+        CHECK(atomic_load(&tiny_ran) == (cancel ? 0 : BOUND));
+        CHECK(atomic_load(&burst_cancelled) == (cancel ? BOUND : 0));
     }
     burst = fill_bounded_pool(PYGATE_POOL_CANCEL);
-    CHECK(pthread_create(&opener, NULL, open_gate_once_refused, NULL) == 0);
+    int cancel = 1;
+    CHECK(pthread_create(&opener, NULL, open_gate_once_refused, &cancel)
+          == 0);
     PyEval_RestoreThread(py.main_ts);
     CHECK(Py_FinalizeEx() == 0);
     CHECK(pthread_join(burst, NULL) == 0);
@@ -653,6 +671,7 @@ bounded_queue_stops(void)
     CHECK(atomic_load(&burst_refused) == PYGATE_EFINALIZING);
     CHECK(atomic_load(&burst_queued) == BOUND);
     expect_counts(bounded, 1 + BOUND, 1, BOUND);
+    CHECK(atomic_load(&burst_cancelled) == BOUND);
     CHECK_OK(pygate_pool_close(bounded));
     CHECK_OK(pygate_view_close(py.view));
 }
