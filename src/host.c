@@ -203,6 +203,28 @@ repark_host_state(void)
                                          &host_saved);
 }
 
+/* Attached, holding the GIL: forks with CPython's before and after
+ * hooks, in both processes. */
+static int
+fork_attached(pid_t *pid)
+{
+    /* CPython's child cannot survive a live sub-interpreter: up to 3.12
+     * PyOS_AfterFork_Child hangs deleting it, from 3.13 it dies of a fatal
+     * error (test_fork.c, cpython_forks_with_subinterpreter). */
+    if (PyInterpreterState_Next(PyInterpreterState_Head()) != NULL)
+        return PYGATE_EBUSY;
+    PyOS_BeforeFork();
+    *pid = fork();
+    int fork_errno = errno;
+    if (*pid == 0)
+        PyOS_AfterFork_Child();
+    else
+        PyOS_AfterFork_Parent();
+    if (*pid < 0)
+        return fork_errno == ENOSYS ? PYGATE_EINVAL : PYGATE_ENOMEM;
+    return PYGATE_OK;
+}
+
 static int
 host_fork(pid_t *pid)
 {
@@ -222,24 +244,9 @@ host_fork(pid_t *pid)
         if (rc != PYGATE_OK)
             return rc;
     }
-    /* CPython's child cannot survive a live sub-interpreter: up to 3.12
-     * PyOS_AfterFork_Child hangs deleting it, from 3.13 it dies of a fatal
-     * error (test_fork.c, cpython_forks_with_subinterpreter). */
-    if (PyInterpreterState_Next(PyInterpreterState_Head()) != NULL) {
-        int rc = parked ? repark_host_state() : pygate_leave(token);
-        return rc == PYGATE_OK ? PYGATE_EBUSY : rc;
-    }
-    PyOS_BeforeFork();
-    *pid = fork();
-    int fork_errno = errno;
-    if (*pid == 0)
-        PyOS_AfterFork_Child();
-    else
-        PyOS_AfterFork_Parent();
+    int forked = fork_attached(pid);
     int rc = parked ? repark_host_state() : pygate_leave(token);
-    if (rc == PYGATE_OK && *pid < 0)
-        rc = fork_errno == ENOSYS ? PYGATE_EINVAL : PYGATE_ENOMEM;
-    return rc;
+    return rc != PYGATE_OK ? rc : forked;
 }
 
 int
