@@ -347,8 +347,6 @@ pool_worker_main(void *arg)
     return NULL;
 }
 
-/* Starts n pool workers (attached: ROLE_DECREF's references are taken
- * here); detaches for them. */
 /* The decref workers' references that shutdown refuses, or that race its
  * last drain, stay theirs, left alone (pygate.h): their object outlives
  * its interpreter on purpose, and this keeps it reachable, so that
@@ -356,6 +354,8 @@ pool_worker_main(void *arg)
  * must stay). */
 static PyObject *volatile decref_target;
 
+/* Starts n pool workers (attached: ROLE_DECREF's references are taken
+ * here); detaches for them. */
 static void
 start_pool_workers(pool_worker *ws, int n, pygate_view *view,
                    pygate_pool *pool, pygate_interp_pool *ipool,
@@ -416,16 +416,21 @@ check_pool_counts(pygate_pool *pool, pygate_interp_pool *ipool)
     CHECK(s == c + x);
 }
 
+/* A queue bound for half the runs (0: none): submitters then also wait
+ * for room when the interpreter goes. */
+static unsigned
+random_max_queued(unsigned *seed)
+{
+    return rand_r(seed) % 2 ? 1 + rand_r(seed) % 64 : 0;
+}
+
 static pygate_pool_options
 random_pool_options(unsigned *seed)
 {
-    /* Bounded in half the runs: submitters then also wait for room when
-     * the interpreter goes. */
     pygate_pool_options o = {.workers = 1 + rand_r(seed) % 3,
                              .batch = 1 + rand_r(seed) % 64,
                              .on_close = (int)(rand_r(seed) % 2)};
-    if (rand_r(seed) % 2)
-        o.max_queued = 1 + rand_r(seed) % 64;
+    o.max_queued = random_max_queued(seed);
     return o;
 }
 
@@ -486,8 +491,7 @@ interp_pool_finalize_run(int n, unsigned seed)
     harness_python py = harness_start();
     pygate_interp_pool_options o = {.interpreters = 2,
                                     .on_close = (int)(rand_r(&seed) % 2)};
-    if (rand_r(&seed) % 2)
-        o.max_queued = 1 + rand_r(&seed) % 64;
+    o.max_queued = random_max_queued(&seed);
     pygate_interp_pool *ipool;
     char error[512];
     int rc = pygate_interp_pool_open(&o, &ipool, error, sizeof error);
