@@ -26,8 +26,8 @@ typedef struct watcher {
     pthread_t producer;
     pygate_pool *pool;
     PyObject *callback;      /* used by jobs only, attached */
-    _Atomic long produced;
-    _Atomic long delivered;
+    _Atomic long produced;   /* counted before the event is submitted */
+    _Atomic long delivered;  /* counted before the callback is called */
 } watcher;
 
 static watcher *active;      /* one watcher per process; set under the GIL */
@@ -42,9 +42,9 @@ static int
 deliver(void *arg)
 {
     event *e = (event *)arg;
+    atomic_fetch_add(&e->w->delivered, 1);
     PyObject *r = PyObject_CallFunction(e->w->callback, "l", e->number);
     Py_XDECREF(r);   /* an exception stays set: the pool reports it */
-    atomic_fetch_add(&e->w->delivered, 1);
     free(e);
     return r != NULL ? 0 : -1;
 }
@@ -60,14 +60,15 @@ produce(void *arg)
         if (e == NULL)
             break;
         *e = (event){w, n};
+        atomic_store(&w->produced, n + 1);
         int rc = pygate_pool_submit(w->pool, deliver, e, NULL);
         if (rc != PYGATE_OK) {
+            atomic_store(&w->produced, n);
             free(e);
             fprintf(stderr, "pygate_events: producer stops after %ld events"
                     " (%s)\n", n, pygate_err_name(rc));
             break;
         }
-        atomic_store(&w->produced, n + 1);
         nanosleep(&pause, NULL);
     }
     return NULL;
@@ -114,8 +115,11 @@ counts(PyObject *self, PyObject *unused)
     (void)unused;
     if (active == NULL)
         return Py_BuildValue("(ll)", 0L, 0L);
-    return Py_BuildValue("(ll)", atomic_load(&active->produced),
-                         atomic_load(&active->delivered));
+    /* Delivered first: every event it counts was counted as produced
+     * before, so the pair read this way never shows more delivered. */
+    long delivered = atomic_load(&active->delivered);
+    long produced = atomic_load(&active->produced);
+    return Py_BuildValue("(ll)", produced, delivered);
 }
 
 static PyMethodDef methods[] = {
