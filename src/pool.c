@@ -249,27 +249,29 @@ run_job(job *j)
 }
 
 /* Under p->lock: appends the jobs of an inbox (newest first) to the
- * queue, oldest first. */
+ * queue, oldest first.  One pass: an inbox that grew long while the
+ * workers were busy no longer fits in any cache, and each pass over it is
+ * a chain of dependent loads that miss. */
 static void
 enqueue_locked(pool *p, job *newest)
 {
-    job *oldest = NULL;
-    while (newest != NULL) {   /* reversed */
+    job *oldest = NULL, *last = newest;
+    while (newest != NULL) {   /* reversed, and counted */
         job *next = newest->next;
         newest->next = oldest;
         oldest = newest;
+        p->refs++;   /* the job's */
+        PYGATE__LIST_PUSH(p->live, newest, live_prev, live_next);
+        p->submitted++;
         newest = next;
     }
-    for (job *j = oldest; j != NULL; j = j->next) {
-        p->refs++;   /* the job's */
-        PYGATE__LIST_PUSH(p->live, j, live_prev, live_next);
-        p->submitted++;
-        if (p->tail != NULL)
-            p->tail->next = j;
-        else
-            p->head = j;
-        p->tail = j;
-    }
+    if (oldest == NULL)
+        return;
+    if (p->tail != NULL)
+        p->tail->next = oldest;
+    else
+        p->head = oldest;
+    p->tail = last;
 }
 
 /* Under p->lock: moves what was submitted since into the queue. */
