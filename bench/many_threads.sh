@@ -4,7 +4,9 @@
 # each: calls per second of one thread entering, eight threads entering,
 # eight threads calling through pygate_call and eight submitting pool jobs
 # (to a pool with the default unbounded queue, and to one bounded at
-# 16384 jobs), empty and json calls, median of REPS; pygate_decref's ns per call.
+# 16384 jobs), empty and json calls, median of REPS; pygate_decref's ns per
+# call into reused and into fresh memory, and what a fresh page costs (the
+# unbounded pool's jobs are fresh memory too: 128 bytes each).
 # Prints a markdown table with the ratios the targets name, also written
 # to bench/results/many_threads.md.  Reuses make bench's Release builds.
 #
@@ -25,9 +27,14 @@ rate() {
     '$2 == "calls_per_second" && $3 == s && $4 == w && $5 == t { print $6 }' "$1"
 }
 
+# measure LINES MEASURE WHAT: a value of pool_bench's csv lines
+measure() {
+  echo "$1" | awk -F, -v m="$2" -v w="$3" '$3 == m && $4 == w { print $6 }'
+}
+
 {
-  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns (<= 25) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT.tmp"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
@@ -46,16 +53,18 @@ for r in "${runs[@]}"; do
     --only pygate,pygate_call,pygate_pool,pygate_pool_bounded --threads 8 \
     --csv "$csv.8" >/dev/null || { echo "FAIL  $label: pygate_bench"; continue; }
   cat "$csv.1" "$csv.8" >"$csv" && rm -f "$csv.1" "$csv.8"
-  decref=$(at "$where" "$ROOT/$dir/bench/pool_bench" --decref |
-           awk -F, '$1 == "csv" && $3 == "decref_ns" && $4 == "one_thread" { print $6 }')
+  decrefs=$(at "$where" "$ROOT/$dir/bench/pool_bench" --decref | grep '^csv,')
   awk -v label="$label" -v e1="$(rate "$csv" pygate empty 1)" \
       -v e8="$(rate "$csv" pygate empty 8)" -v p8="$(rate "$csv" pygate_pool empty 8)" \
       -v b8="$(rate "$csv" pygate_pool_bounded empty 8)" \
       -v c8="$(rate "$csv" pygate_call empty 8)" -v j8="$(rate "$csv" pygate json 8)" \
-      -v jp8="$(rate "$csv" pygate_pool json 8)" -v d="$decref" 'BEGIN {
-    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |\n",
+      -v jp8="$(rate "$csv" pygate_pool json 8)" \
+      -v d="$(measure "$decrefs" decref_ns one_thread_reused)" \
+      -v df="$(measure "$decrefs" decref_ns one_thread)" \
+      -v pg="$(measure "$decrefs" fresh_page_us mmap_first_write)" 'BEGIN {
+    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f |\n",
       label, e1 / 1e6, e8 / 1e6, p8 / 1e6, b8 / 1e6, p8 / e1, b8 / e1, p8 / e8, b8 / e8,
-      c8 / e8, jp8 / j8, d }' \
+      c8 / e8, jp8 / j8, d, df, pg }' \
     | tee -a "$OUT.tmp"
 done
 mv "$OUT.tmp" "$OUT"

@@ -6,8 +6,9 @@
  *   round trip    one submit + wait on an idle pool, beside one
  *                 pygate_enter + empty call + leave
  *   decref        pygate_decref from a thread that is not attached (ns per
- *                 call), and 8 threads x N decrefs of one object: its
- *                 reference count afterwards, and RSS
+ *                 call, into fresh and into reused memory, beside what a
+ *                 fresh page costs), and 8 threads x N decrefs of one
+ *                 object: its reference count afterwards, and RSS
  *   python ticks  a Python thread counting for a while with the pool idle,
  *                 then with 8 native threads keeping it saturated
  * Interpreter pools (Python in parallel from 3.12):
@@ -217,17 +218,31 @@ decref_run(int threads, long n, long *rss_growth)
     return d[0].seconds * 1e9 / (double)n;
 }
 
+/* One thread alone, twice: its first n references go into memory the
+ * kernel has to supply (the blocks of 8 bytes a reference are fresh
+ * pages), the second n into the first run's blocks, which the drain freed
+ * and malloc hands out again.  The difference is the page faults, priced
+ * beside them. */
 static void
 deferred_decref(void)
 {
     long n = quick ? 10000 : 1000000;
     long growth1, growth8;
-    double one = decref_run(1, n, &growth1);
+    double fresh = decref_run(1, n, &growth1);
+    double reused = decref_run(1, n, &growth1);
     double eight = decref_run(8, n, &growth8);
+    double page_us = bench_fresh_page_us();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     printf("deferred decref from a thread not attached: %.1f ns per call"
-           " alone; 8 threads x %ld: %.1f ns per call each, every reference"
-           " released, RSS %+ld KiB after\n", one, n, eight, growth8);
-    csv("decref_ns", "one_thread", 1, one, "ns");
+           " alone into reused memory, %.1f ns into fresh memory (a fresh"
+           " page costs %.2f us here: %.1f ns per 8-byte reference);"
+           " 8 threads x %ld: %.1f ns per call each, every reference"
+           " released, RSS %+ld KiB after\n", reused, fresh, page_us,
+           page_us * 1e3 / (double)(page / sizeof(PyObject *)), n, eight,
+           growth8);
+    csv("decref_ns", "one_thread", 1, fresh, "ns");
+    csv("decref_ns", "one_thread_reused", 1, reused, "ns");
+    csv("fresh_page_us", "mmap_first_write", 1, page_us, "us");
     csv("decref_ns", "eight_threads", 8, eight, "ns");
     csv("decref_rss_growth", "eight_threads", 8, (double)growth8, "KiB");
 }

@@ -27,14 +27,16 @@ END {
             }
         }
     print "\n## Worker pools and deferred decref\n"
-    print "| CPython | submit+wait ns | enter+call+leave ns | ratio | decref ns (1 thread) | decref ns (8 threads) | RSS after 8x decrefs KiB | Python ticks, pool saturated |"
-    print "|---|---|---|---|---|---|---|---|"
+    print "| CPython | submit+wait ns | enter+call+leave ns | ratio | decref ns (1 thread, reused memory) | decref ns (1 thread, fresh memory) | fresh page us | decref ns (8 threads) | RSS after 8x decrefs KiB | Python ticks, pool saturated |"
+    print "|---|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
         x = vers[i]
         p = get(x, "round_trip_ns", "pool_submit_wait", 1)
         e = get(x, "round_trip_ns", "pygate_enter", 1)
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", x, fmt(p, 0), fmt(e, 0),
-            ratio(p, e), fmt(get(x, "decref_ns", "one_thread", 1), 1),
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x, fmt(p, 0), fmt(e, 0),
+            ratio(p, e), fmt(get(x, "decref_ns", "one_thread_reused", 1), 1),
+            fmt(get(x, "decref_ns", "one_thread", 1), 1),
+            fmt(get(x, "fresh_page_us", "mmap_first_write", 1), 2),
             fmt(get(x, "decref_ns", "eight_threads", 8), 1),
             fmt(get(x, "decref_rss_growth", "eight_threads", 8), 0),
             fmt(get(x, "python_ticks_share", "pool_saturated", 8) * 100, 0) "%"
