@@ -9,7 +9,8 @@ seen = []
 pygate_events.watch(seen.append)
 time.sleep(0.3)
 # Events keep arriving while this runs: the list first, then the counts,
-# which only grow and count an event before it reaches the list.
+# which count an event before it reaches the list (as produced before it
+# is submitted, as delivered before the callback runs).
 events = list(seen)
 produced, delivered = pygate_events.counts()
 assert events and len(set(events)) == len(events), "no events, or doubled"

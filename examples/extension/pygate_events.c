@@ -26,7 +26,8 @@ typedef struct watcher {
     pthread_t producer;
     pygate_pool *pool;
     PyObject *callback;      /* used by jobs only, attached */
-    _Atomic long produced;   /* counted before the event is submitted */
+    _Atomic long produced;   /* counted before the event is submitted,
+                                uncounted if it is refused */
     _Atomic long delivered;  /* counted before the callback is called */
 } watcher;
 
