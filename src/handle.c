@@ -158,3 +158,11 @@ pygate__handle_close_drained(uintptr_t handle, handle_kind kind)
     free_slot(slot, handle);
     return 1;
 }
+
+void
+pygate__handle_forget_brackets(uintptr_t handle, handle_kind kind)
+{
+    handle_slot *slot = pygate__handle_get(handle, kind);
+    if (slot != NULL)
+        atomic_store_explicit(&slot->users, 0, memory_order_relaxed);
+}

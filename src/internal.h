@@ -405,6 +405,10 @@ int pygate__handle_close(uintptr_t handle, handle_kind kind);
 handle_slot *pygate__handle_use(uintptr_t handle, handle_kind kind);
 void pygate__handle_unuse(handle_slot *slot);
 int pygate__handle_close_drained(uintptr_t handle, handle_kind kind);
+/* In a child of fork(), from an atfork handler: forgets the brackets open
+ * on a live handle.  They were other threads' (no bracket spans code that
+ * may fork), and those threads are gone: a close would wait for ever. */
+void pygate__handle_forget_brackets(uintptr_t handle, handle_kind kind);
 
 /* ---- views (view.c) and guards (guard.c) -------------------------------- */
 

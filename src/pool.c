@@ -759,7 +759,10 @@ static void
 pools_child(void)
 {
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
-        /* Waiters on the conditions were other threads: gone. */
+        /* Waiters on the conditions, and callers inside the handle's use
+         * brackets (a submitter between its look-up and its push, or
+         * waiting for room), were other threads: gone. */
+        pygate__handle_forget_brackets(p->handle, HANDLE_POOL);
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->changed, NULL);
         pthread_cond_init(&p->room, NULL);

@@ -758,6 +758,102 @@ fork_from_pool_worker(void)
     CHECK_OK(pygate_host_shutdown());
 }
 
+/* ---- a pool's worker forks while a submitter waits for room ------------- */
+
+#define ROOM_BOUND 4
+
+static _Atomic int forking_started, room_submits;
+
+/* Submits ROOM_BOUND + 1 jobs to a full bounded pool: the last waits for
+ * room, inside the pool handle's use bracket. */
+static void *
+submits_past_the_bound(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ROOM_BOUND + 1; i++) {
+        CHECK_OK(pygate_pool_submit(forking_pool, returns_5, NULL, NULL));
+        atomic_fetch_add(&room_submits, 1);
+    }
+    return NULL;
+}
+
+static void *
+child_closes_pool(void *arg)
+{
+    (void)arg;
+    CHECK_OK(pygate_pool_close(forking_pool));   /* no wait for the gone */
+    _exit(0);
+}
+
+/* Forks once the submitter is waiting for room; in the child, a thread
+ * closes the pool, whose use bracket the submitter held in the parent. */
+static int
+forks_while_full(void *arg)
+{
+    (void)arg;
+    atomic_store(&forking_started, 1);
+    Py_BEGIN_ALLOW_THREADS
+    while (atomic_load(&room_submits) < ROOM_BOUND)
+        usleep(1000);
+    usleep(100 * 1000);   /* the next submit is waiting for room by now */
+    Py_END_ALLOW_THREADS
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid > 0) {
+        PyOS_AfterFork_Parent();
+        return (int)pid;
+    }
+    PyOS_AfterFork_Child();
+    alarm(CHILD_BOUND_SECONDS);
+    if (!CHILD_STARTS_THREADS)
+        _exit(0);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, child_closes_pool, NULL) == 0);
+    return 0;
+}
+
+static void
+fork_while_submitter_waits(void)
+{
+    CHECK_OK(pygate_host_init(NULL));
+    pygate_pool_options o = {.workers = 2, .max_queued = ROOM_BOUND};
+    CHECK_OK(pygate_pool_open(pygate_host_view(), &o, &forking_pool));
+    atomic_store(&jobs_inside, 0);
+    atomic_store(&jobs_released, 0);
+    pygate_job *held, *forking;
+    CHECK_OK(pygate_pool_submit(forking_pool, held_job, NULL, &held));
+    CHECK_OK(pygate_pool_submit(forking_pool, forks_while_full, NULL,
+                                &forking));
+    while (atomic_load(&jobs_inside) < 1 || !atomic_load(&forking_started))
+        usleep(1000);   /* both workers busy: the next jobs stay queued */
+    pthread_t submitter;
+    CHECK(pthread_create(&submitter, NULL, submits_past_the_bound, NULL)
+          == 0);
+    int pid = 0;
+    CHECK_OK(pygate_job_wait(forking, -1, &pid));
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    atomic_store(&jobs_released, 1);   /* room: the submitter goes on */
+    CHECK(pthread_join(submitter, NULL) == 0);
+    CHECK(atomic_load(&room_submits) == ROOM_BOUND + 1);
+    int result = 0;
+    CHECK_OK(pygate_job_wait(held, -1, &result));
+    CHECK(result == 7);
+    CHECK_OK(pygate_job_close(held));
+    CHECK_OK(pygate_job_close(forking));
+    uint64_t sub = 0, done = 0;   /* the parent's pool ran every job */
+    for (int i = 0; i < 10000 && (done < sub || sub == 0); i++) {
+        CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, NULL));
+        usleep(1000);
+    }
+    CHECK(sub == ROOM_BOUND + 3 && done == sub);
+    CHECK_OK(pygate_pool_close(forking_pool));
+    CHECK_OK(pygate_host_shutdown());
+}
+
 static const scenario scenarios[] = {
     {"host_forks_while_threads_enter", host_forks_while_threads_enter},
     {"host_forks_debug_mode", host_forks_debug_mode},
@@ -769,6 +865,7 @@ static const scenario scenarios[] = {
     {"fork_with_subinterpreter_alive", fork_with_subinterpreter_alive},
     {"fork_with_pool_open", fork_with_pool_open},
     {"fork_from_pool_worker", fork_from_pool_worker},
+    {"fork_while_submitter_waits", fork_while_submitter_waits},
     {NULL, NULL},
 };
 
