@@ -698,6 +698,23 @@ child_checks(void *arg)
     _exit(0);
 }
 
+/* Forks by hand, attached, as os.fork() does: the child's pid in the
+ * parent, 0 in the child (bounded in time by an alarm there). */
+static pid_t
+fork_attached(void)
+{
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid > 0) {
+        PyOS_AfterFork_Parent();
+        return pid;
+    }
+    PyOS_AfterFork_Child();
+    alarm(CHILD_BOUND_SECONDS);
+    return 0;
+}
+
 /* Forks by hand, attached, as os.fork() does, once the other worker is
  * inside a held job.  In the child the job returns and its worker goes on
  * (a thread of the child's checks its pool); in the parent it returns the
@@ -710,15 +727,9 @@ forking_job(void *arg)
     while (atomic_load(&jobs_inside) < 1)
         usleep(1000);
     Py_END_ALLOW_THREADS
-    PyOS_BeforeFork();
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid > 0) {
-        PyOS_AfterFork_Parent();
+    pid_t pid = fork_attached();
+    if (pid > 0)
         return (int)pid;
-    }
-    PyOS_AfterFork_Child();
-    alarm(CHILD_BOUND_SECONDS);
     if (!CHILD_STARTS_THREADS) {   /* a worker cannot close its pool */
         uint64_t sub = 0, done = 0, cancelled = 0;
         CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, &cancelled));
@@ -728,6 +739,19 @@ forking_job(void *arg)
     pthread_t th;
     CHECK(pthread_create(&th, NULL, child_checks, NULL) == 0);
     return 0;
+}
+
+/* Waits for a job that forked (it returns the child's pid in the parent)
+ * and for its child, which must exit 0. */
+static void
+forked_child_exits_0(pygate_job *forking)
+{
+    int pid = 0;
+    CHECK_OK(pygate_job_wait(forking, -1, &pid));
+    CHECK(pid > 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void
@@ -741,12 +765,7 @@ fork_from_pool_worker(void)
     pygate_job *held, *forking;
     CHECK_OK(pygate_pool_submit(forking_pool, held_job, NULL, &held));
     CHECK_OK(pygate_pool_submit(forking_pool, forking_job, NULL, &forking));
-    int pid = 0;
-    CHECK_OK(pygate_job_wait(forking, -1, &pid));
-    CHECK(pid > 0);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    forked_child_exits_0(forking);
     /* The parent's pool is as it was. */
     atomic_store(&jobs_released, 1);
     int result = 0;
@@ -797,15 +816,9 @@ forks_while_full(void *arg)
         usleep(1000);
     usleep(100 * 1000);   /* the next submit is waiting for room by now */
     Py_END_ALLOW_THREADS
-    PyOS_BeforeFork();
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid > 0) {
-        PyOS_AfterFork_Parent();
+    pid_t pid = fork_attached();
+    if (pid > 0)
         return (int)pid;
-    }
-    PyOS_AfterFork_Child();
-    alarm(CHILD_BOUND_SECONDS);
     if (!CHILD_STARTS_THREADS)
         _exit(0);
     pthread_t th;
@@ -830,12 +843,7 @@ fork_while_submitter_waits(void)
     pthread_t submitter;
     CHECK(pthread_create(&submitter, NULL, submits_past_the_bound, NULL)
           == 0);
-    int pid = 0;
-    CHECK_OK(pygate_job_wait(forking, -1, &pid));
-    CHECK(pid > 0);
-    int status = 0;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    forked_child_exits_0(forking);
     atomic_store(&jobs_released, 1);   /* room: the submitter goes on */
     CHECK(pthread_join(submitter, NULL) == 0);
     CHECK(atomic_load(&room_submits) == ROOM_BOUND + 1);
