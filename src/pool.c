@@ -970,6 +970,13 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
      * (calloc and free cost 350 instructions a job on 3.12.1, more than
      * an empty job's Python call). */
     pygate_thread *t = pygate__thread_self(1);
+    /* Room first, the job after: a submitter that waits holds no job (in
+     * a child of fork() it would be lost with the thread). */
+    if (p->max_queued != 0) {
+        if (backlog(p) >= p->max_queued && may_wait_for_room(t))
+            wait_for_room(p);
+        atomic_fetch_add_explicit(&p->offered, 1, memory_order_relaxed);
+    }
     job *j = (job *)pygate__slab_alloc(t != NULL ? &t->job_slab : NULL,
                                        sizeof *j);
     handle_slot *slot = NULL;
@@ -978,19 +985,17 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
         pygate__slab_free(j);
         j = NULL;
     }
-    if (j == NULL)
+    if (j == NULL) {
+        if (p->max_queued != 0)
+            atomic_fetch_sub_explicit(&p->offered, 1, memory_order_relaxed);
         return PYGATE_ENOMEM;
+    }
     j->pool = p;
     j->fn = fn;
     j->arg = arg;
     j->done = done;
     j->done_arg = done_arg;
     j->refs = out != NULL ? 2 : 1;
-    if (p->max_queued != 0) {
-        if (backlog(p) >= p->max_queued && may_wait_for_room(t))
-            wait_for_room(p);
-        atomic_fetch_add_explicit(&p->offered, 1, memory_order_relaxed);
-    }
     job *newest = atomic_load_explicit(&p->inbox, memory_order_relaxed);
     do {
         if (newest == INBOX_CLOSED) {
