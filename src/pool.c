@@ -965,10 +965,6 @@ static int
 submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
           void *done_arg, pygate_job **out)
 {
-    /* Jobs come from the submitting thread's own slab: a job made by one
-     * thread and freed by another defeats malloc's per-thread caches
-     * (calloc and free cost 350 instructions a job on 3.12.1, more than
-     * an empty job's Python call). */
     pygate_thread *t = pygate__thread_self(1);
     /* Room first, the job after: a submitter that waits holds no job (in
      * a child of fork() it would be lost with the thread). */
@@ -977,6 +973,10 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
             wait_for_room(p);
         atomic_fetch_add_explicit(&p->offered, 1, memory_order_relaxed);
     }
+    /* Jobs come from the submitting thread's own slab: a job made by one
+     * thread and freed by another defeats malloc's per-thread caches
+     * (calloc and free cost 350 instructions a job on 3.12.1, more than
+     * an empty job's Python call). */
     job *j = (job *)pygate__slab_alloc(t != NULL ? &t->job_slab : NULL,
                                        sizeof *j);
     handle_slot *slot = NULL;
