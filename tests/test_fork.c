@@ -607,6 +607,19 @@ pool_child(pygate_pool *pool, pygate_job **jobs, int close_in_child)
     CHECK(atomic_load(&callbacks[0]) + atomic_load(&callbacks[1]) == 1);
 }
 
+/* Waits (up to 10 s) until every job the pool took in has completed;
+ * returns how many it took in, or 0 if some did not complete. */
+static uint64_t
+all_done(pygate_pool *pool)
+{
+    uint64_t sub = 0, done = 0;
+    for (int i = 0; i < 10000 && (done < sub || sub == 0); i++) {
+        CHECK_OK(pygate_pool_counts(pool, &sub, &done, NULL));
+        usleep(1000);
+    }
+    return done == sub ? sub : 0;
+}
+
 static void
 fork_with_pool_open(void)
 {
@@ -645,12 +658,7 @@ fork_with_pool_open(void)
             CHECK_OK(pygate_job_close(jobs[i]));
         }
         /* The callback runs before its job is counted as completed. */
-        uint64_t sub = 0, done = 0;
-        for (int i = 0; i < 10000 && (done < sub || sub == 0); i++) {
-            CHECK_OK(pygate_pool_counts(pool, &sub, &done, NULL));
-            usleep(1000);
-        }
-        CHECK(sub == POOL_JOBS + 1 && done == sub);
+        CHECK(all_done(pool) == POOL_JOBS + 1);
         CHECK(atomic_load(&callbacks[0]) == 1);
         CHECK_OK(pygate_pool_close(pool));
     }
@@ -852,12 +860,7 @@ fork_while_submitter_waits(void)
     CHECK(result == 7);
     CHECK_OK(pygate_job_close(held));
     CHECK_OK(pygate_job_close(forking));
-    uint64_t sub = 0, done = 0;   /* the parent's pool ran every job */
-    for (int i = 0; i < 10000 && (done < sub || sub == 0); i++) {
-        CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, NULL));
-        usleep(1000);
-    }
-    CHECK(sub == ROOM_BOUND + 3 && done == sub);
+    CHECK(all_done(forking_pool) == ROOM_BOUND + 3);   /* in the parent */
     CHECK_OK(pygate_pool_close(forking_pool));
     CHECK_OK(pygate_host_shutdown());
 }
