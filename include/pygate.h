@@ -366,7 +366,13 @@ PYGATE_API int pygate_decref(pygate_view *view, PyObject *obj);
  * thread state, that run submitted jobs attached to it.  A worker that
  * holds the GIL runs queued jobs back to back, up to `batch` jobs and
  * `hold_seconds`, so a burst of small jobs costs one GIL hand-off rather
- * than one each, and Python threads still get the GIL within the bound. */
+ * than one each, and Python threads still get the GIL within the bound.
+ * While one worker runs jobs, another joins it only when that pays: when
+ * it found the GIL free most of its last round (jobs that release the GIL
+ * or block, which then run on every worker at once), or after standing by
+ * for `hold_seconds` (say the running job waits for one queued behind
+ * it).  Jobs that hold the GIL then run on one worker at a time, without
+ * the workers handing the GIL to each other after every batch. */
 typedef struct pygate_pool pygate_pool;
 typedef struct pygate_job pygate_job;
 

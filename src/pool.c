@@ -25,6 +25,13 @@
  * through memory no cache holds, fresh pages included: perf showed most of
  * the worker's own time in the loads of enqueue_locked's list walk.
  *
+ * Under one GIL, a worker that enters while another runs jobs only takes
+ * the GIL from it, so a second worker joins a running one only when the
+ * GIL was free enough in its last round, or after standing by for
+ * hold_seconds (may_run_locked).  Jobs that release the GIL or block still
+ * get every worker; a burst of jobs that hold it gets one worker and no
+ * hand-offs.
+ *
  * Shutdown: the pool listens to its interpreter's shutdown (lifecycle.c),
  * which calls it before closing the gate; it then stops accepting, finishes
  * or cancels its queue (the pool's choice), lets its workers exit, and drops
@@ -84,6 +91,7 @@ struct pool {
     pthread_cond_t work;        /* a job queued, or stop */
     pthread_cond_t changed;     /* a job ended, or a worker exited */
     pthread_cond_t room;        /* a bounded queue half empty, or stop */
+    pthread_cond_t standby;     /* stop (a worker standing by times out) */
     job *_Atomic inbox;         /* submitted, newest first, not queued yet;
                                    INBOX_CLOSED once not accepting */
     _Atomic size_t offered;     /* jobs pushed or being pushed (bounded) */
@@ -105,7 +113,8 @@ struct pool {
     record_listener listener;
     int listening;
     _Atomic int private_interp; /* nobody else runs Python in it unseen */
-    _Atomic unsigned entered;   /* workers entering or entered */
+    _Atomic unsigned entered;   /* workers in a round (entering, running
+                                   jobs, leaving) */
     int forked;                 /* inherited through fork(): no workers */
     unsigned forking_worker;    /* 1 + its index in a child, detached */
     pool *all_prev, *all_next;  /* every pool not freed yet (fork) */
@@ -140,6 +149,7 @@ pool_free(pool *p)
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->changed);
     pthread_cond_destroy(&p->room);
+    pthread_cond_destroy(&p->standby);
     pygate_view_close(p->view);
     free(p->threads);
     free(p);
@@ -349,6 +359,11 @@ take_jobs_locked(pool *p, job **out, unsigned max)
     while (n < max && (j = pop_job_locked(p)) != NULL)
         out[n++] = j;
     count_taken_locked(p, n);
+    /* A job of the chunk may block: a sleeping worker wakes to stand by
+     * for the jobs left (may_run_locked), which their submitters woke no
+     * one for (submit_to). */
+    if (p->head != NULL && atomic_load(&p->sleeping) != 0)
+        pthread_cond_signal(&p->work);
     return n;
 }
 
@@ -490,6 +505,75 @@ wait_for_work_locked(pool *p)
     collect_inbox_locked(p);
 }
 
+/* How a worker's last round went: what decides whether it runs the next
+ * one while another worker runs jobs (may_run_locked). */
+typedef struct pace {
+    double busy_since;   /* running jobs without a pause since; 0: idle */
+    double waited;       /* the last round: seconds entering (the GIL) */
+    double ran;          /* the last round: seconds running jobs */
+    int probing;         /* stood by for hold_seconds: tries a round */
+} pace;
+
+/* Under p->lock, jobs queued: whether this worker runs a round now rather
+ * than stand by.  With another worker in a round, entering mostly waits
+ * for the GIL it holds, and the two then hand it to each other after every
+ * batch: with eight threads submitting empty jobs and two workers, the
+ * hand-offs cost a third of the throughput (3.12.1).  So a worker joins
+ * one in a round only when the GIL was free for it most of its last round
+ * (it waited less than half the time it ran jobs: jobs that release the
+ * GIL, or block), or as a probe after standing by for hold_seconds (the
+ * one in a round may be blocked in a job that waits for a job queued
+ * behind it). */
+static int
+may_run_locked(pool *p, const pace *pc)
+{
+    return atomic_load(&p->entered) == 0 || pc->probing
+           || pc->waited * 2 < pc->ran;
+}
+
+/* Under p->lock: waits hold_seconds, or until the pool stops. */
+static void
+stand_by_locked(pool *p)
+{
+    struct timespec deadline = pygate__deadline_after(p->hold_seconds);
+    pthread_cond_timedwait(&p->standby, &p->lock, &deadline);
+}
+
+/* Not under p->lock, counted in p->entered: enters, runs a batch, leaves,
+ * and pauses when due; times the entry and the batch into pc.  Returns
+ * pygate_enter's code. */
+static int
+run_round(pool *p, pace *pc)
+{
+    double start = pygate__now();
+    if (pc->busy_since == 0)
+        pc->busy_since = start;
+    int pause = 0;
+    pygate_token tok;
+    int rc = pygate_enter(p->view, &tok);
+    double in = pygate__now();
+    if (rc == PYGATE_OK) {
+        run_batch(p);
+        pause = pause_due(p, &pc->busy_since);
+        pygate_leave(tok);
+    }
+    pc->waited = in - start;
+    pc->ran = pygate__now() - in;
+    pc->probing = 0;
+    atomic_fetch_sub(&p->entered, 1);
+    if (pause) {
+        struct timespec moment = {0, PAUSE_NS};
+        nanosleep(&moment, NULL);
+        pc->busy_since = pygate__now();
+    }
+    if (rc == PYGATE_ENOMEM) {
+        /* No memory for this thread's state yet: the jobs wait. */
+        struct timespec moment = {0, 1000000};
+        nanosleep(&moment, NULL);
+    }
+    return rc;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -499,39 +583,25 @@ worker_main(void *arg)
     pygate_thread *self = pygate__thread_self(1);
     if (self != NULL)
         self->pool_worker = 1;   /* never waits for room (submit_to) */
-    double busy_since = 0;   /* running jobs without a pause since then */
+    static const pace fresh;
+    pace pc = fresh;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         collect_inbox_locked(p);
         if (p->head == NULL)
-            busy_since = 0;
+            pc = fresh;   /* idle: the next round starts afresh */
         while (p->head == NULL && !p->stopping)
             wait_for_work_locked(p);
         if (p->head == NULL)
             break;   /* stopping, and nothing left */
-        pthread_mutex_unlock(&p->lock);
-        if (busy_since == 0)
-            busy_since = pygate__now();
-        int pause = 0;
-        pygate_token tok;
+        if (!may_run_locked(p, &pc)) {
+            stand_by_locked(p);
+            pc.probing = 1;
+            continue;
+        }
         atomic_fetch_add(&p->entered, 1);
-        int rc = pygate_enter(p->view, &tok);
-        if (rc == PYGATE_OK) {
-            run_batch(p);
-            pause = pause_due(p, &busy_since);
-            pygate_leave(tok);
-        }
-        atomic_fetch_sub(&p->entered, 1);
-        if (pause) {
-            struct timespec moment = {0, PAUSE_NS};
-            nanosleep(&moment, NULL);
-            busy_since = pygate__now();
-        }
-        if (rc == PYGATE_ENOMEM) {
-            /* No memory for this thread's state yet: the jobs wait. */
-            struct timespec moment = {0, 1000000};
-            nanosleep(&moment, NULL);
-        }
+        pthread_mutex_unlock(&p->lock);
+        int rc = run_round(p, &pc);
         pthread_mutex_lock(&p->lock);
         if (rc != PYGATE_OK && rc != PYGATE_ENOMEM) {
             /* The interpreter is shutting down or gone: nothing queued
@@ -561,6 +631,7 @@ pool_stop(pool *p, int refused)
         cancel_queue_locked(p);
     p->stopping = 1;
     pthread_cond_broadcast(&p->work);
+    pthread_cond_broadcast(&p->standby);
     while (p->workers_alive > 0)
         pthread_cond_wait(&p->changed, &p->lock);
     int joiner = !p->joining;   /* the hook and a close may race here */
@@ -766,6 +837,7 @@ pools_child(void)
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->changed, NULL);
         pthread_cond_init(&p->room, NULL);
+        pthread_cond_init(&p->standby, NULL);
         p->room_waiters = 0;
         int mine = worker_index(p);
         cancel_running_elsewhere_locked(p);
@@ -840,6 +912,7 @@ pool_new(const pygate_pool_options *o)
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->changed, NULL);
     pthread_cond_init(&p->room, NULL);
+    pthread_cond_init(&p->standby, NULL);
     pthread_once(&pools_fork_once, pools_watch_fork);
     pthread_mutex_lock(&pools_lock);
     PYGATE__LIST_PUSH(all_pools, p, all_prev, all_next);
@@ -1012,7 +1085,11 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
         }
         j->next = newest;
     } while (!atomic_compare_exchange_weak(&p->inbox, &newest, j));
-    if (atomic_load(&p->sleeping) != 0) {
+    /* A job pushed onto a non-empty inbox needs no wake-up: the job below
+     * it woke a worker, or found one awake, which collects both (and
+     * wakes another for what it leaves queued: take_jobs_locked).  Waking
+     * for every job took the lock each time a worker slept. */
+    if (newest == NULL && atomic_load(&p->sleeping) != 0) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_signal(&p->work);
         pthread_mutex_unlock(&p->lock);

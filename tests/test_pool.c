@@ -707,6 +707,80 @@ pool_codes(void)
     harness_stop(&py);
 }
 
+/* ---- every worker for jobs that release the GIL ------------------------ */
+
+enum { MEETING = 4 };
+static _Atomic int met;
+
+/* Waits with the GIL released until MEETING jobs are inside at once, 10 s
+ * at most; returns whether they were. */
+static int
+meet_the_others(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&met, 1);
+    double until = now_seconds() + 10;
+    Py_BEGIN_ALLOW_THREADS
+    while (atomic_load(&met) < MEETING && now_seconds() < until)
+        usleep(100);
+    Py_END_ALLOW_THREADS
+    return atomic_load(&met) >= MEETING;
+}
+
+static pygate_pool *waiting_pool;
+
+/* Submits a job to its own pool and waits for it (the GIL released): only
+ * another worker can run it.  Returns that job's result. */
+static int
+waits_for_job_behind(void *arg)
+{
+    (void)arg;
+    pygate_job *behind;
+    int result = -1;
+    if (pygate_pool_submit(waiting_pool, double_it, (void *)21, &behind)
+            != PYGATE_OK)
+        return -2;
+    if (pygate_job_wait(behind, 10, &result) != PYGATE_OK)
+        result = -3;
+    pygate_job_close(behind);
+    return result;
+}
+
+/* A worker that joins one already running only takes the GIL from it,
+ * unless the GIL is free: jobs that release it still run on every worker
+ * at once (the fourth one's submitter woke nobody: the first woke a
+ * worker, which left three queued), and a job that waits for one queued
+ * behind it gets it run by another worker. */
+static void
+blocking_jobs_use_every_worker(void)
+{
+    py = harness_start();
+    pygate_pool_options o = {.workers = MEETING};
+    CHECK_OK(pygate_pool_open(py.view, &o, &waiting_pool));
+    for (int round = 0; round < 3; round++) {
+        atomic_store(&met, 0);
+        pygate_job *meeting[MEETING];
+        for (int i = 0; i < MEETING; i++)
+            CHECK_OK(pygate_pool_submit(waiting_pool, meet_the_others, NULL,
+                                        &meeting[i]));
+        for (int i = 0; i < MEETING; i++) {
+            int result = 0;
+            CHECK_OK(pygate_job_wait(meeting[i], -1, &result));
+            CHECK(result == 1);
+            CHECK_OK(pygate_job_close(meeting[i]));
+        }
+        pygate_job *waiter;
+        int result = 0;
+        CHECK_OK(pygate_pool_submit(waiting_pool, waits_for_job_behind, NULL,
+                                    &waiter));
+        CHECK_OK(pygate_job_wait(waiter, -1, &result));
+        CHECK(result == 42);
+        CHECK_OK(pygate_job_close(waiter));
+    }
+    CHECK_OK(pygate_pool_close(waiting_pool));
+    harness_stop(&py);
+}
+
 static const scenario scenarios[] = {
     {"jobs_run_and_return", jobs_run_and_return},
     {"exceptions_are_never_lost", exceptions_are_never_lost},
@@ -720,6 +794,7 @@ static const scenario scenarios[] = {
     {"bounded_queue_waits", bounded_queue_waits},
     {"bounded_queue_stops", bounded_queue_stops},
     {"pool_codes", pool_codes},
+    {"blocking_jobs_use_every_worker", blocking_jobs_use_every_worker},
     {NULL, NULL},
 };
 
