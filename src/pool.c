@@ -58,6 +58,15 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 typedef struct job job;
 typedef struct pool pool;
 
+/* The jobs a worker took off the queue and has not started yet, for a
+ * worker with nothing queued to take over (steal_locked): a job that
+ * blocks (waits for the others, say) then keeps none of them waiting. */
+typedef struct chunk {
+    pthread_t owner;
+    unsigned n;                     /* slots used, under pool->lock */
+    job *_Atomic slots[CHUNK_MAX];  /* emptied by whoever starts its job */
+} chunk;
+
 /* The inbox of a pool that accepts no more jobs. */
 #define INBOX_CLOSED ((job *)(uintptr_t)1)
 
@@ -108,6 +117,8 @@ struct pool {
     unsigned workers_alive;
     int joining, joined;        /* one stopper joins the workers */
     pthread_t *threads;
+    chunk *chunks;              /* one per worker */
+    _Atomic unsigned chunks_given;
     uint64_t submitted, completed, cancelled;
     int refs;                   /* handle, listener, live jobs */
     record_listener listener;
@@ -150,7 +161,9 @@ pool_free(pool *p)
     pthread_cond_destroy(&p->changed);
     pthread_cond_destroy(&p->room);
     pthread_cond_destroy(&p->standby);
-    pygate_view_close(p->view);
+    if (p->view != NULL)
+        pygate_view_close(p->view);
+    free(p->chunks);
     free(p->threads);
     free(p);
 }
@@ -348,31 +361,85 @@ pop_job_locked(pool *p)
     return j;
 }
 
-/* Under p->lock: moves up to max queued jobs, marked running, to out. */
-static unsigned
-take_jobs_locked(pool *p, job **out, unsigned max)
+/* Under p->lock: whether another worker's chunk holds a job not started
+ * yet. */
+static int
+stealable_locked(pool *p, const chunk *mine)
 {
+    for (unsigned w = 0; w < p->nworkers; w++) {
+        chunk *c = &p->chunks[w];
+        for (unsigned i = 0; c != mine && i < c->n; i++)
+            if (atomic_load_explicit(&c->slots[i], memory_order_relaxed)
+                    != NULL)
+                return 1;
+    }
+    return 0;
+}
+
+/* Under p->lock: whether there is a job for this worker to start. */
+static int
+work_locked(pool *p, const chunk *mine)
+{
+    return p->head != NULL || stealable_locked(p, mine);
+}
+
+/* Under p->lock, nothing queued: moves up to max jobs that other workers
+ * took and have not started to out, from the ends of their chunks (their
+ * owners start theirs from the front). */
+static unsigned
+steal_locked(pool *p, const chunk *mine, job **out, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned w = 0; w < p->nworkers; w++) {
+        chunk *c = &p->chunks[w];
+        for (unsigned i = c->n; c != mine && i > 0 && n < max; i--) {
+            job *j = atomic_exchange(&c->slots[i - 1], NULL);
+            if (j != NULL) {
+                j->taker = pthread_self();
+                out[n++] = j;
+            }
+        }
+    }
+    return n;
+}
+
+/* Under p->lock: moves up to max queued jobs, marked running, to the
+ * worker's chunk (or, none queued, some another worker has not started). */
+static unsigned
+take_jobs_locked(pool *p, chunk *mine, unsigned max)
+{
+    job *taken[CHUNK_MAX];
     unsigned n = 0;
     job *j;
     if (p->head == NULL)
         collect_inbox_locked(p);
     while (n < max && (j = pop_job_locked(p)) != NULL)
-        out[n++] = j;
+        taken[n++] = j;
     count_taken_locked(p, n);
+    if (n == 0)
+        n = steal_locked(p, mine, taken, max);
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(&mine->slots[i], taken[i], memory_order_relaxed);
+    mine->n = n;
     /* A job of the chunk may block: a sleeping worker wakes to stand by
      * for the jobs left (may_run_locked), which their submitters woke no
-     * one for (submit_to). */
-    if (p->head != NULL && atomic_load(&p->sleeping) != 0)
+     * one for (submit_to), or to take over this chunk's. */
+    if (atomic_load(&p->sleeping) != 0
+            && (p->head != NULL || n > 1 || stealable_locked(p, mine)))
         pthread_cond_signal(&p->work);
     return n;
 }
 
-/* Ends n jobs that ran, with their outcomes, under one lock. */
+/* Ends the jobs of a chunk that ran (NULL: another worker took it), with
+ * their outcomes, under one lock; the chunk is empty after. */
 static void
-complete_jobs(pool *p, job **jobs, const outcome *o, unsigned n)
+complete_jobs(pool *p, chunk *mine, job **jobs, const outcome *o, unsigned n)
 {
     pthread_mutex_lock(&p->lock);
+    mine->n = 0;
     for (unsigned i = 0; i < n; i++) {
+        if (jobs[i] == NULL)
+            continue;
         jobs[i]->result = o[i].result;
         jobs[i]->exc = o[i].exc;
         jobs[i]->text = o[i].text;
@@ -389,7 +456,7 @@ complete_jobs(pool *p, job **jobs, const outcome *o, unsigned n)
  * round trip each; a chunk is sized from the jobs' time so far, so that it
  * ends within the hold bound (one job first: it may be long). */
 static void
-run_batch(pool *p)
+run_batch(pool *p, chunk *mine)
 {
     job *jobs[CHUNK_MAX];
     outcome done[CHUNK_MAX];
@@ -398,11 +465,12 @@ run_batch(pool *p)
     while (ran < p->batch) {
         unsigned want = chunk < p->batch - ran ? chunk : p->batch - ran;
         pthread_mutex_lock(&p->lock);
-        unsigned n = take_jobs_locked(p, jobs, want);
+        unsigned n = take_jobs_locked(p, mine, want);
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < n; i++)
-            done[i] = run_job(jobs[i]);
-        complete_jobs(p, jobs, done, n);
+            if ((jobs[i] = atomic_exchange(&mine->slots[i], NULL)) != NULL)
+                done[i] = run_job(jobs[i]);
+        complete_jobs(p, mine, jobs, done, n);
         ran += n;
         double spent = pygate__now() - start;
         if (n < want || spent >= p->hold_seconds)
@@ -490,16 +558,16 @@ pause_due(pool *p, double *busy_since)
     return others_may_wait(p);
 }
 
-/* Under p->lock, the queue empty: sleeps until a job may be in the inbox
- * (or the pool stops).  The count of sleepers and the inbox are both
- * seq_cst: a submitter either sees this worker counted, or this worker
- * sees its job. */
+/* Under p->lock, no job to start: sleeps until one may be in the inbox
+ * or another worker's chunk (or the pool stops).  The count of sleepers
+ * and the inbox are both seq_cst: a submitter either sees this worker
+ * counted, or this worker sees its job. */
 static void
-wait_for_work_locked(pool *p)
+wait_for_work_locked(pool *p, const chunk *mine)
 {
     atomic_fetch_add(&p->sleeping, 1);
     collect_inbox_locked(p);
-    if (p->head == NULL && !p->stopping)
+    if (!work_locked(p, mine) && !p->stopping)
         pthread_cond_wait(&p->work, &p->lock);
     atomic_fetch_sub(&p->sleeping, 1);
     collect_inbox_locked(p);
@@ -543,7 +611,7 @@ stand_by_locked(pool *p)
  * and pauses when due; times the entry and the batch into pc.  Returns
  * pygate_enter's code. */
 static int
-run_round(pool *p, pace *pc)
+run_round(pool *p, chunk *mine, pace *pc)
 {
     double start = pygate__now();
     if (pc->busy_since == 0)
@@ -553,7 +621,7 @@ run_round(pool *p, pace *pc)
     int rc = pygate_enter(p->view, &tok);
     double in = pygate__now();
     if (rc == PYGATE_OK) {
-        run_batch(p);
+        run_batch(p, mine);
         pause = pause_due(p, &pc->busy_since);
         pygate_leave(tok);
     }
@@ -585,14 +653,16 @@ worker_main(void *arg)
         self->pool_worker = 1;   /* never waits for room (submit_to) */
     static const pace fresh;
     pace pc = fresh;
+    chunk *mine = &p->chunks[atomic_fetch_add(&p->chunks_given, 1)];
     pthread_mutex_lock(&p->lock);
+    mine->owner = pthread_self();
     for (;;) {
         collect_inbox_locked(p);
-        if (p->head == NULL)
+        if (!work_locked(p, mine))
             pc = fresh;   /* idle: the next round starts afresh */
-        while (p->head == NULL && !p->stopping)
-            wait_for_work_locked(p);
-        if (p->head == NULL)
+        while (!work_locked(p, mine) && !p->stopping)
+            wait_for_work_locked(p, mine);
+        if (!work_locked(p, mine))
             break;   /* stopping, and nothing left */
         if (!may_run_locked(p, &pc)) {
             stand_by_locked(p);
@@ -601,7 +671,7 @@ worker_main(void *arg)
         }
         atomic_fetch_add(&p->entered, 1);
         pthread_mutex_unlock(&p->lock);
-        int rc = run_round(p, &pc);
+        int rc = run_round(p, mine, &pc);
         pthread_mutex_lock(&p->lock);
         if (rc != PYGATE_OK && rc != PYGATE_ENOMEM) {
             /* The interpreter is shutting down or gone: nothing queued
@@ -759,8 +829,9 @@ pygate__pool_options_valid(const pygate_pool_options *o)
  *    queued without a completion callback ends cancelled at once, one
  *    with a callback when the pool is closed or its interpreter shuts
  *    down (the callback is called then);
- *  - in both, a job that was running on another worker ends cancelled at
- *    once, its callback uncalled (the parent's worker runs it). */
+ *  - in both, a job that was running on another worker, or waiting in
+ *    its chunk, ends cancelled at once, its callback uncalled (the
+ *    parent's worker runs it). */
 static void
 pools_prepare(void)
 {
@@ -842,6 +913,9 @@ pools_child(void)
         int mine = worker_index(p);
         cancel_running_elsewhere_locked(p);
         for (unsigned i = 0; i < p->nworkers; i++)
+            if (!pthread_equal(p->chunks[i].owner, pthread_self()))
+                p->chunks[i].n = 0;   /* their jobs ended just now */
+        for (unsigned i = 0; i < p->nworkers; i++)
             if ((int)i != mine)
                 p->threads[i] = 0;
         /* The forking worker forked inside its batch: entered.  It is
@@ -897,7 +971,10 @@ pool_new(const pygate_pool_options *o)
     unsigned n = o->workers != 0 ? o->workers : cpus > 0 ? (unsigned)cpus : 1;
     if (p == NULL
         || (p->threads = (pthread_t *)pygate__calloc(n, sizeof(pthread_t)))
-               == NULL) {
+               == NULL
+        || (p->chunks = (chunk *)pygate__calloc(n, sizeof(chunk))) == NULL) {
+        if (p != NULL)
+            free(p->threads);
         free(p);
         return NULL;
     }
@@ -934,8 +1011,7 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
         return PYGATE_ENOMEM;
     int rc = pygate__view_new_for(rec, &p->view);
     if (rc != PYGATE_OK) {
-        free(p->threads);
-        free(p);
+        pool_free(p);
         return rc;
     }
     p->rec = rec;

@@ -750,7 +750,10 @@ waits_for_job_behind(void *arg)
  * unless the GIL is free: jobs that release it still run on every worker
  * at once (the fourth one's submitter woke nobody: the first woke a
  * worker, which left three queued), and a job that waits for one queued
- * behind it gets it run by another worker. */
+ * behind it gets it run by another worker.  From the second round on they
+ * come right after a burst of small jobs: the worker running the burst
+ * takes them in its chunk of 64 jobs, and the first blocks it; the other
+ * workers take the rest over. */
 static void
 blocking_jobs_use_every_worker(void)
 {
@@ -758,6 +761,8 @@ blocking_jobs_use_every_worker(void)
     pygate_pool_options o = {.workers = MEETING};
     CHECK_OK(pygate_pool_open(py.view, &o, &waiting_pool));
     for (int round = 0; round < 3; round++) {
+        for (int i = 0; round > 0 && i < 20000; i++)
+            CHECK_OK(pygate_pool_submit(waiting_pool, tiny, NULL, NULL));
         atomic_store(&met, 0);
         pygate_job *meeting[MEETING];
         for (int i = 0; i < MEETING; i++)
