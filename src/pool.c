@@ -108,7 +108,8 @@ struct pool {
                                    written under lock) */
     size_t max_queued;          /* 0: no bound */
     unsigned room_waiters;      /* submitters waiting for room */
-    _Atomic unsigned sleeping;  /* workers waiting for work */
+    _Atomic unsigned sleeping;  /* workers waiting to be woken */
+    int standing_by;            /* a worker stands by (one at most) */
     job *head, *tail;           /* queue */
     job *live;
     int accepting;
@@ -421,10 +422,11 @@ take_jobs_locked(pool *p, chunk *mine, unsigned max)
     for (unsigned i = 0; i < n; i++)
         atomic_store_explicit(&mine->slots[i], taken[i], memory_order_relaxed);
     mine->n = n;
-    /* A job of the chunk may block: a sleeping worker wakes to stand by
-     * for the jobs left (may_run_locked), which their submitters woke no
-     * one for (submit_to), or to take over this chunk's. */
-    if (atomic_load(&p->sleeping) != 0
+    /* A job of the chunk may block: unless a worker stands by, a sleeping
+     * one wakes to, for the jobs left (may_run_locked), which their
+     * submitters woke no one for (submit_to), or to take over this
+     * chunk's. */
+    if (!p->standing_by && atomic_load(&p->sleeping) != 0
             && (p->head != NULL || n > 1 || stealable_locked(p, mine)))
         pthread_cond_signal(&p->work);
     return n;
@@ -591,20 +593,33 @@ typedef struct pace {
  * (it waited less than half the time it ran jobs: jobs that release the
  * GIL, or block), or as a probe after standing by for hold_seconds (the
  * one in a round may be blocked in a job that waits for a job queued
- * behind it). */
+ * behind it).  A pool that stops has every worker finish its queue: a
+ * worker that slept through the stop's broadcast would sleep for ever. */
 static int
 may_run_locked(pool *p, const pace *pc)
 {
-    return atomic_load(&p->entered) == 0 || pc->probing
+    return atomic_load(&p->entered) == 0 || pc->probing || p->stopping
            || pc->waited * 2 < pc->ran;
 }
 
-/* Under p->lock: waits hold_seconds, or until the pool stops. */
+/* Under p->lock, jobs to start that this worker leaves to the one in a
+ * round: one worker waits hold_seconds (or until the pool stops) to probe
+ * then; any other sleeps until woken, so that the probes come once per
+ * hold_seconds however many workers the pool has. */
 static void
-stand_by_locked(pool *p)
+stand_by_locked(pool *p, pace *pc)
 {
+    if (p->standing_by) {
+        atomic_fetch_add(&p->sleeping, 1);
+        pthread_cond_wait(&p->work, &p->lock);
+        atomic_fetch_sub(&p->sleeping, 1);
+        return;
+    }
     struct timespec deadline = pygate__deadline_after(p->hold_seconds);
+    p->standing_by = 1;
     pthread_cond_timedwait(&p->standby, &p->lock, &deadline);
+    p->standing_by = 0;
+    pc->probing = 1;
 }
 
 /* Not under p->lock, counted in p->entered: enters, runs a batch, leaves,
@@ -665,8 +680,7 @@ worker_main(void *arg)
         if (!work_locked(p, mine))
             break;   /* stopping, and nothing left */
         if (!may_run_locked(p, &pc)) {
-            stand_by_locked(p);
-            pc.probing = 1;
+            stand_by_locked(p, &pc);
             continue;
         }
         atomic_fetch_add(&p->entered, 1);
@@ -927,6 +941,7 @@ pools_child(void)
         }
         p->workers_alive = mine >= 0 ? 1 : 0;
         atomic_store(&p->sleeping, 0);
+        p->standing_by = 0;
         atomic_store(&p->entered, mine >= 0 ? 1 : 0);
         if (mine < 0) {
             p->forked = 1;
