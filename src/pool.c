@@ -100,7 +100,7 @@ struct pool {
     pthread_cond_t work;        /* a job queued, or stop */
     pthread_cond_t changed;     /* a job ended, or a worker exited */
     pthread_cond_t room;        /* a bounded queue half empty, or stop */
-    pthread_cond_t standby;     /* stop (a worker standing by times out) */
+    pthread_cond_t standby;     /* a worker resting may stand by, or stop */
     job *_Atomic inbox;         /* submitted, newest first, not queued yet;
                                    INBOX_CLOSED once not accepting */
     _Atomic size_t offered;     /* jobs pushed or being pushed (bounded) */
@@ -108,8 +108,10 @@ struct pool {
                                    written under lock) */
     size_t max_queued;          /* 0: no bound */
     unsigned room_waiters;      /* submitters waiting for room */
-    _Atomic unsigned sleeping;  /* workers waiting to be woken */
+    _Atomic unsigned sleeping;  /* workers waiting for work */
     int standing_by;            /* a worker stands by (one at most) */
+    unsigned resting;           /* workers waiting for the one standing by
+                                   to join a round (on standby) */
     job *head, *tail;           /* queue */
     job *live;
     int accepting;
@@ -426,9 +428,10 @@ take_jobs_locked(pool *p, chunk *mine, unsigned max)
      * one wakes to, for the jobs left (may_run_locked), which their
      * submitters woke no one for (submit_to), or to take over this
      * chunk's. */
-    if (!p->standing_by && atomic_load(&p->sleeping) != 0
+    if (!p->standing_by
+            && (p->resting != 0 || atomic_load(&p->sleeping) != 0)
             && (p->head != NULL || n > 1 || stealable_locked(p, mine)))
-        pthread_cond_signal(&p->work);
+        pthread_cond_signal(p->resting != 0 ? &p->standby : &p->work);
     return n;
 }
 
@@ -604,15 +607,18 @@ may_run_locked(pool *p, const pace *pc)
 
 /* Under p->lock, jobs to start that this worker leaves to the one in a
  * round: one worker waits hold_seconds (or until the pool stops) to probe
- * then; any other sleeps until woken, so that the probes come once per
- * hold_seconds however many workers the pool has. */
+ * then; any other rests until that one joins a round (take_jobs_locked),
+ * so that the probes come once per hold_seconds however many workers the
+ * pool has.  Resting workers are not counted as sleeping: a submitter
+ * that woke one would wake it for nothing (eight submitters, 16 workers:
+ * half the throughput). */
 static void
 stand_by_locked(pool *p, pace *pc)
 {
     if (p->standing_by) {
-        atomic_fetch_add(&p->sleeping, 1);
-        pthread_cond_wait(&p->work, &p->lock);
-        atomic_fetch_sub(&p->sleeping, 1);
+        p->resting++;
+        pthread_cond_wait(&p->standby, &p->lock);
+        p->resting--;
         return;
     }
     struct timespec deadline = pygate__deadline_after(p->hold_seconds);
@@ -942,6 +948,7 @@ pools_child(void)
         p->workers_alive = mine >= 0 ? 1 : 0;
         atomic_store(&p->sleeping, 0);
         p->standing_by = 0;
+        p->resting = 0;
         atomic_store(&p->entered, mine >= 0 ? 1 : 0);
         if (mine < 0) {
             p->forked = 1;
