@@ -626,6 +626,11 @@ stand_by_locked(pool *p, pace *pc)
     pthread_cond_timedwait(&p->standby, &p->lock, &deadline);
     p->standing_by = 0;
     pc->probing = 1;
+    /* A resting worker stands by next (or sleeps, nothing left to do,
+     * where a submitter wakes it): with this one blocked in a job too,
+     * one resting untimed could wait for ever beside a queued job. */
+    if (p->resting != 0)
+        pthread_cond_signal(&p->standby);
 }
 
 /* Not under p->lock, counted in p->entered: enters, runs a batch, leaves,

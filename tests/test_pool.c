@@ -729,12 +729,15 @@ meet_the_others(void *arg)
 
 static pygate_pool *waiting_pool;
 
-/* Submits a job to its own pool and waits for it (the GIL released): only
- * another worker can run it.  Returns that job's result. */
+/* After 20 ms (the GIL released), submits a job to its own pool and waits
+ * for it: only another worker can run it.  Returns that job's result. */
 static int
 waits_for_job_behind(void *arg)
 {
     (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    usleep(20 * 1000);
+    Py_END_ALLOW_THREADS
     pygate_job *behind;
     int result = -1;
     if (pygate_pool_submit(waiting_pool, double_it, (void *)21, &behind)
@@ -749,8 +752,8 @@ waits_for_job_behind(void *arg)
 /* A worker that joins one already running only takes the GIL from it,
  * unless the GIL is free: jobs that release it still run on every worker
  * at once (the fourth one's submitter woke nobody: the first woke a
- * worker, which left three queued), and a job that waits for one queued
- * behind it gets it run by another worker.  From the second round on they
+ * worker, which left three queued), and two jobs that each wait for one
+ * they queue behind them get those run by other workers.  From the second round on they
  * come right after a burst of small jobs: the worker running the burst
  * takes them in its chunk of 64 jobs, and the first blocks it; the other
  * workers take the rest over. */
@@ -774,13 +777,16 @@ blocking_jobs_use_every_worker(void)
             CHECK(result == 1);
             CHECK_OK(pygate_job_close(meeting[i]));
         }
-        pygate_job *waiter;
-        int result = 0;
-        CHECK_OK(pygate_pool_submit(waiting_pool, waits_for_job_behind, NULL,
-                                    &waiter));
-        CHECK_OK(pygate_job_wait(waiter, -1, &result));
-        CHECK(result == 42);
-        CHECK_OK(pygate_job_close(waiter));
+        pygate_job *waiters[2];
+        for (int i = 0; i < 2; i++)
+            CHECK_OK(pygate_pool_submit(waiting_pool, waits_for_job_behind,
+                                        NULL, &waiters[i]));
+        for (int i = 0; i < 2; i++) {
+            int result = 0;
+            CHECK_OK(pygate_job_wait(waiters[i], -1, &result));
+            CHECK(result == 42);
+            CHECK_OK(pygate_job_close(waiters[i]));
+        }
     }
     CHECK_OK(pygate_pool_close(waiting_pool));
     harness_stop(&py);
