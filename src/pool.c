@@ -15,7 +15,8 @@
  *
  * Submitting takes no lock: a job is pushed onto the pool's inbox with one
  * CAS, and a worker moves the inbox into the queue under the lock when it
- * looks for work; a submitter wakes a worker only when one sleeps.  With
+ * looks for work; a submitter wakes a worker only when it finds the inbox
+ * empty and one sleeps.  With
  * eight threads submitting empty jobs, the queue's lock (futex sleeps and
  * wake-ups) was what the run spent most of its time on.
  *
@@ -30,7 +31,9 @@
  * GIL was free enough in its last round, or after standing by for
  * hold_seconds (may_run_locked).  Jobs that release the GIL or block still
  * get every worker; a burst of jobs that hold it gets one worker and no
- * hand-offs.
+ * hand-offs.  A worker with nothing queued takes over jobs another took
+ * in its chunk and has not started (steal_locked), so a job that blocks
+ * keeps none of them waiting.
  *
  * Shutdown: the pool listens to its interpreter's shutdown (lifecycle.c),
  * which calls it before closing the gate; it then stops accepting, finishes
