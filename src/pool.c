@@ -16,9 +16,9 @@
  * Submitting takes no lock: a job is pushed onto the pool's inbox with one
  * CAS, and a worker moves the inbox into the queue under the lock when it
  * looks for work; a submitter wakes a worker only when it finds the inbox
- * empty and one sleeps.  With
- * eight threads submitting empty jobs, the queue's lock (futex sleeps and
- * wake-ups) was what the run spent most of its time on.
+ * empty and one sleeps.  With eight threads submitting empty jobs, the
+ * queue's lock (futex sleeps and wake-ups) was what the run spent most of
+ * its time on.
  *
  * A bounded pool (max_queued) makes a submitter that is neither attached nor
  * a pool's worker wait while the queue is full.  Eight threads that each
