@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* ---- small shared pieces ------------------------------------------------ */
@@ -171,6 +172,10 @@ typedef struct record {
     _Atomic int combining;              /* a thread runs them (call.c) */
     struct record_listener *listeners;  /* lifecycle.c, under rec->lock */
     int listening_done;                 /* the hook called them all */
+    _Atomic int capsule_alive;   /* the interpreter dict's capsule holds a
+                                    reference (lifecycle.c; for the census) */
+    _Atomic int hook_kept;       /* the hook kept its reference for frames
+                                    still open (lifecycle.c; the census) */
     struct record *reg_prev, *reg_next;   /* the registry (interp.c) */
 } record;
 
@@ -307,6 +312,12 @@ void pygate__records_unlock_all(void);
 int pygate__records_exist(void);
 /* Records alive (a census for tests/soak.c). */
 long pygate__records_count(void);
+/* One line per record alive: its interpreter, phase, references, entries,
+ * listeners and guards (tests/soak.c prints them when records are left). */
+void pygate__records_describe(FILE *out);
+/* One line per pool not freed: its record, references, live jobs, workers
+ * and counts (the same census). */
+void pygate__pools_describe(FILE *out);
 /* The registry, walked under pygate__records_lock_all(): the first record when
  * rec is NULL, then the next one, then NULL. */
 record *pygate__records_next(record *rec);

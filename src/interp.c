@@ -439,6 +439,34 @@ pygate__records_count(void)
     return n;
 }
 
+void
+pygate__records_describe(FILE *out)
+{
+    static const char *const phases[] = {"open", "closing", "gone"};
+    pthread_mutex_lock(&registry_lock);
+    for (record *rec = registry; rec != NULL; rec = rec->reg_next) {
+        record_lock(rec);
+        long entries = 0, listeners = 0;
+        for (entry *e = rec->entries; e != NULL; e = e->rec_next)
+            entries++;
+        for (record_listener *l = rec->listeners; l != NULL; l = l->next)
+            listeners++;
+        int phase = atomic_load(&rec->phase);
+        fprintf(out, "record %p: interpreter %lld%s, %s, %ld references,"
+                " %ld entries linked, %ld listeners, guards %llu%s%s%s\n",
+                (void *)rec, (long long)rec->id, rec->is_main ? " (main)" : "",
+                phase >= 0 && phase <= 2 ? phases[phase] : "?",
+                atomic_load(&rec->refs), entries, listeners,
+                (unsigned long long)(atomic_load(&rec->guards) & ~GUARD_CLOSED),
+                atomic_load(&rec->guards) & GUARD_CLOSED ? " (closed)" : "",
+                atomic_load(&rec->capsule_alive)
+                    ? ", its capsule in the interpreter dict alive" : "",
+                atomic_load(&rec->hook_kept) ? ", the hook kept its" : "");
+        record_unlock(rec);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
 int
 pygate__records_exist(void)
 {

@@ -228,6 +228,8 @@ record_shutdown(void *arg)
      * point at rec without a reference: keep it alive for them. */
     if (own == 0 && drained)
         pygate__record_unref(rec);   /* the hook's reference */
+    else
+        atomic_store(&rec->hook_kept, 1);
 }
 
 /* ---- birth -------------------------------------------------------------- */
@@ -235,8 +237,9 @@ record_shutdown(void *arg)
 static void
 record_capsule_free(PyObject *capsule)
 {
-    pygate__record_unref(
-        (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE));
+    record *rec = (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
+    atomic_store(&rec->capsule_alive, 0);
+    pygate__record_unref(rec);
 }
 
 /* Stores rec in the interpreter dict (one reference) and installs the hook
@@ -250,6 +253,7 @@ record_install(record *rec, PyObject *dict)
     if (capsule == NULL)
         return PYGATE_EPYTHON;
     pygate__record_ref(rec);   /* owned by the capsule from here */
+    atomic_store(&rec->capsule_alive, 1);
     int failed = PyDict_SetItemString(dict, RECORD_CAPSULE, capsule) < 0;
     Py_DECREF(capsule);
     if (failed)

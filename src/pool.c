@@ -142,6 +142,27 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static pool *all_pools;
 static pthread_once_t pools_fork_once = PTHREAD_ONCE_INIT;
 
+void
+pygate__pools_describe(FILE *out)
+{
+    pthread_mutex_lock(&pools_lock);
+    for (pool *p = all_pools; p != NULL; p = p->all_next) {
+        pthread_mutex_lock(&p->lock);
+        long live = 0;
+        for (job *j = p->live; j != NULL; j = j->live_next)
+            live++;
+        fprintf(out, "pool %p: record %p, %d references, %ld live jobs,"
+                " %u workers alive, %s, submitted %llu completed %llu"
+                " cancelled %llu\n", (void *)p, (void *)p->rec, p->refs, live,
+                p->workers_alive, p->accepting ? "accepting" : "closed",
+                (unsigned long long)p->submitted,
+                (unsigned long long)p->completed,
+                (unsigned long long)p->cancelled);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&pools_lock);
+}
+
 /* ---- references --------------------------------------------------------- */
 
 /* A job's text when memory ran out formatting its exception: static, never

@@ -29,6 +29,8 @@
 /* tests/soak.c's census (internal, linked from the static library). */
 long pygate__records_count(void);
 long pygate__threads_count(void);
+void pygate__records_describe(FILE *out);
+void pygate__pools_describe(FILE *out);
 
 enum { THREADS = 16 };
 
@@ -262,6 +264,10 @@ quiet_sample(double start, FILE *csv)
 {
     sample s = take_sample(start);
     write_row(csv, s);
+    if (s.records != 1) {   /* who keeps them */
+        pygate__records_describe(stdout);
+        pygate__pools_describe(stdout);
+    }
     CHECK(s.states == 1);
     CHECK(s.records == 1);
     CHECK(s.threads <= 1);
