@@ -538,7 +538,8 @@ typedef struct pygate_interp_pool_options {
 } pygate_interp_pool_options;
 
 /* Opens an interpreter pool (options NULL: the defaults): makes the K
- * interpreters one after the other, runs init in each, and starts their
+ * interpreters one after the other, on a thread of the pool's own that
+ * lives until they are ended, runs init in each, and starts their
  * workers.  All or nothing: on any failure the interpreters made so far
  * are ended and nothing is left.  Any thread, attached or not (an attached
  * caller waits with its GIL released); blocks while the interpreters are
@@ -560,8 +561,9 @@ PYGATE_API int pygate_interp_pool_open(
 
 /* Closes the pool: refuses new jobs (PYGATE_ECLOSED), finishes or cancels
  * the queued ones as on_close says, stops the workers, then ends every
- * interpreter (Py_EndInterpreter, on the calling thread) and frees every
- * thread state.  Any thread but the pool's own workers; blocks (an
+ * interpreter (Py_EndInterpreter, on the thread that made it: CPython
+ * 3.14+ leaks an interpreter ended on another thread whose stack lies
+ * below that one's) and frees every thread state.  Any thread but the pool's own workers; blocks (an
  * attached caller with its GIL released).  After the main interpreter
  * finalized it only frees the handle.
  * Errors: PYGATE_EINVAL (not a live pool), PYGATE_EBUSY (called from one
@@ -683,7 +685,9 @@ PYGATE_API pygate_view *pygate_host_view(void);
  * called pygate_host_init(); the caller must not be attached (detach or
  * leave first).  On CPython 3.13+ another thread finalizes with the init
  * thread's main-interpreter state, as CPython requires (pygate_host_init
- * keeps it unbound for that).  Blocks until shutdown completes.
+ * keeps it unbound for that), told the stack it now runs on (3.14+
+ * otherwise frees no GC object during the finalization on a thread whose
+ * stack lies below the init thread's).  Blocks until shutdown completes.
  * pygate_host_init() may be called again afterwards.
  * Errors: PYGATE_ENOTINIT (no pygate_host_init, or shut down already),
  *         PYGATE_EBUSY (the caller is attached or inside an entry, or

@@ -220,6 +220,32 @@ pygate__compat_finish_main_thread_object(void)
     return 0;
 }
 
+#if PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000
+/* Exported by libpython 3.14, declared only in its internal headers. */
+PyAPI_FUNC(void) _Py_InitializeRecursionLimits(PyThreadState *tstate);
+#endif
+
+void
+pygate__compat_adopt_stack(PyThreadState *tstate)
+{
+#if PY_VERSION_HEX >= 0x030F0000
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    void *base = NULL;
+    size_t size = 0;
+    if (pthread_attr_getstack(&attr, &base, &size) == 0
+            && PyUnstable_ThreadState_SetStackProtection(tstate, base,
+                                                         size) < 0)
+        PyErr_Clear();   /* a stack too small: the old bounds stay */
+    pthread_attr_destroy(&attr);
+#elif PY_VERSION_HEX >= 0x030E0000
+    _Py_InitializeRecursionLimits(tstate);
+#else
+    (void)tstate;
+#endif
+}
+
 void
 pygate__compat_delete_foreign_tstate(PyThreadState *tstate)
 {

@@ -197,10 +197,22 @@ int pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg);
  * _shutdown() otherwise waits for the main Thread's lock, which is only
  * released when that thread's state is deleted, after shutdown: a hang
  * (3.8 and 3.13+ mark it finished whichever thread shuts down).  The same
- * holds for Py_EndInterpreter on another thread than the one that made the
- * sub-interpreter.  Caller is attached to the interpreter about to end.
+ * holds for Py_EndInterpreter on another thread than the one that imported
+ * threading there.  Caller is attached to the interpreter about to end.
  * Returns 0, or -1 with an exception. */
 int pygate__compat_finish_main_thread_object(void);
+
+/* CPython 3.14+ keeps in each thread state the C stack bounds of the
+ * thread that first ran it (gh-91079, Python/ceval.c): _Py_Dealloc puts a
+ * GC object aside, as if the stack were about to overflow, whenever the
+ * stack pointer is below them, and frees what it put aside only once the
+ * pointer is well above.  So a state attached on another thread whose
+ * stack lies below them frees no GC object at all (measured, 3.14.10 and
+ * 3.15.2: Py_FinalizeEx with the main thread's state on another thread
+ * freed none).  Attached to tstate, made on another thread: gives it the
+ * calling thread's bounds, with the public call from 3.15 and the one
+ * CPython runs for a new thread on 3.14.  Nothing to do before 3.14. */
+void pygate__compat_adopt_stack(PyThreadState *tstate);
 
 /* Clears and deletes a detached thread state of the current interpreter
  * that belongs to another (or no) thread.  On 3.12+ the state must not be

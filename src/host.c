@@ -133,6 +133,8 @@ attach_for_finalize(pygate_token *token, int *entered)
                                || pthread_equal(host_thread,
                                                 pthread_self()))) {
         PyEval_RestoreThread(host_saved);
+        if (!pthread_equal(host_thread, pthread_self()))
+            pygate__compat_adopt_stack(host_saved);
         host_saved = NULL;
         return PYGATE_OK;
     }

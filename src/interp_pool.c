@@ -3,18 +3,25 @@
  * each with a worker pool (pool.c) of its own, so that Python code runs in
  * parallel from 3.12 on (each interpreter has its own GIL, PEP 684).
  *
- * Making: on a thread of its own (so the caller's thread states and
- * gilstate slot are never involved), attached to the main interpreter
- * through a pygate entry (whose guard holds the main interpreter back from
- * finalizing meanwhile), pygate makes each interpreter, takes a view of it,
- * runs the user's init in it, and keeps the interpreter's first state,
- * detached; the workers make their own.  All or nothing: a failure ends
- * those made.
+ * The keeper: a thread of the pool's own makes its interpreters and, at
+ * the end, ends them; it waits in between.  So the caller's thread states
+ * and gilstate slot are never involved, and each interpreter's first state
+ * only ever runs on the thread that made it: CPython 3.14+ keeps in a state
+ * the C stack bounds of the thread that first ran it, and an interpreter
+ * ended on another thread whose stack lies below them put every object it
+ * freed aside, as if its stack were about to overflow, and freed none
+ * (with all of the interpreter's memory).
  *
- * Ending (close, or the main interpreter's shutdown): each member's pool is
- * closed first (its workers exit, deleting their states), then the
- * interpreter is ended on the closing thread with its first state, the
- * only one left, as Py_EndInterpreter requires.
+ * Making: attached to the main interpreter through a pygate entry (whose
+ * guard holds the main interpreter back from finalizing meanwhile), the
+ * keeper makes each interpreter, takes a view of it, runs the user's init
+ * in it, and keeps the interpreter's first state, detached; the workers
+ * make their own.  All or nothing: a failure ends those made.
+ *
+ * Ending (close, or the main interpreter's shutdown): the closing thread
+ * closes each member's pool (its workers exit, deleting their states),
+ * then the keeper, entered in main again, ends each interpreter with its
+ * first state, the only one left, as Py_EndInterpreter requires.
  *
  * The pool listens to the main interpreter's shutdown (lifecycle.c), so
  * Py_FinalizeEx never finds a sub-interpreter of the pool still alive.
@@ -47,7 +54,12 @@ typedef struct interp_pool {
     int refused;                 /* why not: ECLOSED or EFINALIZING */
     int ended;                   /* members ended (under lock) */
     int ending;                  /* a thread is ending them (under lock) */
-    pthread_cond_t ended_cond;
+    int made;                    /* the keeper made them, or failed (lock) */
+    int end_asked;               /* the keeper is to end them (under lock) */
+    pthread_cond_t changed;      /* made, end_asked or ended was set */
+    pthread_t keeper;            /* makes and ends the members */
+    int keeper_started;
+    pid_t keeper_pid;            /* a child of fork() has no keeper */
     int refs;                    /* the handle's, the listener's (lock) */
     _Atomic unsigned next;       /* where PYGATE_ANY_INTERP looks first */
     pygate_view *main_view;      /* to enter main, to end members */
@@ -86,8 +98,8 @@ run_init(const pygate_interp_pool_options *o, char *error, size_t size)
     return PYGATE_EEXCEPTION;
 }
 
-/* Attached to the main interpreter (main_ts): makes m's interpreter, its
- * view, runs init there, and comes back to main_ts. */
+/* On the keeper, attached to the main interpreter (main_ts): makes m's
+ * interpreter, its view, runs init there, and comes back to main_ts. */
 static int
 make_member(member *m, int own_gil, const pygate_interp_pool_options *o,
             PyThreadState *main_ts, char *error, size_t size)
@@ -116,8 +128,9 @@ make_member(member *m, int own_gil, const pygate_interp_pool_options *o,
     return rc;
 }
 
-/* Attached to the main interpreter (main_ts): ends m's interpreter on its
- * first state (its pool is closed: no other state is left), and comes
+/* On the keeper, attached to the main interpreter (main_ts): ends m's
+ * interpreter on its first state (its pool is closed: no other state is
+ * left; a member never made has none), and comes
  * back to main_ts.  Up to 3.11 Py_EndInterpreter leaves the (shared) GIL
  * held with no state current; from 3.12 on it releases the interpreter's
  * GIL and PyThreadState_Swap takes main's: either way the swap back makes
@@ -129,8 +142,8 @@ end_member(member *m, PyThreadState *main_ts)
         return;
     PyEval_SaveThread();
     PyEval_RestoreThread(m->first);
-    /* The interpreter's threading module was imported on the thread that
-     * made it, not this one (compat.h says why that would hang). */
+    /* The interpreter's threading module may have been imported on
+     * another thread, by a job (compat.h says why that would hang). */
     if (pygate__compat_finish_main_thread_object() < 0)
         PyErr_WriteUnraisable(NULL);
     Py_EndInterpreter(m->first);
@@ -151,7 +164,7 @@ ipool_free(interp_pool *ip)
     if (ip->main_rec != NULL)
         pygate__record_unref(ip->main_rec);
     pthread_mutex_destroy(&ip->lock);
-    pthread_cond_destroy(&ip->ended_cond);
+    pthread_cond_destroy(&ip->changed);
     free(ip->members);
     free(ip);
 }
@@ -181,68 +194,17 @@ stop_accepting_locked(interp_pool *ip, int refused)
     return 1;
 }
 
-/* Stops accepting (with `refused`), closes every member's pool and ends
- * every interpreter, in order.  Attached to the main interpreter
- * (main_ts); main_ts NULL (it cannot be entered any more) only waits for
- * the thread that ends them.  Idempotent: a second caller waits for the
- * first. */
-static void
-end_members(interp_pool *ip, int refused, PyThreadState *main_ts)
-{
-    pthread_mutex_lock(&ip->lock);
-    int mine = stop_accepting_locked(ip, refused) && main_ts != NULL;
-    pthread_mutex_unlock(&ip->lock);
-    if (!mine) {
-        PyThreadState *attached = pygate__release_if_attached();
-        pthread_mutex_lock(&ip->lock);
-        while (!ip->ended)
-            pthread_cond_wait(&ip->ended_cond, &ip->lock);
-        pthread_mutex_unlock(&ip->lock);
-        pygate__reattach(attached);
-        return;
-    }
-    for (unsigned i = 0; i < ip->n; i++) {
-        member *m = &ip->members[i];
-        uint64_t counts[3] = {0, 0, 0};
-        if (m->pool != NULL)
-            pygate__pool_close_counting(m->pool, counts);   /* GIL released */
-        pthread_mutex_lock(&ip->lock);
-        memcpy(m->counts, counts, sizeof counts);
-        pthread_mutex_unlock(&ip->lock);
-        end_member(m, main_ts);
-    }
-    pthread_mutex_lock(&ip->lock);
-    ip->ended = 1;
-    pthread_cond_broadcast(&ip->ended_cond);
-    pthread_mutex_unlock(&ip->lock);
-}
+/* ---- the keeper ------------------------------------------------------------ */
 
-/* end_members() from any thread: enters the main interpreter for it. */
-static void
-end_members_entering(interp_pool *ip, int refused)
-{
-    pygate_token tok;
-    if (pygate_enter(ip->main_view, &tok) != PYGATE_OK) {
-        /* Main is shutting down: its hook calls on_main_shutdown. */
-        end_members(ip, refused, NULL);
-        return;
-    }
-    end_members(ip, refused, PyThreadState_Get());
-    pygate_leave(tok);
-}
+/* One pool makes its interpreters at a time, process-wide: CPython's own
+ * initialization of an interpreter is not safe to run in two at once
+ * (3.13.0 under TSan: the posix module sorts a static table in place
+ * while another interpreter imports it, Modules/posixmodule.c).  Taken
+ * before entering main, never while holding its GIL. */
+static pthread_mutex_t making_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The main interpreter's shutdown hook calls this (lifecycle.c) on the
- * finalizing thread, attached, before pygate's gate closes. */
-static void
-on_main_shutdown(void *arg)
-{
-    interp_pool *ip = (interp_pool *)arg;
-    end_members(ip, PYGATE_EFINALIZING, PyThreadState_Get());
-    ipool_unref(ip);   /* the listener's */
-}
-
-/* ---- opening -------------------------------------------------------------- */
-
+/* What the keeper needs to make the members: on the opener's stack, read
+ * until the keeper says they are made. */
 typedef struct maker {
     interp_pool *ip;
     const pygate_interp_pool_options *options;
@@ -251,50 +213,148 @@ typedef struct maker {
     int rc;
 } maker;
 
-/* On a thread of its own: makes every member, attached to the main
- * interpreter meanwhile (the entry's guard holds it back from finalizing). */
+/* On the keeper, not attached: makes every member, attached to the main
+ * interpreter meanwhile; a failure ends those made. */
+static int
+make_members(maker *mk)
+{
+    interp_pool *ip = mk->ip;
+    pygate_token tok;
+    pthread_mutex_lock(&making_lock);
+    int rc = pygate_enter(ip->main_view, &tok);
+    if (rc != PYGATE_OK) {
+        pthread_mutex_unlock(&making_lock);
+        set_error(mk->error, mk->error_size, pygate_strerror(rc));
+        return rc;
+    }
+    PyThreadState *main_ts = PyThreadState_Get();
+    for (unsigned i = 0; i < ip->n && rc == PYGATE_OK; i++)
+        rc = make_member(&ip->members[i], ip->parallel, mk->options, main_ts,
+                         mk->error, mk->error_size);
+    for (unsigned i = 0; rc != PYGATE_OK && i < ip->n; i++)
+        end_member(&ip->members[i], main_ts);
+    pygate_leave(tok);
+    pthread_mutex_unlock(&making_lock);
+    return rc;
+}
+
+/* On the keeper, not attached: ends every member (their pools closed).
+ * Main cannot be entered only once it is past its shutdown hook, whose
+ * listener (on_main_shutdown) ends the members first; a pool whose open
+ * failed that late leaves them to CPython's Py_FinalizeEx. */
+static void
+end_all_members(interp_pool *ip)
+{
+    pygate_token tok;
+    if (pygate_enter(ip->main_view, &tok) != PYGATE_OK)
+        return;
+    PyThreadState *main_ts = PyThreadState_Get();
+    for (unsigned i = 0; i < ip->n; i++)
+        end_member(&ip->members[i], main_ts);
+    pygate_leave(tok);
+}
+
 static void *
-make_members(void *arg)
+keeper_main(void *arg)
 {
     maker *mk = (maker *)arg;
     interp_pool *ip = mk->ip;
-    pygate_token tok;
-    mk->rc = pygate_enter(ip->main_view, &tok);
-    if (mk->rc != PYGATE_OK) {
-        set_error(mk->error, mk->error_size, pygate_strerror(mk->rc));
-        return NULL;
-    }
-    PyThreadState *main_ts = PyThreadState_Get();
-    for (unsigned i = 0; i < ip->n && mk->rc == PYGATE_OK; i++)
-        mk->rc = make_member(&ip->members[i], ip->parallel, mk->options,
-                             main_ts, mk->error, mk->error_size);
-    pygate_leave(tok);
+    int rc = make_members(mk);
+    pthread_mutex_lock(&ip->lock);
+    mk->rc = rc;   /* mk is not to be read after this */
+    ip->made = 1;
+    pthread_cond_broadcast(&ip->changed);
+    while (rc == PYGATE_OK && !ip->end_asked)
+        pthread_cond_wait(&ip->changed, &ip->lock);
+    pthread_mutex_unlock(&ip->lock);
+    if (rc == PYGATE_OK)
+        end_all_members(ip);
     /* This thread's state of the main interpreter goes with the thread. */
     return NULL;
 }
 
-/* One pool makes its interpreters at a time, process-wide: CPython's own
- * initialization of an interpreter is not safe to run in two at once
- * (3.13.0 under TSan: the posix module sorts a static table in place
- * while another interpreter imports it, Modules/posixmodule.c). */
-static pthread_mutex_t making_lock = PTHREAD_MUTEX_INITIALIZER;
-
+/* Not attached: starts the keeper and waits until it made the members. */
 static int
-run_maker(maker *mk)
+start_keeper(maker *mk)
 {
-    pthread_t th;
-    pthread_mutex_lock(&making_lock);
-    int started = pygate__thread_create(&th, make_members, mk) == 0;
-    if (started)
-        pthread_join(th, NULL);
-    pthread_mutex_unlock(&making_lock);
-    if (!started) {
-        set_error(mk->error, mk->error_size, "pygate: no thread to make"
-                  " the interpreters on");
+    interp_pool *ip = mk->ip;
+    ip->keeper_pid = getpid();
+    if (pygate__thread_create(&ip->keeper, keeper_main, mk) != 0) {
+        set_error(mk->error, mk->error_size, "pygate: no thread to make the"
+                  " interpreters on");
         return PYGATE_ENOMEM;
     }
-    return mk->rc;
+    ip->keeper_started = 1;
+    pthread_mutex_lock(&ip->lock);
+    while (!ip->made)
+        pthread_cond_wait(&ip->changed, &ip->lock);
+    int rc = mk->rc;
+    pthread_mutex_unlock(&ip->lock);
+    return rc;
 }
+
+/* Not attached: has the keeper end the members, and joins it.  In a child
+ * of fork() there is no keeper, and CPython deleted the interpreters
+ * (PyOS_AfterFork_Child). */
+static void
+stop_keeper(interp_pool *ip)
+{
+    if (!ip->keeper_started || getpid() != ip->keeper_pid)
+        return;
+    pthread_mutex_lock(&ip->lock);
+    ip->end_asked = 1;
+    pthread_cond_broadcast(&ip->changed);
+    pthread_mutex_unlock(&ip->lock);
+    pthread_join(ip->keeper, NULL);
+}
+
+/* ---- ending ---------------------------------------------------------------- */
+
+/* Stops accepting (with `refused`), closes every member's pool, and has
+ * the keeper end every interpreter.  Any thread but a member's, attached
+ * or not (the keeper needs the GIL it may hold).  Idempotent: a second
+ * caller waits for the first. */
+static void
+end_members(interp_pool *ip, int refused)
+{
+    PyThreadState *attached = pygate__release_if_attached();
+    pthread_mutex_lock(&ip->lock);
+    int mine = stop_accepting_locked(ip, refused);
+    pthread_mutex_unlock(&ip->lock);
+    if (mine) {
+        for (unsigned i = 0; i < ip->n; i++) {
+            member *m = &ip->members[i];
+            uint64_t counts[3] = {0, 0, 0};
+            if (m->pool != NULL)
+                pygate__pool_close_counting(m->pool, counts);
+            pthread_mutex_lock(&ip->lock);
+            memcpy(m->counts, counts, sizeof counts);
+            pthread_mutex_unlock(&ip->lock);
+        }
+        stop_keeper(ip);
+    }
+    pthread_mutex_lock(&ip->lock);
+    if (mine) {
+        ip->ended = 1;
+        pthread_cond_broadcast(&ip->changed);
+    }
+    while (!ip->ended)
+        pthread_cond_wait(&ip->changed, &ip->lock);
+    pthread_mutex_unlock(&ip->lock);
+    pygate__reattach(attached);
+}
+
+/* The main interpreter's shutdown hook calls this (lifecycle.c) on the
+ * finalizing thread, attached, before pygate's gate closes. */
+static void
+on_main_shutdown(void *arg)
+{
+    interp_pool *ip = (interp_pool *)arg;
+    end_members(ip, PYGATE_EFINALIZING);
+    ipool_unref(ip);   /* the listener's */
+}
+
+/* ---- opening -------------------------------------------------------------- */
 
 static int
 open_member_pools(interp_pool *ip, char *error, size_t size)
@@ -351,7 +411,7 @@ ipool_new(const pygate_interp_pool_options *o)
     ip->accepting = 1;
     ip->refs = 1;   /* the handle's */
     pthread_mutex_init(&ip->lock, NULL);
-    pthread_cond_init(&ip->ended_cond, NULL);
+    pthread_cond_init(&ip->changed, NULL);
     return ip;
 }
 
@@ -362,7 +422,7 @@ ipool_start(interp_pool *ip, const pygate_interp_pool_options *o,
             char *error, size_t size)
 {
     maker mk = {ip, o, error, size, PYGATE_OK};
-    int rc = run_maker(&mk);
+    int rc = start_keeper(&mk);
     if (rc == PYGATE_OK)
         rc = open_member_pools(ip, error, size);
     if (rc != PYGATE_OK)
@@ -407,12 +467,12 @@ pygate__impl_interp_pool_open(const pygate_interp_pool_options *options,
         set_error(error, error_size, pygate_strerror(rc));
         return rc;
     }
-    /* The maker thread needs the GIL the caller may hold. */
+    /* The keeper needs the GIL the caller may hold. */
     PyThreadState *attached = pygate__release_if_attached();
     rc = ipool_start(ip, o, error, error_size);
     pygate__reattach(attached);
     if (rc != PYGATE_OK) {
-        end_members_entering(ip, PYGATE_ECLOSED);
+        end_members(ip, PYGATE_ECLOSED);
         pygate__handle_close(ip->handle, HANDLE_INTERP_POOL);
         ipool_unref(ip);
         return rc;
@@ -466,7 +526,7 @@ pygate__impl_interp_pool_close(pygate_interp_pool *handle)
         return PYGATE_EBUSY;   /* it would end its own interpreter */
     if (!pygate__handle_close_drained((uintptr_t)handle, HANDLE_INTERP_POOL))
         return PYGATE_EINVAL;  /* another thread closed it meanwhile */
-    end_members_entering(ip, PYGATE_ECLOSED);
+    end_members(ip, PYGATE_ECLOSED);
     if (pygate__record_unlisten(ip->main_rec, &ip->listener))
         ipool_unref(ip);   /* the listener's, never called */
     ipool_unref(ip);       /* the handle's */

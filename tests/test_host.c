@@ -142,11 +142,62 @@ host_does_not_starve_python(void)
     CHECK(!Py_IsInitialized());
 }
 
+/* Objects freed by the finalization: a capsule inside a list (a GC
+ * object) in __main__. */
+static _Atomic int watched_freed;
+
+static void
+count_freed(PyObject *capsule)
+{
+    (void)capsule;
+    atomic_fetch_add(&watched_freed, 1);
+}
+
+/* A stack in the program's own data, below every mmap()ed thread stack. */
+enum { LOW_STACK_SIZE = 8 << 20 };
+static char low_stack[LOW_STACK_SIZE] __attribute__((aligned(4096)));
+
+/* CPython 3.13+ finalizes with the main thread's state, on whichever
+ * thread calls Py_FinalizeEx (compat.h); 3.14+ keeps in a state the C
+ * stack bounds of the thread that first ran it, and puts aside, never to
+ * free, every object freed on a thread whose stack lies below them. */
+static void
+shutdown_on_a_low_stack(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    CHECK_OK(pygate_host_init(NULL));
+    pygate_token tok;
+    CHECK_OK(pygate_enter(pygate_host_view(), &tok));
+    PyObject *capsule = PyCapsule_New(&watched_freed, "test.watched",
+                                      count_freed);
+    PyObject *list = PyList_New(0);
+    CHECK(capsule != NULL && list != NULL
+          && PyList_Append(list, capsule) == 0);
+    CHECK(PyDict_SetItemString(PyModule_GetDict(PyImport_AddModule(
+                                   "__main__")), "watched", list) == 0);
+    Py_DECREF(list);
+    Py_DECREF(capsule);
+    CHECK_OK(pygate_leave(tok));
+    pthread_attr_t attr;
+    CHECK(pthread_attr_init(&attr) == 0);
+    CHECK(pthread_attr_setstack(&attr, low_stack, sizeof low_stack) == 0);
+    pthread_t th;
+    int rc = 1;
+    CHECK(pthread_create(&th, &attr, shut_down_here, &rc) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    pthread_attr_destroy(&attr);
+    CHECK_OK(rc);
+    printf("__main__'s object freed by the finalization: %d\n",
+           atomic_load(&watched_freed));
+    CHECK(atomic_load(&watched_freed) == 1);
+}
+
 static const scenario scenarios[] = {
     {"host_codes", host_codes},
     {"host_config", host_config},
     {"host_adopts", host_adopts},
     {"host_does_not_starve_python", host_does_not_starve_python},
+    {"shutdown_on_a_low_stack", shutdown_on_a_low_stack},
     {NULL, NULL}
 };
 

@@ -661,6 +661,77 @@ interp_pool_codes(void)
     harness_stop(&py);
 }
 
+/* ---- the closing thread's stack ------------------------------------------ */
+
+/* pygate's census (internal, linked from the static library). */
+long pygate__records_count(void);
+
+/* Objects of a member interpreter freed when it ended: a capsule inside a
+ * list (a GC object) in its __main__. */
+static _Atomic int members_cleared;
+
+static void
+count_cleared(PyObject *capsule)
+{
+    (void)capsule;
+    atomic_fetch_add(&members_cleared, 1);
+}
+
+static int
+keep_watched_object(void *arg)
+{
+    (void)arg;
+    PyObject *capsule = PyCapsule_New(&members_cleared, "test.watched",
+                                      count_cleared);
+    PyObject *list = capsule != NULL ? PyList_New(0) : NULL;
+    int rc = list != NULL && PyList_Append(list, capsule) == 0
+             && PyDict_SetItemString(PyModule_GetDict(PyImport_AddModule(
+                                         "__main__")), "watched", list) == 0
+             ? 0 : -1;
+    Py_XDECREF(list);
+    Py_XDECREF(capsule);
+    return rc;
+}
+
+/* A stack far from the maker thread's: in the program's own data, below
+ * every mmap()ed thread stack. */
+enum { LOW_STACK_SIZE = 8 << 20 };
+static char low_stack[LOW_STACK_SIZE] __attribute__((aligned(4096)));
+
+static void *
+close_pool_thread(void *arg)
+{
+    CHECK_OK(pygate_interp_pool_close((pygate_interp_pool *)arg));
+    return NULL;
+}
+
+/* CPython 3.14+ keeps in a thread state the C stack bounds of the thread
+ * that first ran it: ended on another thread whose stack lies below them,
+ * an interpreter's objects were all put aside as if the stack were about
+ * to overflow, and never freed (with the interpreter's memory). */
+static void
+closed_on_a_low_stack(void)
+{
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 2};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    for (int i = 0; i < 2; i++)
+        CHECK(run_and_wait(pool, i, keep_watched_object) == 0);
+    pthread_attr_t attr;
+    CHECK(pthread_attr_init(&attr) == 0);
+    CHECK(pthread_attr_setstack(&attr, low_stack, sizeof low_stack) == 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, &attr, close_pool_thread, pool) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    pthread_attr_destroy(&attr);
+    printf("objects freed in %d of 2 ended interpreters, %ld records left\n",
+           atomic_load(&members_cleared), pygate__records_count());
+    CHECK(atomic_load(&members_cleared) == 2);
+    CHECK(pygate__records_count() == 1);   /* the main interpreter's */
+    harness_stop(&py);
+}
+
 /* Threads submit until refused; the main interpreter finalizes meanwhile,
  * with the pool still open. */
 typedef struct submitter {
@@ -729,6 +800,7 @@ static const scenario scenarios[] = {
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"interp_pool_codes", interp_pool_codes},
     {"main_finalizes_with_pool_open", main_finalizes_with_pool_open},
+    {"closed_on_a_low_stack", closed_on_a_low_stack},
     {NULL, NULL}};
 
 int
