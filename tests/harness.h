@@ -202,6 +202,23 @@ on_native_thread(void *(*fn)(void *), void *arg)
     CHECK(pthread_join(th, NULL) == 0);
 }
 
+/* Runs fn(arg) on a new thread, and joins it, whose stack lies in the
+ * program's own data: below every mmap()ed thread stack (CPython 3.14+
+ * keeps in a thread state the stack bounds of the thread that first ran
+ * it; docs/ARCHITECTURE.md, "CPython facts"). */
+static inline void
+on_low_stack_thread(void *(*fn)(void *), void *arg)
+{
+    static char stack[8 << 20] __attribute__((aligned(4096)));
+    pthread_attr_t attr;
+    CHECK(pthread_attr_init(&attr) == 0);
+    CHECK(pthread_attr_setstack(&attr, stack, sizeof stack) == 0);
+    pthread_t th;
+    CHECK(pthread_create(&th, &attr, fn, arg) == 0);
+    CHECK(pthread_join(th, NULL) == 0);
+    pthread_attr_destroy(&attr);
+}
+
 /* Evaluates a Python expression in __main__; new reference or NULL. */
 static inline PyObject *
 eval(const char *expr)

@@ -153,10 +153,6 @@ count_freed(PyObject *capsule)
     atomic_fetch_add(&watched_freed, 1);
 }
 
-/* A stack in the program's own data, below every mmap()ed thread stack. */
-enum { LOW_STACK_SIZE = 8 << 20 };
-static char low_stack[LOW_STACK_SIZE] __attribute__((aligned(4096)));
-
 /* CPython 3.13+ finalizes with the main thread's state, on whichever
  * thread calls Py_FinalizeEx (compat.h); 3.14+ keeps in a state the C
  * stack bounds of the thread that first ran it, and puts aside, never to
@@ -178,14 +174,8 @@ shutdown_on_a_low_stack(void)
     Py_DECREF(list);
     Py_DECREF(capsule);
     CHECK_OK(pygate_leave(tok));
-    pthread_attr_t attr;
-    CHECK(pthread_attr_init(&attr) == 0);
-    CHECK(pthread_attr_setstack(&attr, low_stack, sizeof low_stack) == 0);
-    pthread_t th;
     int rc = 1;
-    CHECK(pthread_create(&th, &attr, shut_down_here, &rc) == 0);
-    CHECK(pthread_join(th, NULL) == 0);
-    pthread_attr_destroy(&attr);
+    on_low_stack_thread(shut_down_here, &rc);
     CHECK_OK(rc);
     printf("__main__'s object freed by the finalization: %d\n",
            atomic_load(&watched_freed));

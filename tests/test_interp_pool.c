@@ -693,11 +693,6 @@ keep_watched_object(void *arg)
     return rc;
 }
 
-/* A stack far from the maker thread's: in the program's own data, below
- * every mmap()ed thread stack. */
-enum { LOW_STACK_SIZE = 8 << 20 };
-static char low_stack[LOW_STACK_SIZE] __attribute__((aligned(4096)));
-
 static void *
 close_pool_thread(void *arg)
 {
@@ -718,13 +713,7 @@ closed_on_a_low_stack(void)
     CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
     for (int i = 0; i < 2; i++)
         CHECK(run_and_wait(pool, i, keep_watched_object) == 0);
-    pthread_attr_t attr;
-    CHECK(pthread_attr_init(&attr) == 0);
-    CHECK(pthread_attr_setstack(&attr, low_stack, sizeof low_stack) == 0);
-    pthread_t th;
-    CHECK(pthread_create(&th, &attr, close_pool_thread, pool) == 0);
-    CHECK(pthread_join(th, NULL) == 0);
-    pthread_attr_destroy(&attr);
+    on_low_stack_thread(close_pool_thread, pool);
     printf("objects freed in %d of 2 ended interpreters, %ld records left\n",
            atomic_load(&members_cleared), pygate__records_count());
     CHECK(atomic_load(&members_cleared) == 2);
