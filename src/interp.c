@@ -461,7 +461,8 @@ pygate__records_describe(FILE *out)
                 atomic_load(&rec->guards) & GUARD_CLOSED ? " (closed)" : "",
                 atomic_load(&rec->capsule_alive)
                     ? ", its capsule in the interpreter dict alive" : "",
-                atomic_load(&rec->hook_kept) ? ", the hook kept its reference" : "");
+                atomic_load(&rec->hook_kept) ? ", the hook kept its reference"
+                                             : "");
         record_unlock(rec);
     }
     pthread_mutex_unlock(&registry_lock);
