@@ -452,13 +452,14 @@ pygate__records_describe(FILE *out)
         for (record_listener *l = rec->listeners; l != NULL; l = l->next)
             listeners++;
         int phase = atomic_load(&rec->phase);
+        uint64_t guards = atomic_load(&rec->guards);
         fprintf(out, "record %p: interpreter %lld%s, %s, %ld references,"
                 " %ld entries linked, %ld listeners, guards %llu%s%s%s\n",
                 (void *)rec, (long long)rec->id, rec->is_main ? " (main)" : "",
                 phase >= 0 && phase <= 2 ? phases[phase] : "?",
                 atomic_load(&rec->refs), entries, listeners,
-                (unsigned long long)(atomic_load(&rec->guards) & ~GUARD_CLOSED),
-                atomic_load(&rec->guards) & GUARD_CLOSED ? " (closed)" : "",
+                (unsigned long long)(guards & ~GUARD_CLOSED),
+                guards & GUARD_CLOSED ? " (closed)" : "",
                 atomic_load(&rec->capsule_alive)
                     ? ", its capsule in the interpreter dict alive" : "",
                 atomic_load(&rec->hook_kept) ? ", the hook kept its reference"
