@@ -129,11 +129,10 @@ static int
 attach_for_finalize(pygate_token *token, int *entered)
 {
     *entered = 0;
-    if (host_saved != NULL && (COMPAT_FINALIZE_USES_MAIN_TSTATE
-                               || pthread_equal(host_thread,
-                                                pthread_self()))) {
+    int own = pthread_equal(host_thread, pthread_self());
+    if (host_saved != NULL && (COMPAT_FINALIZE_USES_MAIN_TSTATE || own)) {
         PyEval_RestoreThread(host_saved);
-        if (!pthread_equal(host_thread, pthread_self()))
+        if (!own)   /* the init thread's stack bounds (compat.h) */
             pygate__compat_adopt_stack(host_saved);
         host_saved = NULL;
         return PYGATE_OK;
