@@ -6,7 +6,9 @@
 # (to a pool with the default unbounded queue, and to one bounded at
 # 16384 jobs), empty and json calls, median of REPS; pygate_decref's ns per
 # call into reused and into fresh memory, and what a fresh page costs (the
-# unbounded pool's jobs are fresh memory too: 128 bytes each).
+# unbounded pool's jobs are fresh memory too: 128 bytes each); one submit
+# + wait on an idle pool beside one entry; and a Python thread's ticks with
+# the pool saturated, as a share of its ticks with the pool idle.
 # Prints a markdown table with the ratios the targets name, also written
 # to bench/results/many_threads.md.  Reuses make bench's Release builds.
 #
@@ -33,8 +35,8 @@ measure() {
 }
 
 {
-  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us | idle pool round trip us | entry + the same call ns | round trip / entry | Python ticks, pool saturated (>= 25%) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT.tmp"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
@@ -53,18 +55,21 @@ for r in "${runs[@]}"; do
     --only pygate,pygate_call,pygate_pool,pygate_pool_bounded --threads 8 \
     --csv "$csv.8" >/dev/null || { echo "FAIL  $label: pygate_bench"; continue; }
   cat "$csv.1" "$csv.8" >"$csv" && rm -f "$csv.1" "$csv.8"
-  decrefs=$(at "$where" "$ROOT/$dir/bench/pool_bench" --decref | grep '^csv,')
+  targets=$(at "$where" "$ROOT/$dir/bench/pool_bench" --targets | grep '^csv,')
   awk -v label="$label" -v e1="$(rate "$csv" pygate empty 1)" \
       -v e8="$(rate "$csv" pygate empty 8)" -v p8="$(rate "$csv" pygate_pool empty 8)" \
       -v b8="$(rate "$csv" pygate_pool_bounded empty 8)" \
       -v c8="$(rate "$csv" pygate_call empty 8)" -v j8="$(rate "$csv" pygate json 8)" \
       -v jp8="$(rate "$csv" pygate_pool json 8)" \
-      -v d="$(measure "$decrefs" decref_ns one_thread_reused)" \
-      -v df="$(measure "$decrefs" decref_ns one_thread)" \
-      -v pg="$(measure "$decrefs" fresh_page_us mmap_first_write)" 'BEGIN {
-    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f |\n",
+      -v d="$(measure "$targets" decref_ns one_thread_reused)" \
+      -v df="$(measure "$targets" decref_ns one_thread)" \
+      -v pg="$(measure "$targets" fresh_page_us mmap_first_write)" \
+      -v rt="$(measure "$targets" round_trip_ns pool_submit_wait)" \
+      -v re="$(measure "$targets" round_trip_ns pygate_enter)" \
+      -v tk="$(measure "$targets" python_ticks_share pool_saturated)" 'BEGIN {
+    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f | %.0f%% |\n",
       label, e1 / 1e6, e8 / 1e6, p8 / 1e6, b8 / 1e6, p8 / e1, b8 / e1, p8 / e8, b8 / e8,
-      c8 / e8, jp8 / j8, d, df, pg }' \
+      c8 / e8, jp8 / j8, d, df, pg, rt / 1e3, re, rt / re, tk * 100 }' \
     | tee -a "$OUT.tmp"
 done
 mv "$OUT.tmp" "$OUT"

@@ -22,10 +22,12 @@
  *   executor      on 3.14+, InterpreterPoolExecutor with the same jobs, in
  *                 this process (bench/interp_executor.py)
  *
- * usage: pool_bench [--quick] [--interp] [--decref]
+ * usage: pool_bench [--quick] [--interp] [--decref] [--targets]
  *   --quick   tiny counts, for make test
  *   --interp  the interpreter pools' cpu and tiny jobs only
  *   --decref  the deferred decref only (for perf and callgrind)
+ *   --targets the worker pools' round trip, deferred decref and python
+ *             ticks only (bench/many_threads.sh)
  * Output: tables on stdout, and "csv," lines for bench/results.
  */
 #define PY_SSIZE_T_CLEAN
@@ -599,7 +601,7 @@ one_run(const char *side, int k, long jobs, cpu_work *w)
 int
 main(int argc, char **argv)
 {
-    int interp_only = 0, decref_only = 0;
+    int interp_only = 0, decref_only = 0, targets_only = 0;
     const char *one = NULL;
     int one_k = 0;
     long one_jobs = 0;
@@ -611,6 +613,8 @@ main(int argc, char **argv)
             interp_only = 1;
         else if (strcmp(argv[i], "--decref") == 0)
             decref_only = 1;
+        else if (strcmp(argv[i], "--targets") == 0)
+            targets_only = 1;
         else if (strcmp(argv[i], "--one") == 0 && i + 4 < argc
                  && (strcmp(argv[i + 1], "pool") == 0
                      || strcmp(argv[i + 1], "hand") == 0)
@@ -622,7 +626,8 @@ main(int argc, char **argv)
             i += 4;
         } else {
             fprintf(stderr, "usage: pool_bench [--quick] [--interp] [--decref]"
-                            " [--one pool|hand K JOBS work|spin]\n");
+                            " [--targets] [--one pool|hand K JOBS work|spin]"
+                            "\n");
             return 2;
         }
     }
@@ -638,6 +643,10 @@ main(int argc, char **argv)
         one_run(one, one_k, one_jobs, one_work);
     } else if (decref_only) {
         deferred_decref();
+    } else if (targets_only) {
+        round_trip();
+        deferred_decref();
+        python_thread_progress();
     } else {
         if (!interp_only) {
             round_trip();
