@@ -8,7 +8,9 @@
 # call into reused and into fresh memory, and what a fresh page costs (the
 # unbounded pool's jobs are fresh memory too: 128 bytes each); one submit
 # + wait on an idle pool beside one entry; and a Python thread's ticks with
-# the pool saturated, as a share of its ticks with the pool idle.
+# the pool saturated, as a share of its ticks with the pool idle; and the
+# pool's two halves apart: a submission, and one worker running queued jobs
+# alone, beside an entry making the same call.
 # Prints a markdown table with the ratios the targets name, also written
 # to bench/results/many_threads.md.  Reuses make bench's Release builds.
 #
@@ -35,8 +37,8 @@ measure() {
 }
 
 {
-  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us | idle pool round trip us | entry + the same call ns | round trip / entry | Python ticks, pool saturated (>= 25%) |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us | idle pool round trip us | entry + the same call ns | round trip / entry | Python ticks, pool saturated (>= 25%) | submission ns | one worker alone, ns per job | worker alone / entry |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT.tmp"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
@@ -66,10 +68,13 @@ for r in "${runs[@]}"; do
       -v pg="$(measure "$targets" fresh_page_us mmap_first_write)" \
       -v rt="$(measure "$targets" round_trip_ns pool_submit_wait)" \
       -v re="$(measure "$targets" round_trip_ns pygate_enter)" \
-      -v tk="$(measure "$targets" python_ticks_share pool_saturated)" 'BEGIN {
-    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f | %.0f%% |\n",
+      -v tk="$(measure "$targets" python_ticks_share pool_saturated)" \
+      -v ds="$(measure "$targets" drain_ns pool_submit)" \
+      -v dw="$(measure "$targets" drain_ns pool_worker)" \
+      -v de="$(measure "$targets" drain_ns pygate_enter)" 'BEGIN {
+    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.2f |\n",
       label, e1 / 1e6, e8 / 1e6, p8 / 1e6, b8 / 1e6, p8 / e1, b8 / e1, p8 / e8, b8 / e8,
-      c8 / e8, jp8 / j8, d, df, pg, rt / 1e3, re, rt / re, tk * 100 }' \
+      c8 / e8, jp8 / j8, d, df, pg, rt / 1e3, re, rt / re, tk * 100, ds, dw, dw / de }' \
     | tee -a "$OUT.tmp"
 done
 mv "$OUT.tmp" "$OUT"

@@ -5,6 +5,8 @@
  * Worker pools and deferred decref:
  *   round trip    one submit + wait on an idle pool, beside one
  *                 pygate_enter + empty call + leave
+ *   drain         submissions timed with the pool's one worker held, then
+ *                 that worker running the jobs alone, beside entries
  *   decref        pygate_decref from a thread that is not attached (ns per
  *                 call, into fresh and into reused memory, beside what a
  *                 fresh page costs), and 8 threads x N decrefs of one
@@ -26,8 +28,8 @@
  *   --quick   tiny counts, for make test
  *   --interp  the interpreter pools' cpu and tiny jobs only
  *   --decref  the deferred decref only (for perf and callgrind)
- *   --targets the worker pools' round trip, deferred decref and python
- *             ticks only (bench/many_threads.sh)
+ *   --targets the worker pools' round trip and drain, deferred decref
+ *             and python ticks only (bench/many_threads.sh)
  * Output: tables on stdout, and "csv," lines for bench/results.
  */
 #define PY_SSIZE_T_CLEAN
@@ -35,6 +37,8 @@
 #include <pygate.h>
 
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +168,106 @@ round_trip(void)
            enter_ns, pool_ns / enter_ns);
     csv("round_trip_ns", "pool_submit_wait", 1, pool_ns, "ns");
     csv("round_trip_ns", "pygate_enter", 1, enter_ns, "ns");
+}
+
+/* ---- worker pools: one worker draining a queue -------------------------- */
+
+static _Atomic long drained, to_drain;
+static _Atomic int gate_open;
+static sem_t all_drained;
+
+/* The last of to_drain posts all_drained: a waiter polling the count
+ * would pull its cache line away from the worker at every job. */
+static int
+counted_empty_job(void *arg)
+{
+    (void)arg;
+    int rc = call_main("empty", -1);
+    if (atomic_fetch_add_explicit(&drained, 1, memory_order_relaxed) + 1
+            == atomic_load_explicit(&to_drain, memory_order_relaxed))
+        sem_post(&all_drained);
+    return rc;
+}
+
+/* Keeps the pool's worker (not the GIL) until the gate opens. */
+static int
+gate_job(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    while (!atomic_load(&gate_open))
+        sched_yield();
+    Py_END_ALLOW_THREADS
+    return 0;
+}
+
+static double entering_seconds;
+
+/* A native thread of its own (as the worker is, and as pygate_bench's
+ * entering threads are): *arg entries, each making the jobs' call. */
+static void *
+entering_thread(void *arg)
+{
+    long n = *(long *)arg;
+    double t0 = now();
+    for (long i = 0; i < n; i++) {
+        pygate_token tok;
+        check(pygate_enter(main_view, &tok), "enter");
+        counted_empty_job(NULL);
+        pygate_leave(tok);
+    }
+    entering_seconds = now() - t0;
+    return NULL;
+}
+
+/* The two halves of a pool's work apart, with nothing running beside
+ * them: n jobs submitted from one thread while the pool's one worker is
+ * held (what a submission costs), then run by that worker alone (what it
+ * costs the worker to take, run and end a job), beside n entries making
+ * the same call on a native thread of their own.  The worker can run jobs
+ * no faster than this, whoever submits them.  Twice, the second measured:
+ * the jobs' memory is fresh the first time. */
+static void
+drain(void)
+{
+    long n = quick ? 1000 : 100000;
+    pygate_pool_options one = {.workers = 1};
+    pygate_pool *pool;
+    check(pygate_pool_open(main_view, &one, &pool), "pool_open");
+    sem_init(&all_drained, 0, 0);
+    double submit_ns = 0, drain_ns = 0, enter_ns = 0;
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&gate_open, 0);
+        atomic_store(&drained, 0);
+        atomic_store(&to_drain, n);
+        check(pygate_pool_submit(pool, gate_job, NULL, NULL), "submit");
+        double t0 = now();
+        for (long i = 0; i < n; i++)
+            check(pygate_pool_submit(pool, counted_empty_job, NULL, NULL),
+                  "submit");
+        submit_ns = (now() - t0) * 1e9 / (double)n;
+        t0 = now();
+        atomic_store(&gate_open, 1);
+        while (sem_wait(&all_drained) != 0)
+            ;
+        drain_ns = (now() - t0) * 1e9 / (double)n;
+        atomic_store(&drained, 0);
+        atomic_store(&to_drain, 0);   /* nobody waits on the entries */
+        pthread_t th;
+        long calls = n;
+        pthread_create(&th, NULL, entering_thread, &calls);
+        pthread_join(th, NULL);
+        enter_ns = entering_seconds * 1e9 / (double)n;
+    }
+    pygate_pool_close(pool);
+    sem_destroy(&all_drained);
+    printf("worker pool, apart: a submission %.0f ns (the worker held);"
+           " one worker alone runs a queued job in %.0f ns; one"
+           " pygate_enter + the same call + leave %.0f ns (%.2fx)\n",
+           submit_ns, drain_ns, enter_ns, drain_ns / enter_ns);
+    csv("drain_ns", "pool_submit", 1, submit_ns, "ns");
+    csv("drain_ns", "pool_worker", 1, drain_ns, "ns");
+    csv("drain_ns", "pygate_enter", 1, enter_ns, "ns");
 }
 
 /* ---- deferred decref ----------------------------------------------------- */
@@ -645,11 +749,13 @@ main(int argc, char **argv)
         deferred_decref();
     } else if (targets_only) {
         round_trip();
+        drain();
         deferred_decref();
         python_thread_progress();
     } else {
         if (!interp_only) {
             round_trip();
+            drain();
             deferred_decref();
             python_thread_progress();
             interp_pool_costs();
