@@ -16,6 +16,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Built with AddressSanitizer (gcc defines the macro, clang has the
+ * feature test): the slabs below tell it which of their bytes are freed,
+ * as malloc would.  Without, a job used after its free went unseen: its
+ * block stays allocated until its last object is freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#  define PYGATE__ASAN 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer)
+#    define PYGATE__ASAN 1
+#  endif
+#endif
+#ifdef PYGATE__ASAN
+#  include <sanitizer/asan_interface.h>
+#  define slab_poison(addr, size) ASAN_POISON_MEMORY_REGION(addr, size)
+#  define slab_unpoison(addr, size) ASAN_UNPOISON_MEMORY_REGION(addr, size)
+#else
+#  define slab_poison(addr, size) ((void)(addr), (void)(size))
+#  define slab_unpoison(addr, size) ((void)(addr), (void)(size))
+#endif
+
 /* Acquisitions left before the armed one fails (1: the next one); 0 when
  * none is armed. */
 static _Atomic long fail_countdown;
@@ -123,6 +143,8 @@ slab_unref(slab_block *b, uint32_t n)
         b = NULL;
     }
     pthread_mutex_unlock(&spare_lock);
+    if (b != NULL)
+        slab_unpoison(b->first, SLAB_BYTES - sizeof *b);
     free(b);
 }
 
@@ -161,6 +183,9 @@ slab_new(size_t size)
         b = (slab_block *)aligned_alloc(CACHE_LINE, SLAB_BYTES);
     if (b == NULL)
         return NULL;
+    /* Nothing carved yet: every object's bytes are off limits until
+     * handed out (a spare block's are already). */
+    slab_poison(b->first, SLAB_BYTES - sizeof *b);
     atomic_init(&b->live, (uint32_t)capacity + 1);
     b->used = 0;
     b->capacity = (uint32_t)capacity;
@@ -188,6 +213,7 @@ pygate__slab_alloc(slab_block **mine, size_t size)
         *mine = b = fresh;
     }
     h = (slab_header *)(b->first + (size_t)b->used++ * b->stride);
+    slab_unpoison(h, sizeof *h + size);   /* the rest of the stride stays */
     h->block = b;
     memset(h + 1, 0, size);
     return h + 1;
@@ -199,8 +225,14 @@ pygate__slab_free(void *obj)
     if (obj == NULL)
         return;
     slab_header *h = (slab_header *)obj - 1;
-    if (h->block != NULL)
-        slab_unref(h->block, 1);
-    else
+    slab_block *b = h->block;
+    if (b == NULL) {
         free(h);
+        return;
+    }
+    /* Before the reference goes: after it, the block may be another
+     * thread's again, or freed.  The header too: a second free of the
+     * object is reported where it reads it. */
+    slab_poison(h, b->stride);
+    slab_unref(b, 1);
 }

@@ -11,14 +11,26 @@
  * failed nested one, nothing queued after a failed submit), and that the
  * same call made again succeeds.  At the end of each child: every thread
  * state pygate made is gone, and finalization finds no guard to wait for.
+ *
+ * And the slabs that pool jobs come from: objects zeroed, distinct and
+ * reused; under AddressSanitizer, what they free is poisoned as malloc's
+ * is, so that a job used after its free (or freed twice) is reported.
  */
 #include "harness.h"
 
 #include <sys/wait.h>
+#if UNDER_ASAN
+#  include <sanitizer/asan_interface.h>
+#endif
 
-/* src/alloc.c's test hooks (internal, linked from the static library). */
+/* src/alloc.c's test hooks and slabs (internal, linked from the static
+ * library). */
 void pygate__alloc_fail_at(long n);
 long pygate__alloc_count_reset(void);
+typedef struct slab_block slab_block;
+void *pygate__slab_alloc(slab_block **mine, size_t size);
+void pygate__slab_free(void *obj);
+void pygate__slab_release(slab_block **mine);
 
 static pygate_view *view;
 static int enomem_seen;   /* failures that reached this life's calls */
@@ -248,8 +260,97 @@ every_acquisition_fails_cleanly(void)
     CHECK(not_reached <= 3);   /* the count is nearly fixed */
 }
 
+/* Bytes of an object a slab handed out, all zero. */
+static int
+all_zero(const unsigned char *obj, size_t size)
+{
+    for (size_t i = 0; i < size; i++)
+        if (obj[i] != 0)
+            return 0;
+    return 1;
+}
+
+#if UNDER_ASAN
+/* In a child: touch(obj) must die of AddressSanitizer's report of a
+ * poisoned address (not of a crash, nor live on). */
+static void
+check_reported(void (*touch)(void *), void *obj)
+{
+    int out[2];
+    CHECK(pipe(out) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 2);
+        touch(obj);
+        _exit(0);   /* not reported: the parent fails */
+    }
+    close(out[1]);
+    char report[16384];
+    size_t len = 0;
+    ssize_t got;
+    while ((got = read(out[0], report + len, sizeof report - 1 - len)) > 0)
+        len += (size_t)got;
+    report[len] = 0;
+    close(out[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    CHECK(strstr(report, "AddressSanitizer: use-after-poison") != NULL);
+}
+
+static void
+read_one(void *obj)
+{
+    printf("%d\n", *(volatile unsigned char *)obj);
+}
+
+static void
+free_again(void *obj)
+{
+    pygate__slab_free(obj);
+}
+#endif
+
+static void
+slab_poisons_what_it_frees(void)
+{
+    enum { SIZE = 100 };   /* not a multiple of 8: the tail is checked */
+    slab_block *mine = NULL;
+    unsigned char *a = pygate__slab_alloc(&mine, SIZE);
+    CHECK(a != NULL && all_zero(a, SIZE));
+    memset(a, 0xAB, SIZE);
+    unsigned char *b = pygate__slab_alloc(&mine, SIZE);
+    CHECK(b != NULL && b != a && all_zero(b, SIZE));
+    pygate__slab_free(a);
+#if UNDER_ASAN
+    CHECK(__asan_address_is_poisoned(a));
+    CHECK(__asan_address_is_poisoned(a + SIZE - 1));
+    CHECK(__asan_region_is_poisoned(b, SIZE) == NULL);
+    CHECK(__asan_address_is_poisoned(b + SIZE));   /* past the object */
+    check_reported(read_one, a);
+    check_reported(free_again, a);
+#endif
+    pygate__slab_free(b);
+    pygate__slab_release(&mine);   /* the block is empty: kept for reuse */
+    /* A thread that comes next gets kept blocks back, usable and zeroed. */
+    for (int i = 0; i < 200; i++) {
+        unsigned char *c = pygate__slab_alloc(&mine, SIZE);
+        CHECK(c != NULL && all_zero(c, SIZE));
+        memset(c, 0xCD, SIZE);
+        pygate__slab_free(c);
+    }
+    pygate__slab_release(&mine);
+    printf("slab objects zeroed, distinct and reused;%s\n",
+           UNDER_ASAN ? " freed ones poisoned, a read and a second free"
+                        " of one reported by AddressSanitizer"
+                      : " poisoning checked only under AddressSanitizer");
+}
+
 static const scenario scenarios[] = {
     {"every_acquisition_fails_cleanly", every_acquisition_fails_cleanly},
+    {"slab_poisons_what_it_frees", slab_poisons_what_it_frees},
     {NULL, NULL}
 };
 
