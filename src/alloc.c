@@ -17,9 +17,10 @@
 #include <string.h>
 
 /* Built with AddressSanitizer (gcc defines the macro, clang has the
- * feature test): the slabs below tell it which of their bytes are freed,
- * as malloc would.  Without, a job used after its free went unseen: its
- * block stays allocated until its last object is freed. */
+ * feature test), or for valgrind memcheck (PYGATE_VALGRIND, from the
+ * PYGATE_MEMCHECK build): the slabs below tell the checker which of their
+ * bytes are freed, as malloc would.  Without, a job used after its free
+ * went unseen: its block stays allocated until its last object is freed. */
 #if defined(__SANITIZE_ADDRESS__)
 #  define PYGATE__ASAN 1
 #elif defined(__has_feature)
@@ -31,6 +32,10 @@
 #  include <sanitizer/asan_interface.h>
 #  define slab_poison(addr, size) ASAN_POISON_MEMORY_REGION(addr, size)
 #  define slab_unpoison(addr, size) ASAN_UNPOISON_MEMORY_REGION(addr, size)
+#elif defined(PYGATE_VALGRIND)
+#  include <valgrind/memcheck.h>
+#  define slab_poison(addr, size) VALGRIND_MAKE_MEM_NOACCESS(addr, size)
+#  define slab_unpoison(addr, size) VALGRIND_MAKE_MEM_UNDEFINED(addr, size)
 #else
 #  define slab_poison(addr, size) ((void)(addr), (void)(size))
 #  define slab_unpoison(addr, size) ((void)(addr), (void)(size))
