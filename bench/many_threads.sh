@@ -6,7 +6,7 @@
 # (to a pool with the default unbounded queue, and to one bounded at
 # 16384 jobs), empty and json calls, median of REPS; pygate_decref's ns per
 # call into reused and into fresh memory, and what a fresh page costs (the
-# unbounded pool's jobs are fresh memory too: 128 bytes each); one submit
+# unbounded pool's jobs are fresh memory too: 64 bytes each); one submit
 # + wait on an idle pool beside one entry; and a Python thread's ticks with
 # the pool saturated, as a share of its ticks with the pool idle; and the
 # pool's two halves apart: a submission, and one worker running queued jobs

@@ -483,6 +483,7 @@ typedef struct pygate_thread {
     record *home;                  /* see pygate__thread_make_home */
     decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
     slab_block *job_slab;          /* pool jobs it submits (pool.c) */
+    slab_block *waited_job_slab;   /* those with a handle or callback */
     int pool_worker;               /* a pool's worker thread (pool.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;

@@ -68,28 +68,53 @@ typedef struct chunk {
     pthread_t owner;
     unsigned n;                     /* slots used, under pool->lock */
     job *_Atomic slots[CHUNK_MAX];  /* emptied by whoever starts its job */
+    job *started[CHUNK_MAX];        /* the owner's, from its slot (cleared
+                                       under pool->lock), so that a child
+                                       of fork() finds the jobs that were
+                                       running (pools_child) */
 } chunk;
 
 /* The inbox of a pool that accepts no more jobs. */
 #define INBOX_CLOSED ((job *)(uintptr_t)1)
 
+/* Every job: what a worker reads and writes for each, in one cache line
+ * with its slab header (alloc.c).  The lines a job takes are what the
+ * worker waits for when the submitter ran on another core: with four a
+ * job instead of two, eight submitters' jobs ran at 0.6x the rate
+ * (PERFORMANCE.md). */
 struct job {
-    pool *pool;                 /* holds a reference */
+    job *next;                  /* queue */
     pygate_job_fn fn;
     void *arg;
+    int result;
+    uint8_t state;              /* under pool->lock */
+    uint8_t refs;               /* the queue or worker, and the handle */
+    uint8_t waited;             /* a waited_job */
+};
+
+/* 56 bytes and the slab's 8-byte header: one line (CACHE_LINE, alloc.c). */
+_Static_assert(sizeof(job) <= 56, "a job takes more than one cache line");
+
+/* A job with a handle to wait on, or a completion callback. */
+typedef struct waited_job waited_job;
+struct waited_job {
+    job job;                    /* first: a job * is a waited_job * */
+    pool *pool;
     pygate_done_fn done;        /* or NULL */
     void *done_arg;
-    int state;                  /* under pool->lock */
-    int result;
-    int collected;              /* the waiter asked for the exception */
-    int refs;                   /* the queue or worker, and the handle */
     PyObject *exc;              /* raised by fn; NULL once taken or dropped */
     char *text;                 /* exc formatted, for any thread */
-    pthread_t taker;            /* the worker running it (fork) */
     uintptr_t handle;           /* 0: nobody waits */
-    job *next;                  /* queue */
-    job *live_prev, *live_next; /* jobs not freed yet */
+    int collected;              /* the waiter asked for the exception */
+    waited_job *live_prev, *live_next;   /* not freed yet */
 };
+
+/* j's handle and callback part, or NULL: nobody waits for j. */
+static waited_job *
+waited_of(job *j)
+{
+    return j->waited ? (waited_job *)j : NULL;
+}
 
 struct pool {
     uintptr_t handle;
@@ -116,7 +141,7 @@ struct pool {
     unsigned resting;           /* workers waiting for the one standing by
                                    to join a round (on standby) */
     job *head, *tail;           /* queue */
-    job *live;
+    waited_job *live;
     int accepting;
     int refused;                /* error for submissions when not accepting */
     int stopping;               /* workers exit once the queue is empty */
@@ -149,9 +174,9 @@ pygate__pools_describe(FILE *out)
     for (pool *p = all_pools; p != NULL; p = p->all_next) {
         pthread_mutex_lock(&p->lock);
         long live = 0;
-        for (job *j = p->live; j != NULL; j = j->live_next)
+        for (waited_job *w = p->live; w != NULL; w = w->live_next)
             live++;
-        fprintf(out, "pool %p: record %p, %d references, %ld live jobs,"
+        fprintf(out, "pool %p: record %p, %d references, %ld waited jobs,"
                 " %u workers alive, %s, submitted %llu completed %llu"
                 " cancelled %llu\n", (void *)p, (void *)p->rec, p->refs, live,
                 p->workers_alive, p->accepting ? "accepting" : "closed",
@@ -213,18 +238,21 @@ pool_unref(pool *p)
         pool_free(p);
 }
 
-/* Under p->lock: drops a reference to j (its exception object is gone
- * already); the last one frees it and drops its reference to the pool.
- * Returns 1 when that was the pool's last (free it after unlocking).  A
- * worker never sees 1: the pool's handle or listener outlives it. */
+/* Under p->lock: drops a reference to j, a job of p (its exception
+ * object is gone already); the last one frees it and drops its reference
+ * to the pool.  Returns 1 when that was the pool's last (free it after
+ * unlocking).  A worker never sees 1: the pool's handle or listener
+ * outlives it. */
 static int
-job_unref_locked(job *j)
+job_unref_locked(pool *p, job *j)
 {
     if (--j->refs > 0)
         return 0;
-    pool *p = j->pool;
-    PYGATE__LIST_UNLINK(p->live, j, live_prev, live_next);
-    free_text(j->text);
+    waited_job *w = waited_of(j);
+    if (w != NULL) {
+        PYGATE__LIST_UNLINK(p->live, w, live_prev, live_next);
+        free_text(w->text);
+    }
     pygate__slab_free(j);
     return pool_unref_locked(p);
 }
@@ -263,9 +291,9 @@ pygate__format_exception(PyObject *exc)
 /* The job's completion callback, attached, with what fn raised (the
  * callback collects it); one the callback raises itself is reported. */
 static void
-call_done(job *j, int result, PyObject *exc)
+call_done(waited_job *w, int result, PyObject *exc)
 {
-    j->done(PYGATE_OK, result, exc, j->done_arg);
+    w->done(PYGATE_OK, result, exc, w->done_arg);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable(NULL);
     Py_XDECREF(exc);
@@ -284,11 +312,12 @@ static outcome
 run_job(job *j)
 {
     outcome o = {j->fn(j->arg), PyErr_GetRaisedException(), NULL};
-    if (j->done != NULL) {
-        call_done(j, o.result, o.exc);
+    waited_job *w = waited_of(j);
+    if (w != NULL && w->done != NULL) {
+        call_done(w, o.result, o.exc);
         o.exc = NULL;
     }
-    if (o.exc != NULL && j->handle == 0) {
+    if (o.exc != NULL && (w == NULL || w->handle == 0)) {
         PyErr_SetRaisedException(o.exc);
         PyErr_WriteUnraisable(NULL);
         o.exc = NULL;
@@ -311,7 +340,9 @@ enqueue_locked(pool *p, job *newest)
         newest->next = oldest;
         oldest = newest;
         p->refs++;   /* the job's */
-        PYGATE__LIST_PUSH(p->live, newest, live_prev, live_next);
+        waited_job *w = waited_of(newest);
+        if (w != NULL)
+            PYGATE__LIST_PUSH(p->live, w, live_prev, live_next);
         p->submitted++;
         newest = next;
     }
@@ -384,7 +415,6 @@ pop_job_locked(pool *p)
     if (p->head == NULL)
         p->tail = NULL;
     j->state = JOB_RUNNING;
-    j->taker = pthread_self();
     return j;
 }
 
@@ -421,10 +451,8 @@ steal_locked(pool *p, const chunk *mine, job **out, unsigned max)
         chunk *c = &p->chunks[w];
         for (unsigned i = c->n; c != mine && i > 0 && n < max; i--) {
             job *j = atomic_exchange(&c->slots[i - 1], NULL);
-            if (j != NULL) {
-                j->taker = pthread_self();
+            if (j != NULL)
                 out[n++] = j;
-            }
         }
     }
     return n;
@@ -445,8 +473,10 @@ take_jobs_locked(pool *p, chunk *mine, unsigned max)
     count_taken_locked(p, n);
     if (n == 0)
         n = steal_locked(p, mine, taken, max);
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
         atomic_store_explicit(&mine->slots[i], taken[i], memory_order_relaxed);
+        mine->started[i] = NULL;
+    }
     mine->n = n;
     /* A job of the chunk may block: unless a worker stands by, a sleeping
      * one wakes to, for the jobs left (may_run_locked), which their
@@ -459,25 +489,44 @@ take_jobs_locked(pool *p, chunk *mine, unsigned max)
     return n;
 }
 
-/* Ends the jobs of a chunk that ran (NULL: another worker took it), with
- * their outcomes, under one lock; the chunk is empty after. */
+/* Ends the jobs of a chunk that ran (its started ones: NULL where another
+ * worker took one), with their outcomes, under one lock; the chunk is
+ * empty after. */
 static void
-complete_jobs(pool *p, chunk *mine, job **jobs, const outcome *o, unsigned n)
+complete_jobs(pool *p, chunk *mine, const outcome *o, unsigned n)
 {
     pthread_mutex_lock(&p->lock);
     mine->n = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (jobs[i] == NULL)
+        job *j = mine->started[i];
+        if (j == NULL)
             continue;
-        jobs[i]->result = o[i].result;
-        jobs[i]->exc = o[i].exc;
-        jobs[i]->text = o[i].text;
-        jobs[i]->state = JOB_DONE;
+        j->result = o[i].result;
+        if (o[i].exc != NULL) {   /* only a job with a handle keeps one */
+            waited_job *w = waited_of(j);
+            assert(w != NULL);
+            w->exc = o[i].exc;
+            w->text = o[i].text;
+        }
+        j->state = JOB_DONE;
         p->completed++;
-        job_unref_locked(jobs[i]);
+        job_unref_locked(p, j);
     }
     pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* Starts the job of the chunk's slot i, unless another worker took it;
+ * NULL then.  Recorded in started before it leaves the slot: a child of
+ * fork() made in between finds it in one of the two (pools_child). */
+static job *
+start_job(chunk *mine, unsigned i)
+{
+    job *j = atomic_load_explicit(&mine->slots[i], memory_order_relaxed);
+    mine->started[i] = j;
+    if (j != NULL && atomic_exchange(&mine->slots[i], NULL) != j)
+        j = mine->started[i] = NULL;   /* taken meanwhile */
+    return j;
 }
 
 /* Attached: runs queued jobs until the batch or the hold bound is used up,
@@ -487,7 +536,6 @@ complete_jobs(pool *p, chunk *mine, job **jobs, const outcome *o, unsigned n)
 static void
 run_batch(pool *p, chunk *mine)
 {
-    job *jobs[CHUNK_MAX];
     outcome done[CHUNK_MAX];
     double start = pygate__now();
     unsigned ran = 0, chunk = 1;
@@ -496,10 +544,12 @@ run_batch(pool *p, chunk *mine)
         pthread_mutex_lock(&p->lock);
         unsigned n = take_jobs_locked(p, mine, want);
         pthread_mutex_unlock(&p->lock);
-        for (unsigned i = 0; i < n; i++)
-            if ((jobs[i] = atomic_exchange(&mine->slots[i], NULL)) != NULL)
-                done[i] = run_job(jobs[i]);
-        complete_jobs(p, mine, jobs, done, n);
+        for (unsigned i = 0; i < n; i++) {
+            job *j = start_job(mine, i);
+            if (j != NULL)
+                done[i] = run_job(j);
+        }
+        complete_jobs(p, mine, done, n);
         ran += n;
         double spent = pygate__now() - start;
         if (n < want || spent >= p->hold_seconds)
@@ -517,7 +567,7 @@ end_cancelled_locked(pool *p, job *j)
 {
     j->state = JOB_CANCELLED;
     p->cancelled++;
-    job_unref_locked(j);
+    job_unref_locked(p, j);
 }
 
 /* Under p->lock: every queued job ends CANCELLED; completion callbacks
@@ -527,9 +577,10 @@ cancel_queue_locked(pool *p)
 {
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
-        if (j->done != NULL) {
+        waited_job *w = waited_of(j);
+        if (w != NULL && w->done != NULL) {
             pthread_mutex_unlock(&p->lock);
-            j->done(PYGATE_ECANCELLED, 0, NULL, j->done_arg);
+            w->done(PYGATE_ECANCELLED, 0, NULL, w->done_arg);
             pthread_mutex_lock(&p->lock);
         }
         count_taken_locked(p, 1);
@@ -779,9 +830,10 @@ drop_exceptions(pool *p)
     for (;;) {
         PyObject *exc = NULL;
         pthread_mutex_lock(&p->lock);
-        for (job *j = p->live; j != NULL && exc == NULL; j = j->live_next) {
-            exc = j->exc;
-            j->exc = NULL;
+        for (waited_job *w = p->live; w != NULL && exc == NULL;
+             w = w->live_next) {
+            exc = w->exc;
+            w->exc = NULL;
         }
         pthread_mutex_unlock(&p->lock);
         if (exc == NULL)
@@ -819,11 +871,11 @@ pool_use(pygate_pool *handle, handle_slot **slot)
     return *slot != NULL ? (pool *)(*slot)->object : NULL;
 }
 
-static job *
+static waited_job *
 job_of(pygate_job *handle)
 {
     handle_slot *slot = pygate__handle_get((uintptr_t)handle, HANDLE_JOB);
-    return slot != NULL ? (job *)slot->object : NULL;
+    return slot != NULL ? (waited_job *)slot->object : NULL;
 }
 
 /* Refuses new jobs from now on, with `refused`: it ends the wait of
@@ -897,17 +949,41 @@ pools_parent(void)
     pthread_mutex_unlock(&pools_lock);
 }
 
-/* In the child, under p->lock: jobs running on workers that are gone. */
+/* In the child, under p->lock: a job of another worker's chunk, running
+ * or not started; a job taken over from a chunk may also be in the
+ * started of the one it came from.  Listed once through next (unused
+ * once off the queue), marked so. */
+static void
+list_running_once(job *j, job **list)
+{
+    if (j == NULL || j->state != JOB_RUNNING)
+        return;
+    j->state = JOB_CANCELLED;
+    j->next = *list;
+    *list = j;
+}
+
+/* In the child, under p->lock: jobs running on workers that are gone, or
+ * waiting in their chunks.  A worker's jobs stay in its chunk (a slot,
+ * or started) from the lock it took them under to the lock it ends them
+ * under, which the fork held. */
 static void
 cancel_running_elsewhere_locked(pool *p)
 {
-    job *next;
-    for (job *j = p->live; j != NULL; j = next) {
-        next = j->live_next;
-        if (j->state == JOB_RUNNING
-                && !pthread_equal(j->taker, pthread_self())) {
-            end_cancelled_locked(p, j);
+    job *list = NULL;
+    for (unsigned w = 0; w < p->nworkers; w++) {
+        chunk *c = &p->chunks[w];
+        if (pthread_equal(c->owner, pthread_self()))
+            continue;
+        for (unsigned i = 0; i < c->n; i++) {
+            list_running_once(atomic_load(&c->slots[i]), &list);
+            list_running_once(c->started[i], &list);
         }
+    }
+    while (list != NULL) {
+        job *next = list->next;
+        end_cancelled_locked(p, list);
+        list = next;
     }
 }
 
@@ -919,7 +995,8 @@ cancel_queued_silent_locked(pool *p)
     job *keep = NULL, *keep_tail = NULL;
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
-        if (j->done == NULL) {
+        waited_job *w = waited_of(j);
+        if (w == NULL || w->done == NULL) {
             count_taken_locked(p, 1);
             end_cancelled_locked(p, j);
             continue;
@@ -1161,6 +1238,40 @@ wait_for_room(pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A job, zeroed, from the submitting thread's slab for its kind (t NULL:
+ * calloc): with a handle (slot non-NULL: the handle's slot, its object to
+ * be set once the job is queued) or a callback, a waited_job.  Jobs from one slab: a job made by one thread
+ * and freed by another defeats malloc's per-thread caches (calloc and
+ * free cost 350 instructions a job on 3.12.1, more than an empty job's
+ * Python call).  NULL when memory ran out. */
+static job *
+new_job(pool *p, pygate_thread *t, pygate_done_fn done, void *done_arg,
+        handle_slot **slot)
+{
+    if (done == NULL && slot == NULL) {
+        job *j = (job *)pygate__slab_alloc(t != NULL ? &t->job_slab : NULL,
+                                           sizeof *j);
+        if (j != NULL)
+            j->refs = 1;
+        return j;
+    }
+    waited_job *w = (waited_job *)pygate__slab_alloc(
+        t != NULL ? &t->waited_job_slab : NULL, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    if (slot != NULL
+            && (w->handle = pygate__handle_new(HANDLE_JOB, slot)) == 0) {
+        pygate__slab_free(w);
+        return NULL;
+    }
+    w->job.waited = 1;
+    w->job.refs = slot != NULL ? 2 : 1;
+    w->pool = p;
+    w->done = done;
+    w->done_arg = done_arg;
+    return &w->job;
+}
+
 static int
 submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
           void *done_arg, pygate_job **out)
@@ -1173,29 +1284,16 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
             wait_for_room(p);
         atomic_fetch_add_explicit(&p->offered, 1, memory_order_relaxed);
     }
-    /* Jobs come from the submitting thread's own slab: a job made by one
-     * thread and freed by another defeats malloc's per-thread caches
-     * (calloc and free cost 350 instructions a job on 3.12.1, more than
-     * an empty job's Python call). */
-    job *j = (job *)pygate__slab_alloc(t != NULL ? &t->job_slab : NULL,
-                                       sizeof *j);
     handle_slot *slot = NULL;
-    if (j != NULL && out != NULL
-            && (j->handle = pygate__handle_new(HANDLE_JOB, &slot)) == 0) {
-        pygate__slab_free(j);
-        j = NULL;
-    }
+    job *j = new_job(p, t, done, done_arg, out != NULL ? &slot : NULL);
     if (j == NULL) {
         if (p->max_queued != 0)
             atomic_fetch_sub_explicit(&p->offered, 1, memory_order_relaxed);
         return PYGATE_ENOMEM;
     }
-    j->pool = p;
+    waited_job *w = waited_of(j);
     j->fn = fn;
     j->arg = arg;
-    j->done = done;
-    j->done_arg = done_arg;
-    j->refs = out != NULL ? 2 : 1;
     job *newest = atomic_load_explicit(&p->inbox, memory_order_relaxed);
     do {
         if (newest == INBOX_CLOSED) {
@@ -1205,8 +1303,8 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
                 atomic_fetch_sub_explicit(&p->offered, 1,
                                           memory_order_relaxed);
             pthread_mutex_unlock(&p->lock);
-            if (j->handle != 0)
-                pygate__handle_close(j->handle, HANDLE_JOB);
+            if (w != NULL && w->handle != 0)
+                pygate__handle_close(w->handle, HANDLE_JOB);
             pygate__slab_free(j);
             return rc;
         }
@@ -1221,9 +1319,9 @@ submit_to(pool *p, pygate_job_fn fn, void *arg, pygate_done_fn done,
         pthread_cond_signal(&p->work);
         pthread_mutex_unlock(&p->lock);
     }
-    if (slot != NULL) {
-        slot->object = j;
-        *out = (pygate_job *)j->handle;
+    if (out != NULL) {
+        slot->object = w;
+        *out = (pygate_job *)w->handle;
     }
     return PYGATE_OK;
 }
@@ -1284,10 +1382,11 @@ pygate__impl_pool_counts(pygate_pool *handle, uint64_t *submitted,
 int
 pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
 {
-    job *j = job_of(handle);
-    if (j == NULL || timeout != timeout)
+    waited_job *w = job_of(handle);
+    if (w == NULL || timeout != timeout)
         return PYGATE_EINVAL;
-    pool *p = j->pool;
+    pool *p = w->pool;
+    job *j = &w->job;
     /* The job may need the GIL to run; a poll does not wait for it. */
     PyThreadState *attached = timeout != 0 ? pygate__release_if_attached()
                                            : NULL;
@@ -1317,21 +1416,21 @@ pygate__impl_job_wait(pygate_job *handle, double timeout, int *result)
 int
 pygate__impl_job_exception(pygate_job *handle, PyObject **exc)
 {
-    job *j = job_of(handle);
-    if (j == NULL || exc == NULL)
+    waited_job *w = job_of(handle);
+    if (w == NULL || exc == NULL)
         return PYGATE_EINVAL;
     PyThreadState *attached = pygate__compat_current_tstate();
     if (attached == NULL
-            || PyThreadState_GetInterpreter(attached) != j->pool->rec->interp)
+            || PyThreadState_GetInterpreter(attached) != w->pool->rec->interp)
         return PYGATE_ENOTATTACHED;
-    pthread_mutex_lock(&j->pool->lock);
-    int done = j->state == JOB_DONE;
-    *exc = j->exc;
+    pthread_mutex_lock(&w->pool->lock);
+    int done = w->job.state == JOB_DONE;
+    *exc = w->exc;
     Py_XINCREF(*exc);
     if (done)
-        j->collected = 1;
-    int dropped = j->exc == NULL && j->text != NULL;
-    pthread_mutex_unlock(&j->pool->lock);
+        w->collected = 1;
+    int dropped = w->exc == NULL && w->text != NULL;
+    pthread_mutex_unlock(&w->pool->lock);
     if (!done)
         return PYGATE_EBUSY;
     return dropped ? PYGATE_EGONE : PYGATE_OK;
@@ -1340,15 +1439,15 @@ pygate__impl_job_exception(pygate_job *handle, PyObject **exc)
 int
 pygate__impl_job_exception_text(pygate_job *handle, const char **text)
 {
-    job *j = job_of(handle);
-    if (j == NULL || text == NULL)
+    waited_job *w = job_of(handle);
+    if (w == NULL || text == NULL)
         return PYGATE_EINVAL;
-    pthread_mutex_lock(&j->pool->lock);
-    int done = j->state == JOB_DONE;
-    *text = done ? j->text : NULL;
+    pthread_mutex_lock(&w->pool->lock);
+    int done = w->job.state == JOB_DONE;
+    *text = done ? w->text : NULL;
     if (done)
-        j->collected = 1;
-    pthread_mutex_unlock(&j->pool->lock);
+        w->collected = 1;
+    pthread_mutex_unlock(&w->pool->lock);
     return done ? PYGATE_OK : PYGATE_EBUSY;
 }
 
@@ -1373,18 +1472,18 @@ report_uncollected(pool *p, PyObject *exc, const char *text)
 int
 pygate__impl_job_close(pygate_job *handle)
 {
-    job *j = job_of(handle);
-    if (j == NULL || !pygate__handle_close((uintptr_t)handle, HANDLE_JOB))
+    waited_job *w = job_of(handle);
+    if (w == NULL || !pygate__handle_close((uintptr_t)handle, HANDLE_JOB))
         return PYGATE_EINVAL;
-    pool *p = j->pool;
+    pool *p = w->pool;
     pthread_mutex_lock(&p->lock);
-    PyObject *exc = j->exc;
-    j->exc = NULL;
-    char *text = !j->collected && j->text != NULL ? pygate__strdup(j->text)
+    PyObject *exc = w->exc;
+    w->exc = NULL;
+    char *text = !w->collected && w->text != NULL ? pygate__strdup(w->text)
                                                   : NULL;
-    int uncollected = !j->collected && (exc != NULL || j->text != NULL);
-    j->handle = 0;   /* a job still queued reports its own exception */
-    int last = job_unref_locked(j);
+    int uncollected = !w->collected && (exc != NULL || w->text != NULL);
+    w->handle = 0;   /* a job still queued reports its own exception */
+    int last = job_unref_locked(p, &w->job);
     pthread_mutex_unlock(&p->lock);
     if (uncollected)
         report_uncollected(p, exc, text);

@@ -424,6 +424,7 @@ thread_destroy(void *arg)
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
     pygate__slab_release(&t->job_slab);
+    pygate__slab_release(&t->waited_job_slab);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -491,6 +492,7 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
             }
             pygate__decref_blocks_release(t->decref_slots);
             pygate__slab_release(&t->job_slab);
+            pygate__slab_release(&t->waited_job_slab);
             free(t->frames);
             free(t);
         }
