@@ -61,7 +61,7 @@ void pygate__slab_release(slab_block **mine);
 
 /* A doubly linked list threaded through fields `prev` and `next` of its
  * nodes, with *head the first node (the record registry, the thread list,
- * a record's entries, a pool's live jobs).  The caller holds the list's
+ * a record's entries, a pool's waited jobs).  The caller holds the list's
  * lock. */
 #define PYGATE__LIST_PUSH(head, node, prev, next)                            \
     do {                                                                     \
@@ -315,8 +315,8 @@ long pygate__records_count(void);
 /* One line per record alive: its interpreter, phase, references, entries,
  * listeners and guards (tests/soak.c prints them when records are left). */
 void pygate__records_describe(FILE *out);
-/* One line per pool not freed: its record, references, live jobs, workers
- * and counts (the same census). */
+/* One line per pool not freed: its record, references, jobs with a
+ * handle or a callback not freed, workers and counts (the same census). */
 void pygate__pools_describe(FILE *out);
 /* The registry, walked under pygate__records_lock_all(): the first record when
  * rec is NULL, then the next one, then NULL. */
