@@ -116,6 +116,14 @@ waited_of(job *j)
     return j->waited ? (waited_job *)j : NULL;
 }
 
+/* j as a job with a completion callback, or NULL. */
+static waited_job *
+with_callback(job *j)
+{
+    waited_job *w = waited_of(j);
+    return w != NULL && w->done != NULL ? w : NULL;
+}
+
 struct pool {
     uintptr_t handle;
     pygate_view *view;          /* the pool's own */
@@ -312,11 +320,12 @@ static outcome
 run_job(job *j)
 {
     outcome o = {j->fn(j->arg), PyErr_GetRaisedException(), NULL};
-    waited_job *w = waited_of(j);
-    if (w != NULL && w->done != NULL) {
+    waited_job *w = with_callback(j);
+    if (w != NULL) {
         call_done(w, o.result, o.exc);
         o.exc = NULL;
     }
+    w = waited_of(j);
     if (o.exc != NULL && (w == NULL || w->handle == 0)) {
         PyErr_SetRaisedException(o.exc);
         PyErr_WriteUnraisable(NULL);
@@ -577,8 +586,8 @@ cancel_queue_locked(pool *p)
 {
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
-        waited_job *w = waited_of(j);
-        if (w != NULL && w->done != NULL) {
+        waited_job *w = with_callback(j);
+        if (w != NULL) {
             pthread_mutex_unlock(&p->lock);
             w->done(PYGATE_ECANCELLED, 0, NULL, w->done_arg);
             pthread_mutex_lock(&p->lock);
@@ -995,8 +1004,7 @@ cancel_queued_silent_locked(pool *p)
     job *keep = NULL, *keep_tail = NULL;
     job *j;
     while ((j = pop_job_locked(p)) != NULL) {
-        waited_job *w = waited_of(j);
-        if (w == NULL || w->done == NULL) {
+        if (with_callback(j) == NULL) {
             count_taken_locked(p, 1);
             end_cancelled_locked(p, j);
             continue;
@@ -1239,11 +1247,11 @@ wait_for_room(pool *p)
 }
 
 /* A job, zeroed, from the submitting thread's slab for its kind (t NULL:
- * calloc): with a handle (slot non-NULL: the handle's slot, its object to
- * be set once the job is queued) or a callback, a waited_job.  Jobs from one slab: a job made by one thread
- * and freed by another defeats malloc's per-thread caches (calloc and
- * free cost 350 instructions a job on 3.12.1, more than an empty job's
- * Python call).  NULL when memory ran out. */
+ * calloc); with a handle (slot non-NULL: the handle's slot, its object to
+ * be set once the job is queued) or a callback, a waited_job.  NULL when
+ * memory ran out.  From slabs, because a job made by one thread and freed
+ * by another defeats malloc's per-thread caches (calloc and free cost 350
+ * instructions a job on 3.12.1, more than an empty job's Python call). */
 static job *
 new_job(pool *p, pygate_thread *t, pygate_done_fn done, void *done_arg,
         handle_slot **slot)

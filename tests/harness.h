@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,40 @@ run_scenario(int argc, char **argv, const scenario *list)
     }
     fprintf(stderr, "no scenario %s\n", argv[1]);
     return 2;
+}
+
+/* Runs fn(arg) in a child of fork(), its stdout and stderr into out
+ * (NUL-terminated; what does not fit in size - 1 bytes is dropped); the
+ * child exits 0 when fn returns.  Returns the child's wait status. */
+static inline int
+run_in_child(void (*fn)(void *), void *arg, char *out, size_t size)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        fn(arg);
+        fflush(NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t got;
+    char spill[256];
+    while ((got = len < size - 1 ? read(fds[0], out + len, size - 1 - len)
+                                 : read(fds[0], spill, sizeof spill)) > 0)
+        if (len < size - 1)
+            len += (size_t)got;
+    out[len] = 0;
+    close(fds[0]);
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    return status;
 }
 
 /* Initializes Python and detaches the main thread, as a host should. */

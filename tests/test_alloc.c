@@ -287,26 +287,8 @@ all_zero(const unsigned char *obj, size_t size)
 static void
 check_reported(void (*touch)(void *), void *obj)
 {
-    int out[2];
-    CHECK(pipe(out) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 2);
-        touch(obj);
-        _exit(0);   /* not reported: the parent fails */
-    }
-    close(out[1]);
     char report[16384];
-    size_t len = 0;
-    ssize_t got;
-    while ((got = read(out[0], report + len, sizeof report - 1 - len)) > 0)
-        len += (size_t)got;
-    report[len] = 0;
-    close(out[0]);
-    int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
+    int status = run_in_child(touch, obj, report, sizeof report);
 #ifdef PYGATE_VALGRIND
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == VALGRIND_ERROR_EXIT);
 #else

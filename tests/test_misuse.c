@@ -226,35 +226,26 @@ unbalanced_nesting(void)
 
 /* ---- debug mode: abort with the caller's location ----------------------- */
 
+typedef struct misuse_call {
+    void (*misuse)(void);
+} misuse_call;
+
+static void
+misuse_in_debug_mode(void *arg)
+{
+    setenv("PYGATE_DEBUG", "1", 1);
+    ((misuse_call *)arg)->misuse();
+    printf("no abort\n");
+}
+
 /* Runs misuse() in a child with PYGATE_DEBUG=1 and checks that it aborts
  * and that its report names this file and the line the child announced. */
 static void
 expect_abort(void (*misuse)(void))
 {
-    int out[2];
-    CHECK(pipe(out) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(out[1], 2);
-        setenv("PYGATE_DEBUG", "1", 1);
-        misuse();
-        printf("no abort\n");
-        fflush(stdout);
-        _exit(0);
-    }
-    close(out[1]);
-    char buf[4096] = {0};
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof buf - 1
-           && (got = read(out[0], buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)got;
-    close(out[0]);
-    int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
+    misuse_call call = {misuse};
+    char buf[4096];
+    int status = run_in_child(misuse_in_debug_mode, &call, buf, sizeof buf);
     fprintf(stderr, "child said:\n%s", buf);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
     char where[128];
