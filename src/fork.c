@@ -84,6 +84,7 @@ fork_child(void)
     PyThreadState *kept = pygate__compat_current_tstate();
     entry *doomed = NULL;
     pygate__threads_forget_others(self, &doomed);
+    pygate__handle_sets_after_fork();
     for (record *rec = pygate__records_next(NULL); rec != NULL;
          rec = pygate__records_next(rec)) {
         pygate__thread_forget_foreign_entries(rec, self, kept, &doomed);

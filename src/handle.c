@@ -9,9 +9,15 @@
  * lookup takes no lock; making and closing handles take one.
  *
  *   handle = generation << 32 | slot index << 3 | kind      (never 0)
+ *
+ * A use bracket (a pool's, around each submission) is noted in a set of
+ * the calling thread's, not counted in the slot: eight threads submitting
+ * to one pool spent a quarter of the pool's time on the slot's count, its
+ * line bouncing between the cores.  A closer looks at every thread's set.
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -123,13 +129,121 @@ pygate__handle_close(uintptr_t handle, handle_kind kind)
     return slot != NULL;
 }
 
+/* ---- use brackets ------------------------------------------------------- */
+
+#define SET_BRACKETS 4   /* open at once per thread; more are counted */
+
+/* A thread's open brackets, one cache line of its own (its owner writes
+ * it at every bracket).  Sets are never freed: a thread's goes back to
+ * the list at its exit, for the next thread to claim. */
+typedef struct bracket_set {
+    _Alignas(64) handle_slot *_Atomic open[SET_BRACKETS];
+    _Atomic int claimed;
+    struct bracket_set *next;   /* set once, before it is listed */
+} bracket_set;
+
+static bracket_set *_Atomic all_sets;
+static __thread bracket_set *my_set
+    __attribute__((tls_model("initial-exec")));
+static pthread_key_t set_key;
+static pthread_once_t set_key_once = PTHREAD_ONCE_INIT;
+static int set_key_made;
+
+/* At thread exit: the set goes back, empty (no bracket spans an exit). */
+static void
+set_release(void *arg)
+{
+    bracket_set *set = (bracket_set *)arg;
+    my_set = NULL;
+    atomic_store_explicit(&set->claimed, 0, memory_order_release);
+}
+
+static void
+set_key_make(void)
+{
+    set_key_made = pthread_key_create(&set_key, set_release) == 0;
+}
+
+/* A set no thread holds, or a new one listed; NULL without memory. */
+static bracket_set *
+set_claim(void)
+{
+    bracket_set *set = atomic_load_explicit(&all_sets, memory_order_acquire);
+    for (; set != NULL; set = set->next) {
+        int idle = 0;
+        if (atomic_compare_exchange_strong(&set->claimed, &idle, 1))
+            return set;
+    }
+    set = pygate__alloc_fails() ? NULL
+          : (bracket_set *)aligned_alloc(_Alignof(bracket_set), sizeof *set);
+    if (set == NULL)
+        return NULL;
+    for (int i = 0; i < SET_BRACKETS; i++)
+        atomic_init(&set->open[i], NULL);
+    atomic_init(&set->claimed, 1);
+    set->next = atomic_load_explicit(&all_sets, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&all_sets, &set->next, set,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    return set;
+}
+
+/* The calling thread's set, claimed on its first bracket; NULL when none
+ * can be had (its brackets are counted in the slot then). */
+static bracket_set *
+set_of_thread(void)
+{
+    if (my_set != NULL)
+        return my_set;
+    pthread_once(&set_key_once, set_key_make);
+    if (!set_key_made)
+        return NULL;
+    bracket_set *set = set_claim();
+    if (set != NULL && pthread_setspecific(set_key, set) != 0) {
+        atomic_store_explicit(&set->claimed, 0, memory_order_release);
+        set = NULL;
+    }
+    return my_set = set;
+}
+
+/* Notes a bracket on slot: in a free place of the thread's set, else in
+ * the slot's count.  seq_cst: a closer that advanced the generation
+ * either sees it, or the caller sees the new generation. */
+static void
+bracket_open(handle_slot *slot)
+{
+    bracket_set *set = set_of_thread();
+    for (int i = 0; set != NULL && i < SET_BRACKETS; i++)
+        if (atomic_load_explicit(&set->open[i], memory_order_relaxed)
+                == NULL) {
+            atomic_store_explicit(&set->open[i], slot, memory_order_seq_cst);
+            return;
+        }
+    atomic_fetch_add_explicit(&slot->users, 1, memory_order_seq_cst);
+}
+
+/* Whether some thread's set notes a bracket on slot. */
+static int
+bracketed_in_sets(handle_slot *slot)
+{
+    for (bracket_set *set = atomic_load_explicit(&all_sets,
+                                                 memory_order_acquire);
+         set != NULL; set = set->next)
+        for (int i = 0; i < SET_BRACKETS; i++)
+            if (atomic_load_explicit(&set->open[i], memory_order_seq_cst)
+                    == slot)
+                return 1;
+    return 0;
+}
+
 handle_slot *
 pygate__handle_use(uintptr_t handle, handle_kind kind)
 {
     handle_slot *slot = pygate__handle_get(handle, kind);
     if (slot == NULL)
         return NULL;
-    atomic_fetch_add_explicit(&slot->users, 1, memory_order_seq_cst);
+    bracket_open(slot);
     /* Closed meanwhile (its closer may not have seen this bracket): out. */
     if (atomic_load_explicit(&slot->gen, memory_order_seq_cst)
             != (uint32_t)(handle >> 32)) {
@@ -139,9 +253,18 @@ pygate__handle_use(uintptr_t handle, handle_kind kind)
     return slot;
 }
 
+/* Brackets on one slot are interchangeable: whichever place (set or
+ * count) an unuse empties, the others still show the ones left open. */
 void
 pygate__handle_unuse(handle_slot *slot)
 {
+    bracket_set *set = my_set;
+    for (int i = SET_BRACKETS - 1; set != NULL && i >= 0; i--)
+        if (atomic_load_explicit(&set->open[i], memory_order_relaxed)
+                == slot) {
+            atomic_store_explicit(&set->open[i], NULL, memory_order_release);
+            return;
+        }
     atomic_fetch_sub_explicit(&slot->users, 1, memory_order_release);
 }
 
@@ -153,7 +276,8 @@ pygate__handle_close_drained(uintptr_t handle, handle_kind kind)
         return 0;
     /* No new bracket opens on it now; the open ones are short.  Only then
      * may the slot be reused. */
-    while (atomic_load_explicit(&slot->users, memory_order_seq_cst) != 0)
+    while (atomic_load_explicit(&slot->users, memory_order_seq_cst) != 0
+           || bracketed_in_sets(slot))
         sched_yield();
     free_slot(slot, handle);
     return 1;
@@ -165,4 +289,17 @@ pygate__handle_forget_brackets(uintptr_t handle, handle_kind kind)
     handle_slot *slot = pygate__handle_get(handle, kind);
     if (slot != NULL)
         atomic_store_explicit(&slot->users, 0, memory_order_relaxed);
+}
+
+void
+pygate__handle_sets_after_fork(void)
+{
+    for (bracket_set *set = atomic_load(&all_sets); set != NULL;
+         set = set->next) {
+        if (set == my_set)
+            continue;
+        for (int i = 0; i < SET_BRACKETS; i++)
+            atomic_store(&set->open[i], NULL);
+        atomic_store(&set->claimed, 0);
+    }
 }

@@ -394,7 +394,8 @@ typedef struct handle_slot {
     record *rec;                /* views, guards: holds a reference */
     guard_site *site;           /* guards, debug mode: where taken */
     void *_Atomic object;       /* pools, jobs: theirs (pool.c) */
-    _Atomic uint32_t users;     /* pygate__handle_use() brackets open */
+    _Atomic uint32_t users;     /* pygate__handle_use() brackets open
+                                   beyond their threads' sets */
 } handle_slot;
 
 /* A new handle of that kind (never 0) and its slot in *out; 0 when out of
@@ -411,8 +412,9 @@ int pygate__handle_close(uintptr_t handle, handle_kind kind);
  * between looking its handle up and returning brackets that with use and
  * unuse, and the closer waits for open brackets with close_drained, so the
  * object is not freed under a concurrent caller.  Brackets must not block
- * (they are waited for by spinning).  use returns the slot, or NULL when
- * the handle is not live. */
+ * (they are waited for by spinning), and a bracket ends on the thread
+ * that opened it (it is noted in that thread's set).  use returns the
+ * slot, or NULL when the handle is not live. */
 handle_slot *pygate__handle_use(uintptr_t handle, handle_kind kind);
 void pygate__handle_unuse(handle_slot *slot);
 int pygate__handle_close_drained(uintptr_t handle, handle_kind kind);
@@ -420,6 +422,9 @@ int pygate__handle_close_drained(uintptr_t handle, handle_kind kind);
  * on a live handle.  They were other threads' (no bracket spans code that
  * may fork), and those threads are gone: a close would wait for ever. */
 void pygate__handle_forget_brackets(uintptr_t handle, handle_kind kind);
+/* In a child of fork(): every other thread's set of open brackets goes
+ * back empty (those threads are gone; the sets are reused). */
+void pygate__handle_sets_after_fork(void);
 
 /* ---- views (view.c) and guards (guard.c) -------------------------------- */
 
