@@ -436,6 +436,9 @@ PYGATE_API int pygate_pool_close(pygate_pool *pool);
  * jobs (more when such callers or several submitters race).  A bound
  * keeps a fast producer's memory flat and its jobs in cache, which makes
  * bursts of small jobs run faster (docs/PERFORMANCE.md, "Many threads").
+ * One thread's jobs are queued in the order it submitted them (with one
+ * worker they run in that order; with more, one may start while another
+ * worker's earlier one still runs).
  * Errors: PYGATE_EINVAL (pool not live, fn NULL), PYGATE_ECLOSED (the pool
  *         is closed or closing), PYGATE_EFINALIZING (its interpreter is
  *         shutting down), PYGATE_ENOMEM.  Nothing is queued on error. */

@@ -490,6 +490,8 @@ typedef struct pygate_thread {
     slab_block *job_slab;          /* pool jobs it submits (pool.c) */
     slab_block *waited_job_slab;   /* those with a handle or callback */
     int pool_worker;               /* a pool's worker thread (pool.c) */
+    unsigned lane;                 /* 1 + the pools' lane it submits to;
+                                      0: none yet (pool.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

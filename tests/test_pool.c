@@ -793,6 +793,58 @@ blocking_jobs_use_every_worker(void)
     harness_stop(&py);
 }
 
+/* ---- one thread's jobs, in order ----------------------------------------- */
+
+#define ORDERED_THREADS 8
+#define ORDERED_JOBS 20000
+
+static pygate_pool *ordered_pool;
+static long ordered_last[ORDERED_THREADS];   /* the one worker's */
+static _Atomic long ordered_out_of_order;
+
+/* arg: thread << 20 | sequence number; runs on the pool's one worker. */
+static int
+note_sequence(void *arg)
+{
+    long v = (long)(intptr_t)arg, thread = v >> 20, seq = v & 0xFFFFF;
+    if (seq != ordered_last[thread] + 1)
+        atomic_fetch_add(&ordered_out_of_order, 1);
+    ordered_last[thread] = seq;
+    return 0;
+}
+
+static void *
+submit_in_sequence(void *arg)
+{
+    long thread = (long)(intptr_t)arg;
+    for (long seq = 1; seq <= ORDERED_JOBS; seq++)
+        CHECK_OK(pygate_pool_submit(ordered_pool, note_sequence,
+                                    (void *)(intptr_t)(thread << 20 | seq),
+                                    NULL));
+    return NULL;
+}
+
+/* With one worker, each thread's jobs run in the order it submitted them,
+ * however many threads submit at once (they push onto several lanes). */
+static void
+one_worker_keeps_order(void)
+{
+    py = harness_start();
+    pygate_pool_options o = {.workers = 1};
+    CHECK_OK(pygate_pool_open(py.view, &o, &ordered_pool));
+    pthread_t threads[ORDERED_THREADS];
+    for (long i = 0; i < ORDERED_THREADS; i++)
+        CHECK(pthread_create(&threads[i], NULL, submit_in_sequence,
+                             (void *)(intptr_t)i) == 0);
+    for (int i = 0; i < ORDERED_THREADS; i++)
+        CHECK(pthread_join(threads[i], NULL) == 0);
+    CHECK_OK(pygate_pool_close(ordered_pool));   /* finishes the queue */
+    CHECK(atomic_load(&ordered_out_of_order) == 0);
+    for (int i = 0; i < ORDERED_THREADS; i++)
+        CHECK(ordered_last[i] == ORDERED_JOBS);
+    harness_stop(&py);
+}
+
 /* ---- closing while threads submit --------------------------------------- */
 
 #define RACERS 8
@@ -862,6 +914,7 @@ static const scenario scenarios[] = {
     {"bounded_queue_waits", bounded_queue_waits},
     {"bounded_queue_stops", bounded_queue_stops},
     {"pool_codes", pool_codes},
+    {"one_worker_keeps_order", one_worker_keeps_order},
     {"close_races_submitters", close_races_submitters},
     {"blocking_jobs_use_every_worker", blocking_jobs_use_every_worker},
     {NULL, NULL},
