@@ -89,6 +89,12 @@ pygate__realloc(void *old, size_t size)
     return pygate__alloc_fails() ? NULL : realloc(old, size);
 }
 
+void *
+pygate__aligned_alloc(size_t alignment, size_t size)
+{
+    return pygate__alloc_fails() ? NULL : aligned_alloc(alignment, size);
+}
+
 char *
 pygate__strdup(const char *text)
 {
@@ -184,8 +190,8 @@ slab_new(size_t size)
     if (capacity < 1)
         return NULL;   /* no object that large is made in a slab */
     slab_block *b = spare_block();
-    if (b == NULL && !pygate__alloc_fails())
-        b = (slab_block *)aligned_alloc(CACHE_LINE, SLAB_BYTES);
+    if (b == NULL)
+        b = (slab_block *)pygate__aligned_alloc(CACHE_LINE, SLAB_BYTES);
     if (b == NULL)
         return NULL;
     /* Nothing carved yet: every object's bytes are off limits until

@@ -174,8 +174,8 @@ set_claim(void)
         if (atomic_compare_exchange_strong(&set->claimed, &idle, 1))
             return set;
     }
-    set = pygate__alloc_fails() ? NULL
-          : (bracket_set *)aligned_alloc(_Alignof(bracket_set), sizeof *set);
+    set = (bracket_set *)pygate__aligned_alloc(_Alignof(bracket_set),
+                                               sizeof *set);
     if (set == NULL)
         return NULL;
     for (int i = 0; i < SET_BRACKETS; i++)

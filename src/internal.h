@@ -31,11 +31,13 @@
 
 /* ---- small shared pieces ------------------------------------------------ */
 
-/* Resources from the system (alloc.c): malloc, calloc, realloc, strdup and
+/* Resources from the system (alloc.c): malloc, calloc, realloc,
+ * aligned_alloc (size a multiple of alignment), strdup and
  * pthread_create (-1 on failure), each of which a test can make fail. */
 void *pygate__malloc(size_t size);
 void *pygate__calloc(size_t count, size_t size);
 void *pygate__realloc(void *old, size_t size);
+void *pygate__aligned_alloc(size_t alignment, size_t size);
 char *pygate__strdup(const char *text);
 int pygate__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 /* 1 when the acquisition about to be made must fail (a test armed it);

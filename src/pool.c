@@ -1126,10 +1126,8 @@ pool_new(const pygate_pool_options *o)
         || (p->threads = (pthread_t *)pygate__calloc(n, sizeof(pthread_t)))
                == NULL
         || (p->chunks = (chunk *)pygate__calloc(n, sizeof(chunk))) == NULL
-        || (p->lanes = pygate__alloc_fails() ? NULL
-                       : (lane *)aligned_alloc(_Alignof(lane),
-                                               LANES * sizeof(lane)))
-               == NULL) {
+        || (p->lanes = (lane *)pygate__aligned_alloc(
+                _Alignof(lane), LANES * sizeof(lane))) == NULL) {
         if (p != NULL) {
             free(p->chunks);
             free(p->threads);
