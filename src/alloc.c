@@ -173,6 +173,18 @@ spare_block(void)
 }
 
 void
+pygate__slabs_lock_all(void)
+{
+    pthread_mutex_lock(&spare_lock);
+}
+
+void
+pygate__slabs_unlock_all(void)
+{
+    pthread_mutex_unlock(&spare_lock);
+}
+
+void
 pygate__slab_release(slab_block **mine)
 {
     slab_block *b = *mine;

@@ -120,6 +120,18 @@ free_slot(handle_slot *slot, uintptr_t handle)
     pthread_mutex_unlock(&table_lock);
 }
 
+void
+pygate__handles_lock_all(void)
+{
+    pthread_mutex_lock(&table_lock);
+}
+
+void
+pygate__handles_unlock_all(void)
+{
+    pthread_mutex_unlock(&table_lock);
+}
+
 int
 pygate__handle_close(uintptr_t handle, handle_kind kind)
 {

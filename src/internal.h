@@ -60,6 +60,11 @@ typedef struct slab_block slab_block;
 void *pygate__slab_alloc(slab_block **mine, size_t size);
 void pygate__slab_free(void *obj);
 void pygate__slab_release(slab_block **mine);
+/* fork() (fork.c): the lock of the spare blocks, taken last before the
+ * fork (nothing is taken under it) and given back after it, so that the
+ * child does not inherit it held by a thread it does not have. */
+void pygate__slabs_lock_all(void);
+void pygate__slabs_unlock_all(void);
 
 /* A doubly linked list threaded through fields `prev` and `next` of its
  * nodes, with *head the first node (the record registry, the thread list,
@@ -409,6 +414,10 @@ uintptr_t pygate__handle_new(handle_kind kind, handle_slot **out);
 handle_slot *pygate__handle_get(uintptr_t handle, handle_kind kind);
 /* Closes a live handle (1), or says it was not one (0). */
 int pygate__handle_close(uintptr_t handle, handle_kind kind);
+/* fork() (fork.c): the table's lock, taken before the fork (nothing is
+ * taken under it) and given back after it, as pygate__slabs_lock_all. */
+void pygate__handles_lock_all(void);
+void pygate__handles_unlock_all(void);
 
 /* For objects that closing frees (pools): a caller that uses the object
  * between looking its handle up and returning brackets that with use and
