@@ -159,6 +159,21 @@ expect_child_ok(pid_t pid)
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Forks with pygate_host_fork(); the child runs child() within the bound
+ * and exits 0, which the parent waits for. */
+static void
+host_fork_and_check(void (*child)(void))
+{
+    pid_t pid = -1;
+    CHECK_OK(pygate_host_fork(&pid));
+    if (pid == 0) {
+        alarm(CHILD_BOUND_SECONDS);
+        child();
+        _exit(0);
+    }
+    expect_child_ok(pid);
+}
+
 /* ---- a host forks while its native threads enter ------------------------- */
 
 /* In the child of pygate_host_fork(): only this thread, detached. */
@@ -452,14 +467,7 @@ guards_inherited_by_child(void)
     atomic_init(&lent_release, 0);
     pthread_t holder;
     CHECK(pthread_create(&holder, NULL, hold_lent_guard, NULL) == 0);
-    pid_t pid = -1;
-    CHECK_OK(pygate_host_fork(&pid));
-    if (pid == 0) {
-        alarm(CHILD_BOUND_SECONDS);
-        guard_child();
-        _exit(0);
-    }
-    expect_child_ok(pid);
+    host_fork_and_check(guard_child);
     /* In the parent both guards still hold. */
     atomic_store(&lent_release, 1);
     CHECK(pthread_join(holder, NULL) == 0);
@@ -962,14 +970,7 @@ fork_while_handles_change(void)
         long before = atomic_load(&churn_rounds);
         while (atomic_load(&churn_rounds) < before + 1000)
             usleep(100);
-        pid_t pid = -1;
-        CHECK_OK(pygate_host_fork(&pid));
-        if (pid == 0) {
-            alarm(CHILD_BOUND_SECONDS);
-            child_makes_handles_and_jobs();
-            _exit(0);
-        }
-        expect_child_ok(pid);
+        host_fork_and_check(child_makes_handles_and_jobs);
     }
     atomic_store(&churn_stop, 1);
     CHECK(pthread_join(guards, NULL) == 0);
