@@ -12,14 +12,15 @@
  * they hold, so it can leave the entry it forked from.
  *
  * The prepare handler takes every lock pygate has, so that no list is
- * half-changed at the moment of the fork and no lock is inherited held by
- * a thread the child does not have (test_fork.fork_while_handles_change:
+ * half-changed at the moment of the fork and the child inherits no lock
+ * held by a thread it does not have (test_fork.fork_while_handles_change:
  * without the handle table's lock a child hung in 3 runs of 3; the spare
- * slab blocks' lock is held too briefly for it to catch); none is held
- * while waiting for the GIL, so taking them
- * cannot deadlock with the forking thread holding it.  (The interpreter
- * pool's making_lock is: it is not taken, and a host cannot fork while an
- * interpreter pool is open, pygate_host_fork.)
+ * slab blocks' lock is held too briefly for it to catch).  None of them
+ * is held while waiting for the GIL, so taking them cannot deadlock with
+ * a forking thread that holds it.  The one lock that is, the interpreter
+ * pools' making_lock, is not taken: a host cannot fork while an
+ * interpreter pool is open (pygate_host_fork), nor can CPython's child
+ * survive a sub-interpreter.
  */
 #include "internal.h"
 
