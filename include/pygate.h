@@ -707,7 +707,11 @@ PYGATE_API int pygate_host_shutdown(void);
  * In the child only the calling thread exists: pygate has forgotten every
  * other thread's states, entries and guards (docs/ARCHITECTURE.md, "fork"),
  * so the child's threads enter as usual and pygate_host_shutdown() does not
- * wait for threads the child does not have.
+ * wait for threads the child does not have.  Other threads may go on
+ * entering, submitting jobs and making or closing handles meanwhile:
+ * pygate's pthread_atfork handlers hold each of its locks across the fork,
+ * so the child inherits none held (what such a thread had in hand, a job
+ * made and not yet queued, is lost with it in the child).
  * The caller must not be attached or inside an entry.  On CPython 3.13+
  * only the thread that called pygate_host_init() may fork: CPython's child
  * can finalize only on it (Py_FinalizeEx uses the init thread's state,
