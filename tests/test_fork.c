@@ -684,6 +684,18 @@ returns_5(void *arg)
     return 5;
 }
 
+/* A job through pool runs (within the child's bound) and returns 5. */
+static void
+pool_runs_a_job(pygate_pool *pool)
+{
+    pygate_job *job;
+    int result = 0;
+    CHECK_OK(pygate_pool_submit(pool, returns_5, NULL, &job));
+    CHECK_OK(pygate_job_wait(job, CHILD_BOUND_SECONDS, &result));
+    CHECK(result == 5);
+    CHECK_OK(pygate_job_close(job));
+}
+
 /* In the child: the pool works on with the worker that forked (the held
  * job of the other worker ended cancelled), and closes. */
 static void
@@ -694,12 +706,7 @@ pool_works_on_in_child(void)
     /* The forking job may have completed already (done 1) or not. */
     CHECK(sub == 2 && done <= 1 && cancelled == 1);
     if (CHILD_STARTS_THREADS) {
-        pygate_job *job;
-        int result = 0;
-        CHECK_OK(pygate_pool_submit(forking_pool, returns_5, NULL, &job));
-        CHECK_OK(pygate_job_wait(job, CHILD_BOUND_SECONDS, &result));
-        CHECK(result == 5);
-        CHECK_OK(pygate_job_close(job));
+        pool_runs_a_job(forking_pool);
         CHECK_OK(pygate_pool_counts(forking_pool, &sub, &done, &cancelled));
         CHECK(sub == 3 && done == 2 && cancelled == 1);
     }
@@ -932,12 +939,7 @@ child_makes_handles_and_jobs(void)
         CHECK_OK(pygate_pool_open(pygate_host_view(), &o, &pool));
         for (int i = 0; i < 300; i++)   /* past a slab block */
             CHECK_OK(pygate_pool_submit(pool, returns_5, NULL, NULL));
-        pygate_job *job;
-        int result = 0;
-        CHECK_OK(pygate_pool_submit(pool, returns_5, NULL, &job));
-        CHECK_OK(pygate_job_wait(job, CHILD_BOUND_SECONDS, &result));
-        CHECK(result == 5);
-        CHECK_OK(pygate_job_close(job));
+        pool_runs_a_job(pool);
         CHECK_OK(pygate_pool_close(pool));
     }
     CHECK_OK(pygate_host_shutdown());
