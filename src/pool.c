@@ -785,12 +785,16 @@ worker_main(void *arg)
     mine->owner = pthread_self();
     for (;;) {
         collect_inbox_locked(p);
-        if (!work_locked(p, mine))
+        /* One look decides: a job seen in another worker's chunk can be
+         * gone at the next (its owner starts it without the lock), and a
+         * worker that took "no work" for "stopping" exited for good. */
+        if (!work_locked(p, mine)) {
+            if (p->stopping)
+                break;   /* nothing left */
             pc = fresh;   /* idle: the next round starts afresh */
-        while (!work_locked(p, mine) && !p->stopping)
             wait_for_work_locked(p, mine);
-        if (!work_locked(p, mine))
-            break;   /* stopping, and nothing left */
+            continue;
+        }
         if (!may_run_locked(p, &pc)) {
             stand_by_locked(p, &pc);
             continue;

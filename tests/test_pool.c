@@ -711,10 +711,10 @@ pool_codes(void)
 /* ---- every worker for jobs that release the GIL ------------------------ */
 
 enum { MEETING = 4 };
-static _Atomic int met;
+static _Atomic int met, meeting_size = MEETING;
 
-/* Waits with the GIL released until MEETING jobs are inside at once, 10 s
- * at most; returns whether they were. */
+/* Waits with the GIL released until meeting_size jobs are inside at once,
+ * 10 s at most; returns whether they were. */
 static int
 meet_the_others(void *arg)
 {
@@ -722,10 +722,33 @@ meet_the_others(void *arg)
     atomic_fetch_add(&met, 1);
     double until = now_seconds() + 10;
     Py_BEGIN_ALLOW_THREADS
-    while (atomic_load(&met) < MEETING && now_seconds() < until)
+    while (atomic_load(&met) < atomic_load(&meeting_size)
+           && now_seconds() < until)
         usleep(100);
     Py_END_ALLOW_THREADS
-    return atomic_load(&met) >= MEETING;
+    return atomic_load(&met) >= atomic_load(&meeting_size);
+}
+
+/* Submits meeting_size jobs that each wait for all of them to be inside
+ * at once, and checks that they were: every worker of the pool (as many
+ * as meeting_size) took one. */
+static void
+every_worker_meets(pygate_pool *pool)
+{
+    enum { MOST = 16 };
+    pygate_job *meeting[MOST];
+    int size = atomic_load(&meeting_size);
+    CHECK(size <= MOST);
+    atomic_store(&met, 0);
+    for (int i = 0; i < size; i++)
+        CHECK_OK(pygate_pool_submit(pool, meet_the_others, NULL,
+                                    &meeting[i]));
+    for (int i = 0; i < size; i++) {
+        int result = 0;
+        CHECK_OK(pygate_job_wait(meeting[i], -1, &result));
+        CHECK(result == 1);
+        CHECK_OK(pygate_job_close(meeting[i]));
+    }
 }
 
 static pygate_pool *waiting_pool;
@@ -767,17 +790,7 @@ blocking_jobs_use_every_worker(void)
     for (int round = 0; round < 3; round++) {
         for (int i = 0; round > 0 && i < 20000; i++)
             CHECK_OK(pygate_pool_submit(waiting_pool, tiny, NULL, NULL));
-        atomic_store(&met, 0);
-        pygate_job *meeting[MEETING];
-        for (int i = 0; i < MEETING; i++)
-            CHECK_OK(pygate_pool_submit(waiting_pool, meet_the_others, NULL,
-                                        &meeting[i]));
-        for (int i = 0; i < MEETING; i++) {
-            int result = 0;
-            CHECK_OK(pygate_job_wait(meeting[i], -1, &result));
-            CHECK(result == 1);
-            CHECK_OK(pygate_job_close(meeting[i]));
-        }
+        every_worker_meets(waiting_pool);
         pygate_job *waiters[2];
         for (int i = 0; i < 2; i++)
             CHECK_OK(pygate_pool_submit(waiting_pool, waits_for_job_behind,
@@ -790,6 +803,34 @@ blocking_jobs_use_every_worker(void)
         }
     }
     CHECK_OK(pygate_pool_close(waiting_pool));
+    harness_stop(&py);
+}
+
+/* Workers woken while another's chunk holds jobs it has not started race
+ * that owner, which starts them without the pool's lock.  A worker that
+ * saw work there, then none once its owner started it, must sleep again,
+ * not exit (it did: one worker fewer for good).  Bursts of small jobs
+ * make chunks and wake-ups by the thousand; every worker then takes one
+ * of as many jobs that wait for each other. */
+static void
+workers_outlive_steal_races(void)
+{
+    enum { WORKERS = 8, BURSTS = 15000, BURST = 40 };
+    py = harness_start();
+    pygate_pool *pool;
+    pygate_pool_options o = {.workers = WORKERS};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    for (int b = 0; b < BURSTS; b++) {
+        pygate_job *last;
+        for (int i = 0; i < BURST - 1; i++)
+            CHECK_OK(pygate_pool_submit(pool, tiny, NULL, NULL));
+        CHECK_OK(pygate_pool_submit(pool, tiny, NULL, &last));
+        CHECK_OK(pygate_job_wait(last, -1, NULL));
+        CHECK_OK(pygate_job_close(last));
+    }
+    atomic_store(&meeting_size, WORKERS);
+    every_worker_meets(pool);
+    CHECK_OK(pygate_pool_close(pool));
     harness_stop(&py);
 }
 
@@ -917,6 +958,7 @@ static const scenario scenarios[] = {
     {"one_worker_keeps_order", one_worker_keeps_order},
     {"close_races_submitters", close_races_submitters},
     {"blocking_jobs_use_every_worker", blocking_jobs_use_every_worker},
+    {"workers_outlive_steal_races", workers_outlive_steal_races},
     {NULL, NULL},
 };
 
