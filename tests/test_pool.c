@@ -710,8 +710,7 @@ pool_codes(void)
 
 /* ---- every worker for jobs that release the GIL ------------------------ */
 
-enum { MEETING = 4 };
-static _Atomic int met, meeting_size = MEETING;
+static _Atomic int met, meeting_size;
 
 /* Waits with the GIL released until meeting_size jobs are inside at once,
  * 10 s at most; returns whether they were. */
@@ -729,16 +728,16 @@ meet_the_others(void *arg)
     return atomic_load(&met) >= atomic_load(&meeting_size);
 }
 
-/* Submits meeting_size jobs that each wait for all of them to be inside
- * at once, and checks that they were: every worker of the pool (as many
- * as meeting_size) took one. */
+/* Submits `size` jobs that each wait for all of them to be inside at
+ * once, and checks that they were: each of the pool's `size` workers took
+ * one. */
 static void
-every_worker_meets(pygate_pool *pool)
+every_worker_meets(pygate_pool *pool, int size)
 {
     enum { MOST = 16 };
     pygate_job *meeting[MOST];
-    int size = atomic_load(&meeting_size);
     CHECK(size <= MOST);
+    atomic_store(&meeting_size, size);
     atomic_store(&met, 0);
     for (int i = 0; i < size; i++)
         CHECK_OK(pygate_pool_submit(pool, meet_the_others, NULL,
@@ -785,12 +784,13 @@ static void
 blocking_jobs_use_every_worker(void)
 {
     py = harness_start();
-    pygate_pool_options o = {.workers = MEETING};
+    enum { WORKERS = 4 };
+    pygate_pool_options o = {.workers = WORKERS};
     CHECK_OK(pygate_pool_open(py.view, &o, &waiting_pool));
     for (int round = 0; round < 3; round++) {
         for (int i = 0; round > 0 && i < 20000; i++)
             CHECK_OK(pygate_pool_submit(waiting_pool, tiny, NULL, NULL));
-        every_worker_meets(waiting_pool);
+        every_worker_meets(waiting_pool, WORKERS);
         pygate_job *waiters[2];
         for (int i = 0; i < 2; i++)
             CHECK_OK(pygate_pool_submit(waiting_pool, waits_for_job_behind,
@@ -828,8 +828,7 @@ workers_outlive_steal_races(void)
         CHECK_OK(pygate_job_wait(last, -1, NULL));
         CHECK_OK(pygate_job_close(last));
     }
-    atomic_store(&meeting_size, WORKERS);
-    every_worker_meets(pool);
+    every_worker_meets(pool, WORKERS);
     CHECK_OK(pygate_pool_close(pool));
     harness_stop(&py);
 }
