@@ -459,7 +459,10 @@ stealable_locked(pool *p, const chunk *mine)
     return 0;
 }
 
-/* Under p->lock: whether there is a job for this worker to start. */
+/* Under p->lock: whether there is a job for this worker to start.  A
+ * job in another worker's chunk is only a hint: its owner starts it
+ * without the lock, so this worker may enter and find nothing to take
+ * (one entry for nothing; it looks again). */
 static int
 work_locked(pool *p, const chunk *mine)
 {
