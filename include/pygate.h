@@ -495,9 +495,9 @@ PYGATE_API int pygate_job_close(pygate_job *job);
 
 /* Runs fn(arg) attached to the view's interpreter and returns when it has
  * run, *result (if not NULL) being what it returned.  Many native threads
- * calling at once are combined: a caller that finds none of the others
- * running calls enters, runs its own and then the calls they published
- * meanwhile, one GIL hand-off for many calls (flat combining).  So fn
+ * calling at once are combined (flat combining): a caller that finds no
+ * other one combining enters, runs its own call, then the calls the
+ * others published meanwhile, one GIL hand-off for many calls.  So fn
  * may run on another thread's state: it sees that thread's
  * threading.get_ident() and threading.local(); pygate_enter() is the way
  * to run on the caller's own state.  A thread already attached (to any
