@@ -123,13 +123,12 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
     }
 }
 
-/* Becomes the combiner if nobody is: enters once, runs own first when it
- * is not published (its caller found nobody combining: the call costs an
- * entry and two atomic operations more, nothing else), then the requests
- * published meanwhile (run_rounds).  Returns 0 if another thread is the
- * combiner. */
+/* Becomes the combiner if nobody is: enters once, runs own first when
+ * own_first (own is not published: its caller found nobody combining),
+ * then the requests published meanwhile (run_rounds).  Returns 0 if
+ * another thread is the combiner. */
 static int
-combine(pygate_view *view, record *rec, call_request *own, int published)
+combine(pygate_view *view, record *rec, call_request *own, int own_first)
 {
     int idle = 0;
     if (!atomic_compare_exchange_strong(&rec->combining, &idle, 1))
@@ -137,13 +136,12 @@ combine(pygate_view *view, record *rec, call_request *own, int published)
     do {
         pygate_token tok;
         int rc = pygate_enter(view, &tok);
-        if (!published) {
+        if (own_first) {   /* then own is done, and this loop runs once */
             own->rc = rc == PYGATE_OK
                           ? run_attached(own->fn, own->arg, &own->result)
                           : rc;
             atomic_store_explicit(&own->state, CALL_DONE,
                                   memory_order_relaxed);
-            published = 1;   /* done: from now on as the others' */
         }
         if (atomic_load_explicit(&rec->calls, memory_order_relaxed) != NULL)
             run_rounds(view, rec, own, &tok, &rc);
@@ -219,11 +217,11 @@ pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
         return rc;
     }
     call_request r = {fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};
-    if (!combine(view, rec, &r, 0)) {   /* somebody combines: ask it */
+    if (!combine(view, rec, &r, 1)) {   /* somebody combines: ask it */
         publish(rec, &r);
         while (atomic_load_explicit(&r.state, memory_order_acquire)
                != CALL_DONE) {
-            if (!combine(view, rec, &r, 1))
+            if (!combine(view, rec, &r, 0))
                 wait_briefly(&r);
         }
     }
