@@ -217,11 +217,11 @@ slab_new(size_t size)
 }
 
 void *
-pygate__slab_alloc(slab_block **mine, size_t size)
+pygate__slab_alloc_dirty(slab_block **mine, size_t size)
 {
     slab_header *h;
     if (mine == NULL) {
-        h = (slab_header *)pygate__calloc(1, sizeof *h + size);
+        h = (slab_header *)pygate__malloc(sizeof *h + size);
         if (h == NULL)
             return NULL;
         h->block = NULL;
@@ -238,8 +238,24 @@ pygate__slab_alloc(slab_block **mine, size_t size)
     h = (slab_header *)(b->first + (size_t)b->used++ * b->stride);
     slab_unpoison(h, sizeof *h + size);   /* the rest of the stride stays */
     h->block = b;
-    memset(h + 1, 0, size);
     return h + 1;
+}
+
+void *
+pygate__slab_alloc(slab_block **mine, size_t size)
+{
+    void *obj = pygate__slab_alloc_dirty(mine, size);
+    if (obj != NULL)
+        memset(obj, 0, size);
+    return obj;
+}
+
+void
+pygate__slab_let_go(slab_shared *obj)
+{
+    if (atomic_fetch_sub_explicit(&obj->holders, 1, memory_order_acq_rel)
+            == 1)
+        pygate__slab_free(obj);
 }
 
 void

@@ -58,8 +58,18 @@ long pygate__alloc_count_reset(void);
  * the owning thread, at its exit. */
 typedef struct slab_block slab_block;
 void *pygate__slab_alloc(slab_block **mine, size_t size);
+/* As pygate__slab_alloc, the bytes not zeroed (an object mostly written
+ * later, if at all: a job pack's entries). */
+void *pygate__slab_alloc_dirty(slab_block **mine, size_t size);
 void pygate__slab_free(void *obj);
 void pygate__slab_release(slab_block **mine);
+/* A slab object with two holders, first in it: the last to let go frees
+ * it (a pool's job pack: the pool that runs it and the thread that fills
+ * it).  Any thread. */
+typedef struct slab_shared {
+    _Atomic uint32_t holders;
+} slab_shared;
+void pygate__slab_let_go(slab_shared *obj);
 /* fork() (fork.c): the lock of the spare blocks, taken last before the
  * fork (nothing is taken under it) and given back after it, so that the
  * child does not inherit it held by a thread it does not have. */
@@ -498,8 +508,11 @@ typedef struct pygate_thread {
     entry *last;                   /* most recently used entry */
     record *home;                  /* see pygate__thread_make_home */
     decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
-    slab_block *job_slab;          /* pool jobs it submits (pool.c) */
-    slab_block *waited_job_slab;   /* those with a handle or callback */
+    slab_block *waited_job_slab;   /* pool jobs it submits with a handle
+                                      or callback (pool.c) */
+    slab_block *job_pack_slab;     /* packs of those nobody waits for */
+    slab_shared *job_pack;         /* held: the pack its last submission
+                                      went into, or NULL (pool.c) */
     int pool_worker;               /* a pool's worker thread (pool.c) */
     unsigned lane;                 /* 1 + the pools' lane it submits to;
                                       0: none yet (pool.c) */

@@ -423,8 +423,10 @@ thread_destroy(void *arg)
         release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
-    pygate__slab_release(&t->job_slab);
     pygate__slab_release(&t->waited_job_slab);
+    if (t->job_pack != NULL)
+        pygate__slab_let_go(t->job_pack);
+    pygate__slab_release(&t->job_pack_slab);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -491,8 +493,10 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
                 }
             }
             pygate__decref_blocks_release(t->decref_slots);
-            pygate__slab_release(&t->job_slab);
             pygate__slab_release(&t->waited_job_slab);
+            if (t->job_pack != NULL)
+                pygate__slab_let_go(t->job_pack);
+            pygate__slab_release(&t->job_pack_slab);
             free(t->frames);
             free(t);
         }

@@ -9,6 +9,10 @@
 
 #define SKIP 77   /* ctest SKIP_RETURN_CODE */
 
+/* pool.c: closes a pool and gives its final counts (submitted, completed,
+ * cancelled), which a closed handle no longer answers. */
+int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
+
 static harness_python py;
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -505,6 +509,7 @@ static _Atomic int gate_open;
 static _Atomic long burst_queued;   /* submissions that returned OK */
 static _Atomic int burst_refused;   /* the code of one that did not, or 0 */
 static _Atomic long burst_cancelled;
+static int burst_plain;   /* the burst's jobs: nobody waits (packed) */
 
 static void
 count_cancelled(int status, int result, PyObject *exc, void *arg)
@@ -533,8 +538,10 @@ submit_burst(void *arg)
 {
     (void)arg;
     for (int i = 0; i < BURST; i++) {
-        int rc = pygate_pool_submit_then(bounded, tiny, NULL, count_cancelled,
-                                         NULL);
+        int rc = burst_plain
+                     ? pygate_pool_submit(bounded, tiny, NULL, NULL)
+                     : pygate_pool_submit_then(bounded, tiny, NULL,
+                                               count_cancelled, NULL);
         if (rc != PYGATE_OK) {
             atomic_store(&burst_refused, rc);
             break;
@@ -619,6 +626,30 @@ bounded_queue_waits(void)
     CHECK(atomic_load(&burst_queued) == BURST && !atomic_load(&burst_refused));
     CHECK_OK(pygate_pool_close(bounded));
     CHECK(atomic_load(&tiny_ran) == 3 * BURST);
+    harness_stop(&py);
+}
+
+/* Jobs nobody waits for share packs (pool.c): each still counts against
+ * the bound, and its submitter waits for room as for any other. */
+static void
+bounded_queue_counts_packed_jobs(void)
+{
+    py = harness_start();
+    atomic_store(&tiny_ran, 0);
+    burst_plain = 1;
+    pthread_t burst = fill_bounded_pool(PYGATE_POOL_FINISH);
+    expect_counts(bounded, 1 + BOUND, 0, 0);
+    atomic_store(&gate_open, 1);
+    CHECK(pthread_join(burst, NULL) == 0);
+    CHECK(atomic_load(&burst_queued) == BURST && !atomic_load(&burst_refused));
+    uint64_t s, c, x;
+    do {
+        usleep(1000);
+        CHECK_OK(pygate_pool_counts(bounded, &s, &c, &x));
+    } while (c != s);
+    expect_counts(bounded, 1 + BURST, 1 + BURST, 0);
+    CHECK_OK(pygate_pool_close(bounded));
+    CHECK(atomic_load(&tiny_ran) == BURST);
     harness_stop(&py);
 }
 
@@ -853,14 +884,24 @@ note_sequence(void *arg)
     return 0;
 }
 
+/* Most jobs nobody waits for (they go in packs), every seventh one with
+ * a handle (alone): the thread's next jobs start a pack after it. */
 static void *
 submit_in_sequence(void *arg)
 {
     long thread = (long)(intptr_t)arg;
-    for (long seq = 1; seq <= ORDERED_JOBS; seq++)
-        CHECK_OK(pygate_pool_submit(ordered_pool, note_sequence,
-                                    (void *)(intptr_t)(thread << 20 | seq),
-                                    NULL));
+    for (long seq = 1; seq <= ORDERED_JOBS; seq++) {
+        void *job_arg = (void *)(intptr_t)(thread << 20 | seq);
+        pygate_job *job;
+        if (seq % 7 != 0) {
+            CHECK_OK(pygate_pool_submit(ordered_pool, note_sequence, job_arg,
+                                        NULL));
+            continue;
+        }
+        CHECK_OK(pygate_pool_submit(ordered_pool, note_sequence, job_arg,
+                                    &job));
+        CHECK_OK(pygate_job_close(job));
+    }
     return NULL;
 }
 
@@ -882,6 +923,109 @@ one_worker_keeps_order(void)
     CHECK(atomic_load(&ordered_out_of_order) == 0);
     for (int i = 0; i < ORDERED_THREADS; i++)
         CHECK(ordered_last[i] == ORDERED_JOBS);
+    harness_stop(&py);
+}
+
+/* ---- packs of jobs nobody waits for ------------------------------------- */
+
+static _Atomic int pack_worker_held;
+
+/* Holds the worker (GIL released) until the gate opens, so that what is
+ * submitted meanwhile waits in the inbox, packed. */
+static int
+hold_worker(void *arg)
+{
+    (void)arg;
+    atomic_store(&pack_worker_held, 1);
+    return hold_until_open(NULL);
+}
+
+/* Opens the gate after half a second: long after a close that began
+ * meanwhile cancelled the queue. */
+static void *
+open_gate_later(void *arg)
+{
+    (void)arg;
+    usleep(500000);
+    atomic_store(&gate_open, 1);
+    return NULL;
+}
+
+/* Jobs submitted while the worker is busy share packs: each runs once, in
+ * order, and one that raises goes to sys.unraisablehook alone, its pack's
+ * other jobs running on. */
+static void
+packed_jobs_raise_alone(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    record_unraisable();
+    PyEval_SaveThread();
+    atomic_store(&tiny_ran, 0);
+    atomic_store(&gate_open, 0);
+    pygate_pool *pool;
+    pygate_pool_options o = {.workers = 1};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    CHECK_OK(pygate_pool_submit(pool, hold_worker, NULL, NULL));
+    while (!atomic_load(&pack_worker_held))
+        usleep(1000);
+    enum { N = 100 };   /* four packs */
+    for (long i = 0; i < N; i++)
+        CHECK_OK(pygate_pool_submit(pool, i % 9 == 4 ? raise_value_error
+                                                     : tiny,
+                                    (void *)(intptr_t)i, NULL));
+    expect_counts(pool, 1 + N, 0, 0);
+    atomic_store(&gate_open, 1);
+    uint64_t s, c, x;
+    do {
+        usleep(1000);
+        CHECK_OK(pygate_pool_counts(pool, &s, &c, &x));
+    } while (c != s);
+    expect_counts(pool, 1 + N, 1 + N, 0);
+    CHECK(atomic_load(&tiny_ran) == N - 11);
+    CHECK_OK(pygate_pool_close(pool));
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(eval_long("unraisable == ['job %d' % i for i in range(4, 100, 9)]"));
+    PyEval_SaveThread();
+    harness_stop(&py);
+}
+
+/* A thread keeps the pack its last jobs went into after their pool is
+ * closed and freed; its jobs for the next pool (often at the same
+ * address) must not go into it: all run, none lost.  A close that cancels
+ * counts each job of a pack. */
+static void
+packs_outlive_their_pool(void)
+{
+    py = harness_start();
+    atomic_store(&tiny_ran, 0);
+    enum { POOLS = 50, JOBS = 40 };
+    for (int i = 0; i < POOLS; i++) {
+        pygate_pool *pool;
+        pygate_pool_options o = {.workers = 1};
+        CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+        for (int j = 0; j < JOBS; j++)
+            CHECK_OK(pygate_pool_submit(pool, tiny, NULL, NULL));
+        CHECK_OK(pygate_pool_close(pool));   /* finishes the queue */
+        CHECK(atomic_load(&tiny_ran) == (long)(i + 1) * JOBS);
+    }
+    atomic_store(&gate_open, 0);
+    atomic_store(&pack_worker_held, 0);
+    pygate_pool *pool;
+    pygate_pool_options c = {.workers = 1, .on_close = PYGATE_POOL_CANCEL};
+    CHECK_OK(pygate_pool_open(py.view, &c, &pool));
+    CHECK_OK(pygate_pool_submit(pool, hold_worker, NULL, NULL));
+    while (!atomic_load(&pack_worker_held))
+        usleep(1000);
+    for (int j = 0; j < JOBS; j++)
+        CHECK_OK(pygate_pool_submit(pool, tiny, NULL, NULL));
+    pthread_t opener;
+    CHECK(pthread_create(&opener, NULL, open_gate_later, NULL) == 0);
+    uint64_t counts[3];   /* the close cancels the queue at once */
+    CHECK_OK(pygate__pool_close_counting(pool, counts));
+    CHECK(pthread_join(opener, NULL) == 0);
+    CHECK(counts[0] == 1 + JOBS && counts[1] == 1 && counts[2] == JOBS);
+    CHECK(atomic_load(&tiny_ran) == POOLS * JOBS);
     harness_stop(&py);
 }
 
@@ -955,6 +1099,9 @@ static const scenario scenarios[] = {
     {"bounded_queue_stops", bounded_queue_stops},
     {"pool_codes", pool_codes},
     {"one_worker_keeps_order", one_worker_keeps_order},
+    {"packed_jobs_raise_alone", packed_jobs_raise_alone},
+    {"packs_outlive_their_pool", packs_outlive_their_pool},
+    {"bounded_queue_counts_packed_jobs", bounded_queue_counts_packed_jobs},
     {"close_races_submitters", close_races_submitters},
     {"blocking_jobs_use_every_worker", blocking_jobs_use_every_worker},
     {"workers_outlive_steal_races", workers_outlive_steal_races},
