@@ -62,6 +62,7 @@ enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_CANCELLED };
 #define CHUNK_MAX 64
 
 typedef struct job job;
+typedef struct job_pack job_pack;
 typedef struct pool pool;
 
 /* The jobs a worker took off the queue and has not started yet, for a
@@ -75,6 +76,9 @@ typedef struct chunk {
                                        under pool->lock), so that a child
                                        of fork() finds the jobs that were
                                        running (pools_child) */
+    job_pack *helpable;             /* the pack its owner runs, which other
+                                       workers may help run (under
+                                       pool->lock) */
 } chunk;
 
 /* The inbox of a pool that accepts no more jobs. */
@@ -143,12 +147,15 @@ waited_of(job *j)
  * that the worker pulled from the submitter's core, and wrote back
  * (take, start, end, free): the worker's costliest instructions (perf,
  * 3.12.1, eight submitters).  A pack's entries are four to a line, read
- * once, in order.  28 entries: the pack and its slab header make 512
- * bytes. */
-#define PACK_ENTRIES 28
+ * once, in order.  Each entry is claimed by whoever runs it, so that
+ * an entry that blocks (waiting for a later one, say) keeps none of the
+ * others waiting: another worker helps run the pack (steal_locked), as
+ * it takes over jobs a blocked worker has not started.  27 entries: the
+ * pack and its slab header make 512 bytes. */
+#define PACK_ENTRIES 27
 #define PACK_SEALED 0x80000000u
 
-typedef struct job_pack {
+struct job_pack {
     slab_shared hold;           /* first: its pool's and its thread's */
     uint32_t room;              /* entries it may take (pack_room) */
     job job;
@@ -156,11 +163,14 @@ typedef struct job_pack {
     _Atomic uint32_t filled;    /* entries written, | PACK_SEALED once a
                                    worker collected it */
     uint32_t n;                 /* entries, once sealed */
+    _Atomic uint32_t claimed;   /* entries started, by any runner */
+    unsigned runners;           /* workers running it (under pool->lock):
+                                   the last to finish ends it */
     struct {
         pygate_job_fn fn;
         void *arg;
     } entry[PACK_ENTRIES];
-} job_pack;
+};
 
 static job_pack *
 pack_of(job *j)
@@ -383,12 +393,16 @@ typedef struct outcome {
     char *text;
 } outcome;
 
-/* Runs the entries of a pack attached; nobody waits for them, so their
- * exceptions go to sys.unraisablehook. */
+/* Runs the entries of a pack that nobody else claims meanwhile,
+ * attached; nobody waits for them, so their exceptions go to
+ * sys.unraisablehook. */
 static outcome
-run_pack(const job_pack *k)
+run_pack(job_pack *k)
 {
-    for (uint32_t i = 0; i < k->n; i++) {
+    uint32_t i;
+    while ((i = atomic_fetch_add_explicit(&k->claimed, 1,
+                                          memory_order_relaxed))
+           < k->n) {
         (void)k->entry[i].fn(k->entry[i].arg);
         if (PyErr_Occurred())
             PyErr_WriteUnraisable(NULL);
@@ -428,6 +442,7 @@ seal(pool *p, job_pack *k)
 {
     k->n = atomic_fetch_or_explicit(&k->filled, PACK_SEALED,
                                     memory_order_acquire);
+    k->runners = 1;   /* the worker that will take it */
     if (p->max_queued != 0)
         atomic_fetch_sub_explicit(&p->offered, k->room - k->n,
                                   memory_order_relaxed);
@@ -531,13 +546,25 @@ pop_job_locked(pool *p)
     return j;
 }
 
+/* Under p->lock: c's pack with entries nobody claimed yet, or NULL. */
+static job_pack *
+helpable_locked(const chunk *c)
+{
+    job_pack *k = c->helpable;
+    return k != NULL && atomic_load_explicit(&k->claimed,
+                                             memory_order_relaxed) < k->n
+               ? k : NULL;
+}
+
 /* Under p->lock: whether another worker's chunk holds a job not started
- * yet. */
+ * yet, or a pack with entries not started yet. */
 static int
 stealable_locked(pool *p, const chunk *mine)
 {
     for (unsigned w = 0; w < p->nworkers; w++) {
         chunk *c = &p->chunks[w];
+        if (c != mine && helpable_locked(c) != NULL)
+            return 1;
         for (unsigned i = 0; c != mine && i < c->n; i++)
             if (atomic_load_explicit(&c->slots[i], memory_order_relaxed)
                     != NULL)
@@ -558,7 +585,8 @@ work_locked(pool *p, const chunk *mine)
 
 /* Under p->lock, nothing queued: moves up to max jobs that other workers
  * took and have not started to out, from the ends of their chunks (their
- * owners start theirs from the front). */
+ * owners start theirs from the front); none, joins another worker in
+ * running a pack (the pack, in out, counts it as one of its runners). */
 static unsigned
 steal_locked(pool *p, const chunk *mine, job **out, unsigned max)
 {
@@ -569,6 +597,14 @@ steal_locked(pool *p, const chunk *mine, job **out, unsigned max)
             job *j = atomic_exchange(&c->slots[i - 1], NULL);
             if (j != NULL)
                 out[n++] = j;
+        }
+    }
+    for (unsigned w = 0; w < p->nworkers && n == 0; w++) {
+        job_pack *k = &p->chunks[w] != mine ? helpable_locked(&p->chunks[w])
+                                            : NULL;
+        if (k != NULL) {
+            k->runners++;
+            out[n++] = &k->job;
         }
     }
     return n;
@@ -608,7 +644,7 @@ take_jobs_locked(pool *p, chunk *mine, unsigned max, unsigned *size)
      * chunk's. */
     if (!p->standing_by
             && (p->resting != 0 || atomic_load(&p->sleeping) != 0)
-            && (p->head != NULL || n > 1 || stealable_locked(p, mine)))
+            && (p->head != NULL || *size > 1 || stealable_locked(p, mine)))
         pthread_cond_signal(p->resting != 0 ? &p->standby : &p->work);
     return n;
 }
@@ -621,10 +657,11 @@ complete_jobs(pool *p, chunk *mine, const outcome *o, unsigned n)
 {
     pthread_mutex_lock(&p->lock);
     mine->n = 0;
+    mine->helpable = NULL;
     for (unsigned i = 0; i < n; i++) {
         job *j = mine->started[i];
-        if (j == NULL)
-            continue;
+        if (j == NULL || (j->kind == JOB_PACK && --pack_of(j)->runners > 0))
+            continue;   /* another worker took it, or still runs it */
         j->result = o[i].result;
         if (o[i].exc != NULL) {   /* only a job with a handle keeps one */
             waited_job *w = waited_of(j);
@@ -653,6 +690,16 @@ start_job(chunk *mine, unsigned i)
     return j;
 }
 
+/* Lets other workers help run k, which this worker starts (a pack's
+ * entry may block): one lock a pack. */
+static void
+offer_help(pool *p, chunk *mine, job_pack *k)
+{
+    pthread_mutex_lock(&p->lock);
+    mine->helpable = k;
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Attached: runs queued jobs until the batch or the hold bound is used up,
  * or the queue is empty.  Jobs are taken and completed in chunks, one lock
  * round trip each; a chunk is sized from the jobs' time so far, so that it
@@ -671,6 +718,8 @@ run_batch(pool *p, chunk *mine)
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < n; i++) {
             job *j = start_job(mine, i);
+            if (j != NULL && j->kind == JOB_PACK)
+                offer_help(p, mine, pack_of(j));
             if (j != NULL)
                 done[i] = run_job(j);
         }
@@ -1092,6 +1141,16 @@ list_running_once(job *j, job **list)
     *list = j;
 }
 
+/* Whether c (NULL: none) started j. */
+static int
+started_in(const chunk *c, const job *j)
+{
+    for (unsigned i = 0; c != NULL && i < c->n; i++)
+        if (c->started[i] == j)
+            return 1;
+    return 0;
+}
+
 /* In the child, under p->lock: jobs running on workers that are gone, or
  * waiting in their chunks.  A worker's jobs stay in its chunk (a slot,
  * or started) from the lock it took them under to the lock it ends them
@@ -1100,15 +1159,24 @@ static void
 cancel_running_elsewhere_locked(pool *p)
 {
     job *list = NULL;
+    chunk *own = NULL;   /* the forking worker's, if it is one */
+    for (unsigned w = 0; w < p->nworkers; w++)
+        if (pthread_equal(p->chunks[w].owner, pthread_self()))
+            own = &p->chunks[w];
     for (unsigned w = 0; w < p->nworkers; w++) {
         chunk *c = &p->chunks[w];
-        if (pthread_equal(c->owner, pthread_self()))
-            continue;
-        for (unsigned i = 0; i < c->n; i++) {
+        c->helpable = NULL;
+        for (unsigned i = 0; c != own && i < c->n; i++) {
             list_running_once(atomic_load(&c->slots[i]), &list);
-            list_running_once(c->started[i], &list);
+            if (!started_in(own, c->started[i]))
+                list_running_once(c->started[i], &list);
         }
     }
+    /* A pack the forking worker runs goes on, with it as its one runner:
+     * the workers that helped it are gone. */
+    for (unsigned i = 0; own != NULL && i < own->n; i++)
+        if (own->started[i] != NULL && own->started[i]->kind == JOB_PACK)
+            pack_of(own->started[i])->runners = 1;
     while (list != NULL) {
         job *next = list->next;
         end_cancelled_locked(p, list);
@@ -1518,6 +1586,8 @@ new_pack(pool *p, pygate_thread *t, pygate_job_fn fn, void *arg)
     k->entry[0].fn = fn;
     k->entry[0].arg = arg;
     atomic_init(&k->filled, 1);
+    atomic_init(&k->claimed, 0);
+    k->runners = 0;
     return &k->job;
 }
 

@@ -990,6 +990,65 @@ packed_jobs_raise_alone(void)
     harness_stop(&py);
 }
 
+/* Two jobs in one pack, the first waiting for the second: a worker with
+ * nothing else to do helps run the pack, as it takes over jobs another
+ * worker took and has not started (pool.c, steal_locked). */
+static _Atomic int pack_holders, second_ran, first_saw_second;
+
+static int
+hold_one_worker(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&pack_holders, 1);
+    return hold_until_open(NULL);
+}
+
+static int
+wait_for_second(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < 10000 && !atomic_load(&second_ran); i++)
+        usleep(1000);
+    Py_END_ALLOW_THREADS
+    atomic_store(&first_saw_second, atomic_load(&second_ran));
+    return 0;
+}
+
+static int
+second(void *arg)
+{
+    (void)arg;
+    atomic_store(&second_ran, 1);
+    return 0;
+}
+
+static void
+pack_waiting_on_itself_gets_help(void)
+{
+    py = harness_start();
+    atomic_store(&gate_open, 0);
+    pygate_pool *pool;
+    pygate_pool_options o = {.workers = 2};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    pygate_job *held[2];   /* with handles: alone, one a worker */
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(pygate_pool_submit(pool, hold_one_worker, NULL, &held[i]));
+    while (atomic_load(&pack_holders) < 2)
+        usleep(1000);
+    CHECK_OK(pygate_pool_submit(pool, wait_for_second, NULL, NULL));
+    CHECK_OK(pygate_pool_submit(pool, second, NULL, NULL));
+    expect_counts(pool, 4, 0, 0);   /* the two, packed */
+    atomic_store(&gate_open, 1);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(pygate_job_wait(held[i], -1, NULL));
+        CHECK_OK(pygate_job_close(held[i]));
+    }
+    CHECK_OK(pygate_pool_close(pool));
+    CHECK(atomic_load(&first_saw_second) == 1);
+    harness_stop(&py);
+}
+
 /* A thread keeps the pack its last jobs went into after their pool is
  * closed and freed; its jobs for the next pool (often at the same
  * address) must not go into it: all run, none lost.  A close that cancels
@@ -1101,6 +1160,7 @@ static const scenario scenarios[] = {
     {"one_worker_keeps_order", one_worker_keeps_order},
     {"packed_jobs_raise_alone", packed_jobs_raise_alone},
     {"packs_outlive_their_pool", packs_outlive_their_pool},
+    {"pack_waiting_on_itself_gets_help", pack_waiting_on_itself_gets_help},
     {"bounded_queue_counts_packed_jobs", bounded_queue_counts_packed_jobs},
     {"close_races_submitters", close_races_submitters},
     {"blocking_jobs_use_every_worker", blocking_jobs_use_every_worker},
