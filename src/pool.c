@@ -22,6 +22,11 @@
  * for all, the submitters spent a quarter of the run waiting for its cache
  * line (perf, 3.12.1).
  *
+ * Jobs nobody waits for that a thread submits one after another share a
+ * pack (job_pack), which the worker takes and ends as one job and whose
+ * entries it reads four to a cache line: a job alone took a line that
+ * crossed cores four times.
+ *
  * A bounded pool (max_queued) makes a submitter that is neither attached nor
  * a pool's worker wait while the queue is full.  Eight threads that each
  * submit a burst otherwise queue all of it, and the worker chases its jobs
