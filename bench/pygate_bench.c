@@ -217,6 +217,7 @@ typedef struct pool_batch {
     PyObject *fn;
     long n;
     _Atomic long done;
+    int finished;              /* under lock: the last job let go of it */
     pthread_mutex_t lock;
     pthread_cond_t all_done;
 } pool_batch;
@@ -226,8 +227,12 @@ pool_job(void *arg)
 {
     pool_batch *batch = (pool_batch *)arg;
     bench_call(batch->fn);
+    /* The waiter goes by finished, set under the lock, and not by done:
+     * seeing done == n it could return and end the batch (on its stack)
+     * while the last job was still about to lock it (TSan saw it). */
     if (atomic_fetch_add(&batch->done, 1) + 1 == batch->n) {
         pthread_mutex_lock(&batch->lock);
+        batch->finished = 1;
         pthread_cond_signal(&batch->all_done);
         pthread_mutex_unlock(&batch->lock);
     }
@@ -237,14 +242,14 @@ pool_job(void *arg)
 static double
 submit_and_wait(pygate_pool *to, PyObject *fn, long n)
 {
-    pool_batch batch = {fn, n, 0, PTHREAD_MUTEX_INITIALIZER,
+    pool_batch batch = {fn, n, 0, n <= 0, PTHREAD_MUTEX_INITIALIZER,
                         PTHREAD_COND_INITIALIZER};
     double t0 = bench_now_ns();
     for (long i = 0; i < n; i++)
         if (pygate_pool_submit(to, pool_job, &batch, NULL) != PYGATE_OK)
             exit(1);
     pthread_mutex_lock(&batch.lock);
-    while (atomic_load(&batch.done) < n)
+    while (!batch.finished)
         pthread_cond_wait(&batch.all_done, &batch.lock);
     pthread_mutex_unlock(&batch.lock);
     double ns = bench_now_ns() - t0;
