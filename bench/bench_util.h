@@ -4,6 +4,8 @@
 #ifndef PYGATE_BENCH_UTIL_H
 #define PYGATE_BENCH_UTIL_H
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -29,6 +31,25 @@ bench_rss_kib(void)
  * grows pays it once per page: a machine where it is slow (a VM) makes a
  * benchmark that grows memory slow too.  -1 if mmap fails. */
 static inline double
+bench_now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static inline void
+bench_sort(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = x;
+        }
+}
+
+static inline double
 bench_fresh_page_us(void)
 {
     enum { PAGES = 256, TRIES = 5 };
@@ -42,22 +63,70 @@ bench_fresh_page_us(void)
 #ifdef MADV_NOHUGEPAGE
         madvise(m, size, MADV_NOHUGEPAGE);
 #endif
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        double start = bench_now_us();
         for (size_t i = 0; i < size; i += page)
             ((volatile char *)m)[i] = 1;
-        clock_gettime(CLOCK_MONOTONIC, &b);
+        us[t] = (bench_now_us() - start) / PAGES;
         munmap(m, size);
-        us[t] = ((double)(b.tv_sec - a.tv_sec) * 1e6
-                 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) / PAGES;
     }
-    for (int i = 1; i < TRIES; i++)   /* sorted, for the median */
-        for (int j = i; j > 0 && us[j] < us[j - 1]; j--) {
-            double x = us[j];
-            us[j] = us[j - 1];
-            us[j - 1] = x;
-        }
+    bench_sort(us, TRIES);
     return us[TRIES / 2];
+}
+
+enum { BENCH_YIELDS = 20000 };
+
+static inline void *
+bench_yield_on(void *cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)*(const int *)cpu, &set);
+    if (pthread_setaffinity_np(pthread_self(), sizeof set, &set) != 0)
+        return (void *)1;
+    for (int i = 0; i < BENCH_YIELDS; i++)
+        sched_yield();
+    return NULL;
+}
+
+/* Microseconds a core takes to go from one thread of this process to
+ * another: two threads pinned to one CPU yield to each other BENCH_YIELDS
+ * times each (median of 3; a yield with nobody to switch to is timed
+ * alone into *yield_us).  With more threads than cores, a synchronous
+ * call made by a thread that is not running waits for at least one such
+ * switch: it prices pygate_call's eight callers on two cores.  -1 if the
+ * threads cannot be pinned. */
+static inline double
+bench_thread_switch_us(double *yield_us)
+{
+    enum { TRIES = 3 };
+    int cpu = sched_getcpu();
+    double sw[TRIES], alone[TRIES];
+    if (cpu < 0)
+        return -1;
+    for (int t = 0; t < TRIES; t++) {
+        double start = bench_now_us();
+        for (int i = 0; i < BENCH_YIELDS; i++)
+            sched_yield();
+        alone[t] = (bench_now_us() - start) / BENCH_YIELDS;
+        pthread_t a, b;
+        void *failed_a = NULL, *failed_b = NULL;
+        start = bench_now_us();
+        if (pthread_create(&a, NULL, bench_yield_on, &cpu) != 0)
+            return -1;
+        if (pthread_create(&b, NULL, bench_yield_on, &cpu) != 0) {
+            pthread_join(a, NULL);
+            return -1;
+        }
+        pthread_join(a, &failed_a);
+        pthread_join(b, &failed_b);
+        if (failed_a != NULL || failed_b != NULL)
+            return -1;
+        sw[t] = (bench_now_us() - start) / (2.0 * BENCH_YIELDS);
+    }
+    bench_sort(sw, TRIES);
+    bench_sort(alone, TRIES);
+    *yield_us = alone[TRIES / 2];
+    return sw[TRIES / 2];
 }
 
 #endif

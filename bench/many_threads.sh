@@ -10,7 +10,9 @@
 # + wait on an idle pool beside one entry; and a Python thread's ticks with
 # the pool saturated, as a share of its ticks with the pool idle; and the
 # pool's two halves apart: a submission, and one worker running queued jobs
-# alone, beside an entry making the same call.
+# alone, beside an entry making the same call; and what one switch between
+# two threads on a core costs here (pygate_bench's first line), which a
+# synchronous caller that is not running waits for.
 # Prints a markdown table with the ratios the targets name, also written
 # to bench/results/many_threads.md.  Reuses make bench's Release builds.
 #
@@ -37,8 +39,8 @@ measure() {
 }
 
 {
-  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us | idle pool round trip us | entry + the same call ns | round trip / entry | Python ticks, pool saturated (>= 25%) | submission ns | one worker alone, ns per job | worker alone / entry |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| CPython | empty: 1 enters | 8 enter | 8 pool | 8 pool, bounded | pool / 1 enters (>= 1) | bounded / 1 enters | pool / 8 enter (>= 3) | bounded / 8 enter | 8 \`pygate_call\` / 8 enter (>= 2) | json: 8 \`pygate_call\` / 8 enter | json: 8 pool / 8 enter | decref ns, reused memory (<= 25) | decref ns, fresh memory | fresh page us | idle pool round trip us | entry + the same call ns | round trip / entry | Python ticks, pool saturated (>= 25%) | submission ns | one worker alone, ns per job | worker alone / entry | thread switch us |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$OUT.tmp"
 for r in "${runs[@]}"; do
   IFS='|' read -r label exe type flags where <<<"$r"
@@ -63,6 +65,8 @@ for r in "${runs[@]}"; do
       -v b8="$(rate "$csv" pygate_pool_bounded empty 8)" \
       -v c8="$(rate "$csv" pygate_call empty 8)" -v j8="$(rate "$csv" pygate json 8)" \
       -v jp8="$(rate "$csv" pygate_pool json 8)" \
+      -v jc8="$(rate "$csv" pygate_call json 8)" \
+      -v sw="$(awk -F, '$2 == "thread_switch_us" { print $6; exit }' "$csv")" \
       -v d="$(measure "$targets" decref_ns one_thread_reused)" \
       -v df="$(measure "$targets" decref_ns one_thread)" \
       -v pg="$(measure "$targets" fresh_page_us mmap_first_write)" \
@@ -72,9 +76,9 @@ for r in "${runs[@]}"; do
       -v ds="$(measure "$targets" drain_ns pool_submit)" \
       -v dw="$(measure "$targets" drain_ns pool_worker)" \
       -v de="$(measure "$targets" drain_ns pygate_enter)" 'BEGIN {
-    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.2f |\n",
+    printf "| %s | %.2f M | %.2f M | %.2f M | %.2f M | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.2f | %.1f | %.0f | %.0f | %.0f%% | %.0f | %.0f | %.2f | %.2f |\n",
       label, e1 / 1e6, e8 / 1e6, p8 / 1e6, b8 / 1e6, p8 / e1, b8 / e1, p8 / e8, b8 / e8,
-      c8 / e8, jp8 / j8, d, df, pg, rt / 1e3, re, rt / re, tk * 100, ds, dw, dw / de }' \
+      c8 / e8, jc8 / j8, jp8 / j8, d, df, pg, rt / 1e3, re, rt / re, tk * 100, ds, dw, dw / de, sw }' \
     | tee -a "$OUT.tmp"
 done
 mv "$OUT.tmp" "$OUT"

@@ -20,8 +20,10 @@
  * Workloads: "empty" (lambda: None) and "json" (build a dict, json.dumps).
  * Measures: ns per call on one thread; calls per second with 1, 2, 4, 8
  * threads; thread churn (create, enter once, exit: us per thread, RSS
- * after); RSS growth over many calls.  Every figure is the median of REPS
- * repetitions with min and max; ratios are formed within this run.
+ * after); RSS growth over many calls; first, what a switch between two
+ * threads on one core costs here (which more threads than cores pay).
+ * Every figure is the median of REPS repetitions with min and max; ratios
+ * are formed within this run.
  *
  * usage: pygate_bench [--calls N] [--reps R] [--churn K] [--rss-calls M]
  *                     [--csv FILE] [--only NAME,NAME...] [--workload W]
@@ -631,6 +633,26 @@ measure_without_calls(void)
            " entry): %.2f ns (%.2f-%.2f)\n", x.median, x.min, x.max);
 }
 
+/* What the machine charges for a thread switch, beside the calls (more
+ * threads than cores pay it; see bench_thread_switch_us). */
+static void
+measure_machine(void)
+{
+    double yield_us;
+    double switch_us = bench_thread_switch_us(&yield_us);
+    if (switch_us < 0) {
+        printf("a thread switch: not measured (threads cannot be pinned)\n");
+        return;
+    }
+    printf("a thread switch on one core: %.2f us; a yield with nobody to"
+           " switch to: %.2f us; %ld cores\n", switch_us, yield_us,
+           sysconf(_SC_NPROCESSORS_ONLN));
+    stats sw = {switch_us, switch_us, switch_us};
+    stats y = {yield_us, yield_us, yield_us};
+    emit("thread_switch_us", "machine", "none", 2, sw, "us");
+    emit("yield_us", "machine", "none", 1, y, "us");
+}
+
 static int
 parse_args(int argc, char **argv)
 {
@@ -704,6 +726,7 @@ main(int argc, char **argv)
     printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
            PY_VERSION, opt_calls, opt_reps,
            have_pybind11 ? "yes" : "absent (skipped)");
+    measure_machine();
     if (opt_only == NULL) {
         measure_latency(fns, workloads);
         print_ratios(workloads);
