@@ -25,11 +25,7 @@ bench_rss_kib(void)
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* Microseconds the kernel takes to hand this process one fresh page: the
- * fault on its first write, zeroing included (median of 5 mappings of
- * 256 pages, huge pages off, as in malloc's thread arenas).  Any queue that
- * grows pays it once per page: a machine where it is slow (a VM) makes a
- * benchmark that grows memory slow too.  -1 if mmap fails. */
+/* The monotonic clock in microseconds. */
 static inline double
 bench_now_us(void)
 {
@@ -38,6 +34,7 @@ bench_now_us(void)
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
+/* Sorts v in place, for a median (a handful of values: insertion). */
 static inline void
 bench_sort(double *v, int n)
 {
@@ -49,6 +46,11 @@ bench_sort(double *v, int n)
         }
 }
 
+/* Microseconds the kernel takes to hand this process one fresh page: the
+ * fault on its first write, zeroing included (median of 5 mappings of
+ * 256 pages, huge pages off, as in malloc's thread arenas).  Any queue that
+ * grows pays it once per page: a machine where it is slow (a VM) makes a
+ * benchmark that grows memory slow too.  -1 if mmap fails. */
 static inline double
 bench_fresh_page_us(void)
 {
