@@ -66,11 +66,9 @@ static cpu_work allocating = {"work", "cpu_jobs_per_second", 20000};
 static cpu_work small_ints = {"spin", "cpu_noalloc_jobs_per_second", 20000};
 
 static double
-now(void)
+now(void)   /* seconds */
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return bench_now_us() / 1e6;
 }
 
 static void
