@@ -5,6 +5,12 @@
  * One process-wide state machine, NONE -> BUSY -> RUNNING -> BUSY -> NONE,
  * moved by compare-and-swap, so that a second init, a shutdown without
  * init, or two threads racing get an error code instead of a crash.
+ *
+ * Python may also end under a RUNNING host without pygate_host_shutdown:
+ * a plain Py_FinalizeEx on any thread, or sys.exit's.  The host's view then
+ * names a record that is closing or gone (the hook ran), and every host
+ * call looks at it first (host_claim_running): host_saved was freed with
+ * the other thread states, so touching it would kill or abort the caller.
  */
 #include "internal.h"
 
@@ -15,8 +21,11 @@
 enum { HOST_NONE, HOST_BUSY, HOST_RUNNING };
 
 static _Atomic int host_phase = HOST_NONE;
-/* Written only by the thread that holds HOST_BUSY. */
-static pygate_view *host_view;
+/* The main interpreter's view made by the last host init, kept after
+ * shutdown (entering through it then fails with EFINALIZING or EGONE, as
+ * the guide's error handling expects) until the next init replaces it.
+ * Written only by the thread that holds HOST_BUSY. */
+static pygate_view *_Atomic host_view;
 static PyThreadState *host_saved;   /* the init thread's state, detached */
 static pthread_t host_thread;
 static pthread_once_t host_fork_once = PTHREAD_ONCE_INIT;
@@ -85,21 +94,74 @@ host_start(const PyConfig *config)
             return rc;
     }
     PyThreadState *current = pygate__compat_current_tstate();
-    int rc = pygate_view_from_main(&host_view);
+    pygate_view *view;
+    int rc = pygate_view_from_main(&view);
     if (rc != PYGATE_OK)
         return rc;
     host_saved = NULL;
     if (current != NULL
-            && (rc = pygate__thread_detach_unbound(
-                     pygate__view_record(host_view),
-                                           &host_saved)) != PYGATE_OK) {
-        pygate_view_close(host_view);
-        host_view = NULL;
+            && (rc = pygate__thread_detach_unbound(pygate__view_record(view),
+                                                   &host_saved))
+               != PYGATE_OK) {
+        pygate_view_close(view);
         return rc;
     }
+    /* A thread that read the old view a moment ago gets EINVAL from it:
+     * the one race left, and only with a re-init. */
+    pygate_view *old = atomic_exchange(&host_view, view);
+    if (old != NULL)
+        pygate_view_close(old);
     host_thread = pthread_self();
     pthread_once(&host_fork_once, host_watch_fork);
     return PYGATE_OK;
+}
+
+/* Under HOST_BUSY, claimed from RUNNING: 0 while the host's Python runs;
+ * else PYGATE_EBUSY while someone else's finalization runs, or
+ * PYGATE_ENOTINIT once it ended, when the host is forgotten (host_saved
+ * was freed with every other state) and the phase is left to the caller. */
+static int
+host_outlived(void)
+{
+    record *rec = pygate__view_record(atomic_load(&host_view));
+    int phase = rec != NULL ? atomic_load(&rec->phase) : PHASE_GONE;
+    if (phase == PHASE_OPEN && Py_IsInitialized())
+        return 0;
+    if (phase == PHASE_CLOSING)
+        return PYGATE_EBUSY;   /* the hook runs: Python is not gone yet */
+    host_saved = NULL;
+    return PYGATE_ENOTINIT;
+}
+
+/* Claims a RUNNING host whose Python still runs; a host that Python ended
+ * under goes back to NONE and the caller gets PYGATE_ENOTINIT. */
+static int
+host_claim_running(void)
+{
+    int rc = host_claim(HOST_RUNNING);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = host_outlived();
+    if (rc != PYGATE_OK)
+        atomic_store(&host_phase, rc == PYGATE_ENOTINIT ? HOST_NONE
+                                                        : HOST_RUNNING);
+    return rc;
+}
+
+/* Claims the host for init: from NONE, or from a RUNNING host whose
+ * Python ended by other means. */
+static int
+host_claim_for_init(void)
+{
+    int rc = host_claim(HOST_NONE);
+    if (rc != PYGATE_EALREADY)
+        return rc;
+    rc = host_claim_running();
+    if (rc == PYGATE_OK) {
+        atomic_store(&host_phase, HOST_RUNNING);
+        return PYGATE_EALREADY;
+    }
+    return rc == PYGATE_ENOTINIT ? host_claim(HOST_NONE) : rc;
 }
 
 int
@@ -107,7 +169,7 @@ pygate__impl_host_init(const PyConfig *config)
 {
     if (!pygate__compat_runtime_matches())
         return PYGATE_EVERSION;
-    int rc = host_claim(HOST_NONE);
+    int rc = host_claim_for_init();
     if (rc != PYGATE_OK)
         return rc;
     rc = host_start(config);
@@ -118,7 +180,7 @@ pygate__impl_host_init(const PyConfig *config)
 pygate_view *
 pygate__impl_host_view(void)
 {
-    return atomic_load(&host_phase) == HOST_RUNNING ? host_view : NULL;
+    return atomic_load(&host_view);
 }
 
 /* Attaches the calling thread to the main interpreter for Py_FinalizeEx:
@@ -137,7 +199,7 @@ attach_for_finalize(pygate_token *token, int *entered)
         host_saved = NULL;
         return PYGATE_OK;
     }
-    int rc = pygate_enter(host_view, token);
+    int rc = pygate_enter(atomic_load(&host_view), token);
     if (rc != PYGATE_OK)
         return rc;
     *entered = 1;
@@ -175,15 +237,13 @@ host_finalize(void)
     int status = Py_FinalizeEx();
     if (entered)
         pygate_leave(token);   /* interpreter gone: only pops the frame */
-    pygate_view_close(host_view);
-    host_view = NULL;
     return status < 0 ? PYGATE_EPYTHON : PYGATE_OK;
 }
 
 int
 pygate__impl_host_shutdown(void)
 {
-    int rc = host_claim(HOST_RUNNING);
+    int rc = host_claim_running();
     if (rc != PYGATE_OK)
         return rc;
     rc = host_finalize();
@@ -200,8 +260,8 @@ pygate__impl_host_shutdown(void)
 static int
 repark_host_state(void)
 {
-    return pygate__thread_detach_unbound(pygate__view_record(host_view),
-                                         &host_saved);
+    return pygate__thread_detach_unbound(
+        pygate__view_record(atomic_load(&host_view)), &host_saved);
 }
 
 /* Attached, holding the GIL: forks with CPython's before and after
@@ -241,7 +301,7 @@ host_fork(pid_t *pid)
     if (parked) {
         PyEval_RestoreThread(host_saved);
     } else {
-        int rc = pygate_enter(host_view, &token);
+        int rc = pygate_enter(atomic_load(&host_view), &token);
         if (rc != PYGATE_OK)
             return rc;
     }
@@ -256,7 +316,7 @@ pygate__impl_host_fork(pid_t *pid)
     if (pid == NULL)
         return PYGATE_EINVAL;
     *pid = -1;
-    int rc = host_claim(HOST_RUNNING);
+    int rc = host_claim_running();
     if (rc != PYGATE_OK)
         return rc;
     rc = host_fork(pid);

@@ -900,8 +900,7 @@ fork_while_submitter_waits(void)
 static _Atomic int churn_stop;
 static _Atomic long churn_rounds;
 
-/* The host's view, taken before: pygate_host_view() is NULL while the
- * host forks. */
+/* The host's view, passed in by the scenario. */
 static void *
 churns_guards(void *arg)
 {

@@ -27,8 +27,104 @@ host_codes(void)
 
     CHECK_OK(pygate_host_shutdown());
     CHECK(!Py_IsInitialized());
-    CHECK(pygate_host_view() == NULL);
+    /* The view stays, naming the finalized interpreter: the guide's
+     * error handling sees EGONE, not EINVAL. */
+    CHECK(pygate_host_view() != NULL);
+    CHECK_RC(pygate_enter(pygate_host_view(), &tok), PYGATE_EGONE);
     CHECK_RC(pygate_host_shutdown(), PYGATE_ENOTINIT);
+}
+
+/* ---- Python ended under the host by other means ------------------------- */
+
+/* After Python ended without pygate_host_shutdown: every host call
+ * answers, none touches the freed states, and a new init works. */
+static void
+check_host_after_python_ended(void)
+{
+    CHECK(!Py_IsInitialized());
+    pygate_token tok;
+    CHECK(pygate_host_view() != NULL);
+    CHECK_RC(pygate_enter(pygate_host_view(), &tok), PYGATE_EGONE);
+    pid_t pid;
+    CHECK_RC(pygate_host_fork(&pid), PYGATE_ENOTINIT);
+    CHECK_RC(pygate_host_shutdown(), PYGATE_ENOTINIT);
+    CHECK_RC(pygate_host_shutdown(), PYGATE_ENOTINIT);
+    CHECK_OK(pygate_host_init(NULL));
+    CHECK(!PyGILState_Check());
+    CHECK_OK(pygate_enter(pygate_host_view(), &tok));
+    CHECK(eval_long("6 * 7") == 42);
+    CHECK_OK(pygate_leave(tok));
+    CHECK_OK(pygate_host_shutdown());
+    CHECK_RC(pygate_host_shutdown(), PYGATE_ENOTINIT);
+}
+
+/* A plain Py_FinalizeEx on the init thread (the README allows it). */
+static void
+host_after_plain_finalize(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    CHECK_OK(pygate_host_init(NULL));
+    PyGILState_Ensure();
+    CHECK(Py_FinalizeEx() == 0);
+    check_host_after_python_ended();
+}
+
+static void *
+finalize_here(void *arg)
+{
+    (void)arg;
+    PyGILState_Ensure();
+    CHECK(Py_FinalizeEx() == 0);
+    return NULL;
+}
+
+/* A plain Py_FinalizeEx on another thread, the host's generic clean-up
+ * then on the init thread. */
+static void
+host_after_finalize_elsewhere(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    CHECK_OK(pygate_host_init(NULL));
+    on_native_thread(finalize_here, NULL);
+    check_host_after_python_ended();
+}
+
+/* Run by exit() after sys.exit finalized Python: a host's clean-up. */
+static void
+shutdown_at_exit(void)
+{
+    int rc = pygate_host_shutdown();
+    pygate_token tok;
+    int enter_rc = pygate_enter(pygate_host_view(), &tok);
+    printf("at exit: host shutdown %s, enter %s\n", pygate_err_name(rc),
+           pygate_err_name(enter_rc));
+    fflush(stdout);
+}
+
+static void
+exit_through_python(void *arg)
+{
+    (void)arg;
+    CHECK_OK(pygate_host_init(NULL));
+    CHECK(atexit(shutdown_at_exit) == 0);
+    pygate_token tok;
+    CHECK_OK(pygate_enter(pygate_host_view(), &tok));
+    PyRun_SimpleString("import sys; sys.exit(3)");
+    CHECK(!"sys.exit returned");
+}
+
+/* sys.exit in the host's Python: CPython finalizes and calls exit(), whose
+ * handlers run a host's clean-up inside the entry sys.exit left open. */
+static void
+host_after_sys_exit(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    char out[4096];
+    int status = run_in_child(exit_through_python, NULL, out, sizeof out);
+    printf("%s", out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    CHECK(strstr(out, "at exit: host shutdown PYGATE_ENOTINIT, enter "
+                      "PYGATE_EGONE") != NULL);
 }
 
 static void
@@ -186,6 +282,9 @@ static const scenario scenarios[] = {
     {"host_codes", host_codes},
     {"host_config", host_config},
     {"host_adopts", host_adopts},
+    {"host_after_plain_finalize", host_after_plain_finalize},
+    {"host_after_finalize_elsewhere", host_after_finalize_elsewhere},
+    {"host_after_sys_exit", host_after_sys_exit},
     {"host_does_not_starve_python", host_does_not_starve_python},
     {"shutdown_on_a_low_stack", shutdown_on_a_low_stack},
     {NULL, NULL}
