@@ -328,6 +328,14 @@ PYGATE_API unsigned pygate_thread_depth(void);
 /* Thread exit                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* A thread that ends inside entries (a forgotten pygate_leave) is a
+ * misuse: in debug mode its exit aborts, naming where each open entry was
+ * made.  In release mode pygate leaves them at the thread's exit, the
+ * innermost first, as pygate_leave would (an exception still set goes to
+ * sys.unraisablehook), says so on stderr, and frees the thread's states:
+ * the GIL and the guards go back, so other threads enter and shutdown
+ * does not wait for the ended thread. */
+
 /* Releases the thread states pygate keeps for the calling thread, now
  * rather than at thread exit (where pygate does it on its own).  States of
  * interpreters that are gone are forgotten without touching them.  The
@@ -672,8 +680,11 @@ PYGATE_API void pygate_value_clear(pygate_value *value);
  * If Python was initialized by someone else, config must be NULL; the
  * calling thread is detached if it is attached.
  * Any thread.  Blocks while Python initializes.
- * Errors: PYGATE_EALREADY (host init done already and not shut down, or
- *         config given while Python is already initialized),
+ * After a shutdown (pygate_host_shutdown, or Python finalized by other
+ * means) it initializes afresh.
+ * Errors: PYGATE_EALREADY (host init done already and Python not shut
+ *         down since, or config given while Python is already
+ *         initialized),
  *         PYGATE_EBUSY (another thread is in host init or shutdown),
  *         PYGATE_EPYTHON (initialization failed: the reason is printed on
  *         stderr; or the hook could not be installed), PYGATE_ENOMEM. */
@@ -682,7 +693,11 @@ PYGATE_API int pygate_host_init(const PyConfig *config);
 #endif
 
 /* The main interpreter's view kept by pygate_host_init (owned by pygate:
- * do not close it), or NULL outside host init..shutdown. */
+ * do not close it), or NULL before the first host init.  It outlives the
+ * interpreter: after shutdown, by pygate_host_shutdown or by any other
+ * means, entering through it gives PYGATE_EFINALIZING or PYGATE_EGONE,
+ * until the next pygate_host_init replaces it (a thread that read it just
+ * before that gets PYGATE_EINVAL from it).  Any thread; never blocks. */
 PYGATE_API pygate_view *pygate_host_view(void);
 
 /* Shuts Python down: waits for pygate guards and entries to drain, then
@@ -695,9 +710,15 @@ PYGATE_API pygate_view *pygate_host_view(void);
  * otherwise frees no GC object during the finalization on a thread whose
  * stack lies below the init thread's).  Blocks until shutdown completes.
  * pygate_host_init() may be called again afterwards.
- * Errors: PYGATE_ENOTINIT (no pygate_host_init, or shut down already),
+ * Python may also have ended by other means (a plain Py_FinalizeEx on
+ * any thread, sys.exit): pygate then forgets the host, without touching
+ * what CPython freed, and returns PYGATE_ENOTINIT, so generic clean-up
+ * may call this whatever ended Python.
+ * Errors: PYGATE_ENOTINIT (no pygate_host_init, shut down already, or
+ *         Python finalized by other means),
  *         PYGATE_EBUSY (the caller is attached or inside an entry, or
- *         another thread is in host init or shutdown),
+ *         another thread is in host init or shutdown, or is finalizing
+ *         Python by other means right now),
  *         PYGATE_EPYTHON (Py_FinalizeEx reported an error flushing
  *         buffered data; Python is finalized all the same). */
 PYGATE_API int pygate_host_shutdown(void);
@@ -727,7 +748,8 @@ PYGATE_API int pygate_host_shutdown(void);
  * A sub-interpreter alive (one of an interpreter pool, or any other) makes
  * it refuse: CPython's child cannot survive one (up to 3.12 it hangs in
  * PyOS_AfterFork_Child, from 3.13 it dies; 3.8-3.15.2 alike).
- * Errors: PYGATE_EINVAL (pid NULL), PYGATE_ENOTINIT (no host init),
+ * Errors: PYGATE_EINVAL (pid NULL), PYGATE_ENOTINIT (no host init, or
+ *         Python shut down since),
  *         PYGATE_EBUSY (the caller is attached or inside an entry,
  *         another thread is in host init, shutdown or fork, or a
  *         sub-interpreter is alive; nothing was forked),

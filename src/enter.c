@@ -20,10 +20,14 @@
 
 enum { TOKEN_ENTER = 0x454e5452, TOKEN_DETACH = 0x44455441 };
 
+static void unwind_frames(pygate_thread *t);
+
 static frame *
 push_frame(pygate_thread *t)
 {
     if (t->nframes == t->cap) {
+        if (t->cap == 0)   /* the thread's first frame: rare */
+            pygate__thread_unwind_frames = unwind_frames;
         uint32_t cap = t->cap ? 2 * t->cap : 8;
         frame *frames =
             (frame *)pygate__realloc(t->frames, cap * sizeof *frames);
@@ -309,6 +313,75 @@ pygate__impl_reattach_at(pygate_token token, const char *file, int line)
     /* The entry below still holds its guard: the interpreter is alive. */
     PyEval_RestoreThread(tstate);
     return PYGATE_OK;
+}
+
+/* ---- a thread that ends inside entries ---------------------------------- */
+
+/* Whether the frame holds anything others wait for: a guard on a record
+ * whose shutdown has not given up on it. */
+static int
+frame_holds(const frame *f)
+{
+    return f->kind != FRAME_DETACH
+           && atomic_load_explicit(&f->rec->phase, memory_order_acquire)
+              != PHASE_GONE;
+}
+
+/* Says on stderr which entries the thread leaves open, where they were
+ * made (debug mode), and in debug mode aborts: a forgotten leave is a
+ * misuse.  Returns how many entries were open. */
+static uint32_t
+report_open_frames(pygate_thread *t)
+{
+    uint32_t open = 0;
+    const guard_site *site = NULL;
+    for (uint32_t i = 0; i < t->nframes; i++) {
+        frame *f = &t->frames[i];
+        if (!frame_holds(f))
+            continue;
+        open += 1 + f->depth;
+        if (f->site != NULL) {
+            fprintf(stderr, "pygate:   entry made at %s:%d is still open\n",
+                    f->site->file, f->site->line);
+            site = site != NULL ? site : f->site;
+        }
+    }
+    if (open > 0 && site != NULL)
+        pygate__misuse(PYGATE_EUNBALANCED, site->file, site->line,
+                      "the thread ended inside this entry");
+    return open;
+}
+
+/* Exit destructor of a thread with frames (thread.c): leaves each, the
+ * innermost first, as pygate_leave would, so that the GIL and the guards
+ * go back to the other threads and to shutdown.  An exception still set
+ * is reported through sys.unraisablehook.  A state that a detach frame
+ * left detached stays so; a frame whose interpreter was given up on
+ * touches nothing of it. */
+static void
+unwind_frames(pygate_thread *t)
+{
+    uint32_t open = report_open_frames(t);
+    if (open > 0)
+        fprintf(stderr, "pygate: a thread ended inside %u pygate entries;"
+                " pygate left them for it (detached, guards released)\n",
+                open);
+    while (t->nframes > 0) {
+        frame *f = top_frame(t);
+        if (frame_holds(f) && f->kind == FRAME_ATTACH
+                && compat_tstate_is_attached(f->tstate)) {
+            if (compat_tstate_has_exception(f->tstate))
+                PyErr_WriteUnraisable(NULL);
+            detach(t, f);
+        }
+        if (f->kind != FRAME_DETACH) {   /* as pygate_leave does */
+            if (f->site != NULL)
+                pygate__record_site_remove(f->rec, f->site);
+            unguard_frame(f);
+        }
+        t->level -= f->depth;
+        pop_frame(t);
+    }
 }
 
 /* ---- scoped forms ------------------------------------------------------- */

@@ -471,6 +471,7 @@ pygate_token pygate__entry_token(uint32_t level);
 
 /* ---- threads and their cached states (thread.c) ------------------------- */
 
+
 struct entry {
     record *rec;                /* holds a reference */
     struct pygate_thread *owner; /* NULL once orphaned (under rec->lock) */
@@ -518,6 +519,12 @@ typedef struct pygate_thread {
                                       0: none yet (pool.c) */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
+
+/* How a thread that ends inside entries gives back what they hold (the
+ * attachment, the guards): set by enter.c, which owns frames, when a
+ * thread first has any, and called by thread.c's exit destructor, which
+ * sits below enter.c and so cannot name it. */
+extern void (*pygate__thread_unwind_frames)(pygate_thread *t);
 
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */

@@ -25,6 +25,8 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
                                     void *dso_symbol) __attribute__((weak));
 extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
+void (*pygate__thread_unwind_frames)(pygate_thread *t);
+
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 /* initial-exec: one load from the thread pointer instead of a call to
@@ -416,11 +418,8 @@ thread_destroy(void *arg)
 {
     pygate_thread *t = (pygate_thread *)arg;
     if (t->nframes != 0)
-        fprintf(stderr, "pygate: a thread ended inside %u pygate entries;"
-                " its guards stay held and shutdown will wait for them\n",
-                t->nframes);
-    else
-        release_all_entries(t, 1);
+        pygate__thread_unwind_frames(t);   /* set: the thread had frames */
+    release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
     pygate__slab_release(&t->waited_job_slab);

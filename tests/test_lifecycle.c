@@ -75,6 +75,74 @@ thread_exit_frees_states(void)
     CHECK(Py_FinalizeEx() == 0);
 }
 
+/* ---- a thread that ends inside entries ---------------------------------- */
+
+/* Each returns without leaving (an error path that forgot pygate_leave). */
+static void *
+end_inside_nested_entries(void *arg)
+{
+    (void)arg;
+    pygate_token outer, inner;
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK_OK(pygate_enter(py.view, &inner));
+    PyErr_SetString(PyExc_RuntimeError, "left set by an ended thread");
+    return NULL;
+}
+
+static void *
+end_inside_a_detach(void *arg)
+{
+    (void)arg;
+    pygate_token tok, detached;
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK_OK(pygate_detach(&detached));
+    return NULL;
+}
+
+static void *
+end_inside_entry_in_detach(void *arg)
+{
+    (void)arg;
+    pygate_token outer, detached, inner;
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK_OK(pygate_detach(&detached));
+    CHECK_OK(pygate_enter(py.view, &inner));
+    return NULL;
+}
+
+/* The GIL, the guards and the thread states of a thread that ended inside
+ * entries go back at its exit: other threads enter, the exception it left
+ * is reported, and shutdown does not wait for it. */
+static void
+thread_ends_inside_entries(void)
+{
+    start();
+    alarm(120);   /* a wedged process fails here, not at ctest's bound */
+    pygate_token tok;
+    CHECK_OK(pygate_enter(py.view, &tok));
+    record_unraisable();
+    int before = count_thread_states(PyInterpreterState_Main());
+    CHECK_OK(pygate_leave(tok));
+    void *(*const ends[])(void *) = {end_inside_nested_entries,
+                                     end_inside_a_detach,
+                                     end_inside_entry_in_detach};
+    for (int round = 0; round < 20; round++) {
+        on_native_thread(ends[round % 3], NULL);
+        on_native_thread(enter_once, NULL);
+    }
+    CHECK_OK(pygate_enter(py.view, &tok));
+    CHECK(count_thread_states(PyInterpreterState_Main()) == before);
+    CHECK(eval_long("len(unraisable)") == 7);
+    CHECK(eval_long("unraisable.count('left set by an ended thread')") == 7);
+    CHECK_OK(pygate_leave(tok));
+    CHECK_OK(pygate_set_drain_limits(1, -1));   /* report, never give up */
+    double start_s = now_seconds();
+    harness_stop(&py);
+    printf("20 threads ended inside entries; shutdown took %.3f s\n",
+           now_seconds() - start_s);
+    CHECK(now_seconds() - start_s < 1);   /* it waited for no guard */
+}
+
 /* ---- explicit release ---------------------------------------------------- */
 
 static int count_inside;
@@ -252,6 +320,7 @@ finalize_waits_for_shared_guards(void)
 static const scenario scenarios[] = {
     {"thread_exit_frees_states", thread_exit_frees_states},
     {"explicit_release", explicit_release},
+    {"thread_ends_inside_entries", thread_ends_inside_entries},
     {"threads_outlive_interpreter", threads_outlive_interpreter},
     {"finalize_waits_for_entries", finalize_waits_for_entries},
     {"finalize_waits_for_shared_guards", finalize_waits_for_shared_guards},

@@ -306,6 +306,23 @@ child_exception_at_leave(void)
     pygate_leave(tok);
 }
 
+static void *
+end_inside_an_entry(void *arg)
+{
+    (void)arg;
+    pygate_token tok;
+    ANNOUNCE_NEXT_LINE();
+    CHECK_OK(pygate_enter(py.view, &tok));
+    return NULL;   /* without leaving */
+}
+
+static void
+child_thread_ends_inside_entry(void)
+{
+    start();
+    on_native_thread(end_inside_an_entry, NULL);
+}
+
 static void
 debug_mode_aborts_with_location(void)
 {
@@ -313,6 +330,7 @@ debug_mode_aborts_with_location(void)
     expect_abort(child_leave_on_another_thread);
     expect_abort(child_unbalanced);
     expect_abort(child_exception_at_leave);
+    expect_abort(child_thread_ends_inside_entry);
 }
 
 static const scenario scenarios[] = {
