@@ -212,14 +212,20 @@ PYGATE_API int pygate_guard_close(pygate_guard *guard);
 /* Returns the interpreter ID the guard holds (>= 0), or PYGATE_EINVAL. */
 PYGATE_API int64_t pygate_guard_id(const pygate_guard *guard);
 
-/* Bounds shutdown's wait for guards and entries.  While waiting, pygate
- * prints on stderr every report_every seconds (default 5) how many are
- * outstanding and, in debug mode, where each was taken.  After
- * give_up_after seconds (default: < 0, wait for ever) shutdown proceeds
+/* Bounds every wait of pygate's at an interpreter's shutdown: for guards
+ * and entries, and first for its pools' jobs (a job running, a
+ * PYGATE_POOL_FINISH backlog, their callbacks; the main interpreter's
+ * shutdown also waits for interpreter pools' jobs).  While waiting, pygate
+ * prints on stderr every report_every seconds (default 5) what it waits
+ * for: how many guards and entries are outstanding and, in debug mode,
+ * where each was taken; or which pool, how many of its jobs are not
+ * finished and how many workers are at work.  give_up_after seconds
+ * (default: < 0, wait for ever) after the shutdown began it proceeds
  * anyway: threads still inside are then on their own, as CPython's daemon
- * threads are (killed or hung on their next attach, by CPython version),
- * and a sub-interpreter whose states are still in use cannot be ended
- * (CPython aborts).  A bound trades that risk for a process that exits.
+ * threads are (killed or hung on their next attach, by CPython version);
+ * a pool's queued jobs are cancelled and its running ones left so (its
+ * close then waits for them no more); and a sub-interpreter whose states
+ * are still in use cannot be ended (CPython aborts).  A bound trades that risk for a process that exits.
  * Ctrl-C ends the main interpreter's wait the same way, with the same
  * report, when Python's signal handlers are installed and shutdown runs
  * on the main thread: the wait runs the Python handlers of arriving
@@ -409,7 +415,8 @@ typedef struct pygate_pool_options {
  * pool stops first, before pygate's gate closes: it refuses new jobs
  * (PYGATE_EFINALIZING), finishes or cancels its queue as on_close says,
  * and its workers exit; jobs' exception objects are dropped then (their
- * text stays).  A pool nobody closes does not keep a process from exiting.
+ * text stays).  That wait is reported and bounded as
+ * pygate_set_drain_limits says.  A pool nobody closes does not keep a process from exiting.
  * A worker that finds no memory for its thread state tries again every
  * millisecond; the queue waits meanwhile.
  * In a child of fork() the pool has no workers: it refuses new jobs

@@ -193,6 +193,8 @@ typedef struct record {
                                     reference (lifecycle.c; for the census) */
     _Atomic int hook_kept;       /* the hook kept its reference for frames
                                     still open (lifecycle.c; the census) */
+    double shutdown_began;       /* when the hook began (lifecycle.c) */
+    _Atomic int gave_up;         /* a wait of its shutdown was given up */
     struct record *reg_prev, *reg_next;   /* the registry (interp.c) */
 } record;
 
@@ -371,11 +373,42 @@ int pygate__record_listen(record *rec, record_listener *l);
  * hook took it (fn has been or is being called). */
 int pygate__record_unlisten(record *rec, record_listener *l);
 
+/* Every wait of rec's shutdown (a listener's for its pool, the hook's for
+ * guards) follows one rule, pygate_set_drain_limits(): reported every
+ * report_every, given up after give_up_after counted from the hook's
+ * start, and ended by a Python signal handler that raises (main
+ * interpreter, on the main thread).  The waiter waits at most
+ * pygate__shutdown_wait_slice() seconds at a time and then, not attached
+ * and holding no lock, calls pygate__shutdown_wait_tick(), which calls
+ * report(arg, rec, waited) when a report is due and returns 1 once the
+ * wait must end (reported, and said on stderr); once one wait of rec's
+ * shutdown was given up, every later one is at its first tick. */
+typedef struct shutdown_wait {
+    record *rec;
+    PyThreadState *ts;          /* to run signal handlers on, or NULL */
+    double last_report;
+} shutdown_wait;
+
+/* ts: the finalizing thread's detached state (or NULL). */
+void pygate__shutdown_wait_begin(shutdown_wait *w, record *rec,
+                                 PyThreadState *ts);
+double pygate__shutdown_wait_slice(const shutdown_wait *w);
+int pygate__shutdown_wait_tick(shutdown_wait *w,
+                               void (*report)(void *arg, const record *rec,
+                                              double waited),
+                               void *arg);
+
 /* ---- pools (pool.c) ------------------------------------------------------ */
 
 /* pygate_pool_close(), also handing back the final counts (submitted,
  * completed, cancelled), which the closed handle no longer gives. */
 int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
+/* The same for the shutdown of `shutting` (the main interpreter's, for an
+ * interpreter pool's members): the wait for the workers follows its rule
+ * (pygate__shutdown_wait_tick); ts is the finalizing thread's state, or
+ * NULL. */
+int pygate__pool_close_at_shutdown(pygate_pool *pool, uint64_t counts[3],
+                                   record *shutting, PyThreadState *ts);
 /* Refuses the pool's new jobs from now on with `refused` (a close that
  * follows keeps that reason), ending submitters' waits for room.  Any
  * thread; an invalid handle is ignored. */

@@ -321,11 +321,19 @@ end_members(interp_pool *ip, int refused)
     pthread_mutex_lock(&ip->lock);
     int mine = stop_accepting_locked(ip, refused);
     pthread_mutex_unlock(&ip->lock);
+    /* At the main interpreter's shutdown the wait for the members' jobs
+     * follows its rule; one given up leaves a member's interpreter with a
+     * state in use, which CPython cannot end (it aborts: the documented
+     * price of a bound). */
+    record *shutting = refused == PYGATE_EFINALIZING ? ip->main_rec : NULL;
     if (mine) {
         for (unsigned i = 0; i < ip->n; i++) {
             member *m = &ip->members[i];
             uint64_t counts[3] = {0, 0, 0};
-            if (m->pool != NULL)
+            if (m->pool != NULL && shutting != NULL)
+                pygate__pool_close_at_shutdown(m->pool, counts, shutting,
+                                               attached);
+            else if (m->pool != NULL)
                 pygate__pool_close_counting(m->pool, counts);
             pthread_mutex_lock(&ip->lock);
             memcpy(m->counts, counts, sizeof counts);

@@ -38,8 +38,6 @@ static _Atomic long drain_report_ms = 5000;
 static _Atomic long drain_give_up_ms = -1;
 static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
 
-/* ---- draining ----------------------------------------------------------- */
-
 /* Guards the calling thread itself holds on rec: the thread that runs the
  * shutdown may be inside an entry of the interpreter it finalizes. */
 static uint64_t
@@ -65,18 +63,7 @@ pygate__impl_set_drain_limits(double report_every, double give_up_after)
     return PYGATE_OK;
 }
 
-/* Under rec->lock.  Debug mode lists each guard's site. */
-static void
-report_outstanding(record *rec, uint64_t own, double waited)
-{
-    fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
-            " for %llu native guards or entries to be released\n",
-            (long long)rec->id, waited,
-            (unsigned long long)(pygate__record_guards_held(rec) - own));
-    for (guard_site *s = rec->sites; s != NULL; s = s->next)
-        fprintf(stderr, "pygate:   guard taken at %s:%d on thread %#lx\n",
-                s->file, s->line, s->thread);
-}
+/* ---- waiting during shutdown -------------------------------------------- */
 
 /* How often a waiting shutdown looks for a signal (Ctrl-C). */
 #define SIGNAL_POLL_MS 100
@@ -108,41 +95,105 @@ signal_handler_raised(PyThreadState *ts)
     return raised;
 }
 
+void
+pygate__shutdown_wait_begin(shutdown_wait *w, record *rec, PyThreadState *ts)
+{
+    w->rec = rec;
+    w->ts = rec->is_main ? ts : NULL;
+    w->last_report = pygate__now();
+}
+
+/* Milliseconds left before the give-up bound (LONG_MAX: none). */
+static long
+give_up_left_ms(const record *rec)
+{
+    long give_up_ms = atomic_load(&drain_give_up_ms);
+    if (give_up_ms < 0)
+        return LONG_MAX;
+    return give_up_ms - (long)((pygate__now() - rec->shutdown_began) * 1000);
+}
+
+double
+pygate__shutdown_wait_slice(const shutdown_wait *w)
+{
+    long report_ms = atomic_load(&drain_report_ms);
+    long wait_ms = report_ms < SIGNAL_POLL_MS ? report_ms : SIGNAL_POLL_MS;
+    long left = give_up_left_ms(w->rec);
+    if (left < wait_ms)
+        wait_ms = left > 1 ? left : 1;
+    return wait_ms / 1e3;
+}
+
+int
+pygate__shutdown_wait_tick(shutdown_wait *w,
+                           void (*report)(void *arg, const record *rec,
+                                          double waited),
+                           void *arg)
+{
+    record *rec = w->rec;
+    double waited = pygate__now() - rec->shutdown_began;
+    int end = atomic_load(&rec->gave_up) || give_up_left_ms(rec) <= 0
+              || signal_handler_raised(w->ts);
+    if (end || (pygate__now() - w->last_report) * 1000
+                   >= atomic_load(&drain_report_ms)) {
+        report(arg, rec, waited);
+        w->last_report = pygate__now();
+    }
+    if (end && atomic_exchange(&rec->gave_up, 1) == 0)
+        fprintf(stderr, "pygate: giving up the wait; those threads"
+                " are now on their own, like daemon threads\n");
+    return end;
+}
+
+/* ---- draining ----------------------------------------------------------- */
+
+typedef struct guards_report {
+    record *rec;
+    uint64_t own;
+} guards_report;
+
+/* Debug mode lists each guard's site. */
+static void
+report_outstanding(void *arg, const record *shutting, double waited)
+{
+    guards_report *r = (guards_report *)arg;
+    record *rec = r->rec;
+    (void)shutting;   /* rec itself */
+    record_lock(rec);
+    fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
+            " for %llu native guards or entries to be released\n",
+            (long long)rec->id, waited,
+            (unsigned long long)(pygate__record_guards_held(rec) - r->own));
+    for (guard_site *s = rec->sites; s != NULL; s = s->next)
+        fprintf(stderr, "pygate:   guard taken at %s:%d on thread %#lx\n",
+                s->file, s->line, s->thread);
+    record_unlock(rec);
+}
+
 /* Not attached (ts is the caller's detached state, to run signal handlers
  * on, or NULL for none).  Returns 1 once the guards drained, 0 when the
- * give-up bound passed or a signal handler raised. */
+ * wait was given up (pygate__shutdown_wait_tick). */
 static int
 wait_until_drained(record *rec, uint64_t own, PyThreadState *ts)
 {
-    long report_ms = atomic_load(&drain_report_ms);
-    long give_up_ms = atomic_load(&drain_give_up_ms);
-    double start = pygate__now(), last_report = start;
-    int drained = 1, interrupted = 0;
+    shutdown_wait w;
+    pygate__shutdown_wait_begin(&w, rec, ts);
+    guards_report r = {rec, own};
+    int drained = 1;
     record_lock(rec);
     while (pygate__record_guards_held(rec) > own) {
-        double waited = pygate__now() - start;
-        long left = give_up_ms < 0 ? LONG_MAX
-                                   : give_up_ms - (long)(waited * 1000);
-        if (left <= 0 || interrupted) {
-            report_outstanding(rec, own, waited);
-            fprintf(stderr, "pygate: giving up the wait; those threads"
-                    " are now on their own, like daemon threads\n");
+        struct timespec deadline =
+            pygate__deadline_after(pygate__shutdown_wait_slice(&w));
+        record_wait(rec, &deadline);
+        if (pygate__record_guards_held(rec) <= own)
+            break;
+        record_unlock(rec);   /* never held while waiting for the GIL */
+        int end = pygate__shutdown_wait_tick(&w, report_outstanding, &r);
+        record_lock(rec);
+        if (end) {
             drained = 0;
             break;
         }
-        long wait_ms = report_ms < SIGNAL_POLL_MS ? report_ms : SIGNAL_POLL_MS;
-        if (left < wait_ms)
-            wait_ms = left;
-        struct timespec deadline = pygate__deadline_after(wait_ms / 1e3);
-        record_wait(rec, &deadline);
-        if (pygate__record_guards_held(rec) > own
-                && (pygate__now() - last_report) * 1000 >= report_ms) {
-            report_outstanding(rec, own, pygate__now() - start);
-            last_report = pygate__now();
-        }
-        record_unlock(rec);   /* never held while waiting for the GIL */
-        interrupted = signal_handler_raised(ts);
-        record_lock(rec);
     }
     record_unlock(rec);
     return drained;
@@ -204,6 +255,7 @@ static void
 record_shutdown(void *arg)
 {
     record *rec = (record *)arg;
+    rec->shutdown_began = pygate__now();   /* every wait's clock */
     /* Pools first, while their workers can still enter. */
     call_listeners(rec);
     pygate__record_close_gate(rec);

@@ -235,6 +235,8 @@ struct pool {
     int stopping;               /* workers exit once the queue is empty */
     unsigned workers_alive;
     int joining, joined;        /* one stopper joins the workers */
+    int abandoned;              /* the interpreter's shutdown gave up
+                                   waiting for the workers */
     pthread_t *threads;
     chunk *chunks;              /* one per worker */
     _Atomic unsigned chunks_given;
@@ -972,21 +974,26 @@ worker_main(void *arg)
 
 /* ---- stopping ----------------------------------------------------------- */
 
-/* Stops accepting (refusing with `refused`), finishes or cancels the
- * queue, and waits for the workers to exit.  Not attached.  Idempotent:
- * a second caller waits for the first. */
+/* Under p->lock: stops accepting (refusing with `refused`), cancels the
+ * queue if the pool says so, and tells the workers to exit once it is
+ * empty. */
 static void
-pool_stop(pool *p, int refused)
+begin_stop_locked(pool *p, int refused)
 {
-    pthread_mutex_lock(&p->lock);
     close_inbox_locked(p, refused);
     if (p->on_close == PYGATE_POOL_CANCEL || p->forked)
         cancel_queue_locked(p);
     p->stopping = 1;
     pthread_cond_broadcast(&p->work);
     pthread_cond_broadcast(&p->standby);
-    while (p->workers_alive > 0)
-        pthread_cond_wait(&p->changed, &p->lock);
+}
+
+/* Not attached, p->lock not held: joins the workers, which have exited
+ * (or waits for the stopper that joins them). */
+static void
+join_workers(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
     int joiner = !p->joining;   /* the hook and a close may race here */
     p->joining = 1;
     pthread_mutex_unlock(&p->lock);
@@ -1003,6 +1010,89 @@ pool_stop(pool *p, int refused)
     while (!p->joined)
         pthread_cond_wait(&p->changed, &p->lock);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* Stops accepting (refusing with `refused`), finishes or cancels the
+ * queue, and waits for the workers to exit.  Not attached.  Idempotent:
+ * a second caller waits for the first.  After the interpreter's shutdown
+ * gave up on the workers (abandon_locked) it waits for nothing. */
+static void
+pool_stop(pool *p, int refused)
+{
+    pthread_mutex_lock(&p->lock);
+    begin_stop_locked(p, refused);
+    while (p->workers_alive > 0 && !p->abandoned)
+        pthread_cond_wait(&p->changed, &p->lock);
+    int abandoned = p->abandoned;
+    pthread_mutex_unlock(&p->lock);
+    if (!abandoned)
+        join_workers(p);
+}
+
+/* Under p->lock: the interpreter's shutdown gave up waiting for the
+ * workers (pygate_set_drain_limits).  What is still queued is cancelled
+ * (nothing could run it); a job still running is on its own, as a daemon
+ * thread is: CPython kills or hangs its worker when it next takes the GIL,
+ * by version.  Its workers are never joined, and the pool is never freed:
+ * a worker may still wake up and touch it. */
+static void
+abandon_locked(pool *p)
+{
+    cancel_queue_locked(p);
+    p->abandoned = 1;
+    p->refs++;   /* the abandoned workers', never given back */
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->threads[i] != 0 && i + 1 != p->forking_worker)
+            pthread_detach(p->threads[i]);
+    pthread_cond_broadcast(&p->changed);
+}
+
+/* The shutdown report's line for a pool (pygate__shutdown_wait_tick). */
+static void
+report_pool(void *arg, const record *shutting, double waited)
+{
+    pool *p = (pool *)arg;
+    pthread_mutex_lock(&p->lock);
+    uint64_t left = p->submitted - p->completed - p->cancelled;
+    fprintf(stderr, "pygate: shutdown of interpreter %lld has waited %.1f s"
+            " for pool %p (interpreter %lld): %llu jobs not finished"
+            " (running or queued, %s), %u of its %u workers still at work\n",
+            (long long)shutting->id, waited, (void *)p, (long long)p->rec->id,
+            (unsigned long long)left,
+            p->on_close == PYGATE_POOL_FINISH ? "PYGATE_POOL_FINISH"
+                                              : "PYGATE_POOL_CANCEL",
+            p->workers_alive, p->nworkers);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* pool_stop for the shutdown of `shutting` (its own interpreter's, or the
+ * main one's for an interpreter pool's member): the wait for the workers
+ * follows the shutdown's rule (lifecycle.c), and one given up leaves the
+ * workers on their own (abandon_locked).  Not attached; ts is the
+ * finalizing thread's state, for signal handlers, or NULL. */
+static void
+pool_stop_at_shutdown(pool *p, record *shutting, PyThreadState *ts)
+{
+    shutdown_wait w;
+    pygate__shutdown_wait_begin(&w, shutting, ts);
+    pthread_mutex_lock(&p->lock);
+    begin_stop_locked(p, PYGATE_EFINALIZING);
+    while (p->workers_alive > 0 && !p->abandoned) {
+        struct timespec deadline =
+            pygate__deadline_after(pygate__shutdown_wait_slice(&w));
+        pthread_cond_timedwait(&p->changed, &p->lock, &deadline);
+        if (p->workers_alive == 0 || p->abandoned)
+            break;
+        pthread_mutex_unlock(&p->lock);
+        int end = pygate__shutdown_wait_tick(&w, report_pool, p);
+        pthread_mutex_lock(&p->lock);
+        if (end && !p->abandoned && p->workers_alive > 0)
+            abandon_locked(p);
+    }
+    int abandoned = p->abandoned;
+    pthread_mutex_unlock(&p->lock);
+    if (!abandoned)
+        join_workers(p);
 }
 
 /* Attached to the pool's interpreter, before it goes: the exception
@@ -1031,9 +1121,9 @@ static void
 pool_on_shutdown(void *arg)
 {
     pool *p = (pool *)arg;
-    Py_BEGIN_ALLOW_THREADS
-    pool_stop(p, PYGATE_EFINALIZING);
-    Py_END_ALLOW_THREADS
+    PyThreadState *ts = PyEval_SaveThread();
+    pool_stop_at_shutdown(p, p->rec, ts);
+    PyEval_RestoreThread(ts);
     drop_exceptions(p);
     pool_unref(p);   /* the listener's reference */
 }
@@ -1377,8 +1467,11 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
 
 /* Closes the pool; counts (if not NULL) receives its final counts:
  * submitted, completed, cancelled. */
+/* shutting: NULL for a close of the user's, else the record whose
+ * shutdown closes it (pygate__pool_close_at_shutdown). */
 static int
-close_pool(pygate_pool *handle, uint64_t counts[3])
+close_pool(pygate_pool *handle, uint64_t counts[3], record *shutting,
+           PyThreadState *ts)
 {
     handle_slot *slot;
     pool *p = pool_use(handle, &slot);
@@ -1394,7 +1487,10 @@ close_pool(pygate_pool *handle, uint64_t counts[3])
         return PYGATE_EINVAL;  /* another thread closed it meanwhile */
     /* The workers need the GIL to finish. */
     PyThreadState *attached = pygate__release_if_attached();
-    pool_stop(p, PYGATE_ECLOSED);
+    if (shutting != NULL)
+        pool_stop_at_shutdown(p, shutting, ts);
+    else
+        pool_stop(p, PYGATE_ECLOSED);
     pygate__reattach(attached);
     if (counts != NULL) {
         pthread_mutex_lock(&p->lock);
@@ -1412,13 +1508,20 @@ close_pool(pygate_pool *handle, uint64_t counts[3])
 int
 pygate__impl_pool_close(pygate_pool *handle)
 {
-    return close_pool(handle, NULL);
+    return close_pool(handle, NULL, NULL, NULL);
 }
 
 int
 pygate__pool_close_counting(pygate_pool *handle, uint64_t counts[3])
 {
-    return close_pool(handle, counts);
+    return close_pool(handle, counts, NULL, NULL);
+}
+
+int
+pygate__pool_close_at_shutdown(pygate_pool *handle, uint64_t counts[3],
+                               record *shutting, PyThreadState *ts)
+{
+    return close_pool(handle, counts, shutting, ts);
 }
 
 /* Whether a submitter to a full bounded pool may wait for room: one that

@@ -287,6 +287,29 @@ eval_long(const char *expr)
     return v;
 }
 
+/* Reads what was printed on stderr during fn() (also copied to stderr,
+ * for the test's log); the text is static, overwritten by the next call. */
+static inline char *
+capture_stderr(void (*fn)(void))
+{
+    static char text[8192];
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tmp = tmpfile();
+    CHECK(tmp != NULL && saved >= 0);
+    CHECK(dup2(fileno(tmp), 2) >= 0);
+    fn();
+    fflush(stderr);
+    CHECK(dup2(saved, 2) >= 0);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(text, 1, sizeof text - 1, tmp);
+    text[n] = '\0';
+    fclose(tmp);
+    fputs(text, stderr);
+    return text;
+}
+
 /* Points sys.unraisablehook at a recorder: __main__.unraisable collects
  * str(exc_value) of each report.  Caller is attached. */
 static inline void

@@ -122,28 +122,6 @@ take_guard_and_keep_it(void *arg)
     return NULL;   /* never closed: a bug in the host */
 }
 
-/* Reads what pygate printed on stderr during fn(). */
-static char *
-capture_stderr(void (*fn)(void))
-{
-    static char text[8192];
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *tmp = tmpfile();
-    CHECK(tmp != NULL && saved >= 0);
-    CHECK(dup2(fileno(tmp), 2) >= 0);
-    fn();
-    fflush(stderr);
-    CHECK(dup2(saved, 2) >= 0);
-    close(saved);
-    rewind(tmp);
-    size_t n = fread(text, 1, sizeof text - 1, tmp);
-    text[n] = '\0';
-    fclose(tmp);
-    fputs(text, stderr);   /* keep it in the test log too */
-    return text;
-}
-
 static double finalize_seconds;
 
 static void

@@ -779,6 +779,45 @@ main_finalizes_with_pool_open(void)
     CHECK_OK(pygate_interp_pool_close(pool));
 }
 
+static int
+sleep_08(void *arg)
+{
+    (void)arg;
+    exec_ok("import time\ntime.sleep(0.8)\n");
+    return 0;
+}
+
+static void
+finalize_main(void)
+{
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+/* A member's job running when the main interpreter finalizes: the wait
+ * for it is reported like every wait of pygate's at shutdown. */
+static void
+main_shutdown_reports_member_jobs(void)
+{
+    CHECK_OK(pygate_set_drain_limits(0.2, -1));
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 1};
+    pygate_interp_pool *pool;
+    CHECK_OK(pygate_interp_pool_open(&o, &pool, NULL, 0));
+    pygate_job *job;
+    CHECK_OK(pygate_interp_pool_submit(pool, 0, sleep_08, NULL, &job));
+    usleep(200 * 1000);
+    CHECK_OK(pygate_view_close(py.view));
+    const char *err = capture_stderr(finalize_main);
+    CHECK(strstr(err, "shutdown of interpreter 0 has waited") != NULL);
+    CHECK(strstr(err, "for pool 0x") != NULL);
+    CHECK(strstr(err, "1 jobs not finished") != NULL);
+    CHECK(strstr(err, "giving up") == NULL);
+    CHECK_OK(pygate_job_wait(job, 0, NULL));
+    CHECK_OK(pygate_job_close(job));
+    CHECK_OK(pygate_interp_pool_close(pool));
+}
+
 static const scenario scenarios[] = {
     {"jobs_go_where_sent", jobs_go_where_sent},
     {"python_runs_in_parallel", python_runs_in_parallel},
@@ -790,6 +829,7 @@ static const scenario scenarios[] = {
     {"interp_pool_codes", interp_pool_codes},
     {"main_finalizes_with_pool_open", main_finalizes_with_pool_open},
     {"closed_on_a_low_stack", closed_on_a_low_stack},
+    {"main_shutdown_reports_member_jobs", main_shutdown_reports_member_jobs},
     {NULL, NULL}};
 
 int

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #define SKIP 77   /* ctest SKIP_RETURN_CODE */
@@ -407,6 +408,128 @@ finalize_stops_pools(void)
     CHECK_OK(pygate_job_close(raised));
     CHECK_OK(pygate_pool_close(finish));
     CHECK_OK(pygate_pool_close(cancel));
+}
+
+/* ---- a pool's wait at shutdown: reported, bounded, ended by Ctrl-C ----- */
+
+static _Atomic int sleeper_started;
+
+/* Sleeps in Python for (const char *)arg seconds. */
+static int
+sleep_in_python(void *arg)
+{
+    atomic_store(&sleeper_started, 1);
+    char code[64];
+    snprintf(code, sizeof code, "__import__('time').sleep(%s)",
+             (const char *)arg);
+    PyObject *r = eval(code);
+    Py_XDECREF(r);
+    return r != NULL ? 0 : -1;
+}
+
+static double finalize_seconds;
+
+static void
+finalize_timed(void)
+{
+    double t0 = now_seconds();
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(Py_FinalizeEx() == 0);
+    finalize_seconds = now_seconds() - t0;
+}
+
+/* One worker: a job sleeping in Python, and three queued behind it. */
+static pygate_pool *
+pool_with_a_sleeper(const char *seconds)
+{
+    pygate_pool *pool;
+    pygate_pool_options o = {.workers = 1, .on_close = PYGATE_POOL_FINISH};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    CHECK_OK(pygate_pool_submit_then(pool, sleep_in_python, (void *)seconds,
+                                     on_done, NULL));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(pygate_pool_submit_then(pool, slow, NULL, on_done, NULL));
+    while (!atomic_load(&sleeper_started))
+        usleep(1000);
+    return pool;
+}
+
+/* A job running when Py_FinalizeEx starts: the wait is reported every
+ * report_every, given up after give_up_after (the queue behind it then
+ * cancelled), and the pool still closes afterwards. */
+static void
+pool_wait_at_shutdown_is_bounded(void)
+{
+    CHECK_OK(pygate_set_drain_limits(0.2, 1.0));
+    py = harness_start();
+    pygate_pool *pool = pool_with_a_sleeper("30");
+    const char *err = capture_stderr(finalize_timed);
+    printf("Py_FinalizeEx returned after %.3f s\n", finalize_seconds);
+    CHECK(finalize_seconds >= 0.9 && finalize_seconds < 5);
+    CHECK(strstr(err, "for pool 0x") != NULL);
+    CHECK(strstr(err, "4 jobs not finished") != NULL);
+    CHECK(strstr(err, "has waited 0.") != NULL);   /* reported before */
+    CHECK(strstr(err, "giving up") != NULL);
+    CHECK(atomic_load(&done_cancelled) == 3);
+    expect_counts(pool, 4, 0, 3);
+    double t0 = now_seconds();
+    CHECK_OK(pygate_pool_close(pool));   /* does not wait for the job */
+    CHECK(now_seconds() - t0 < 1);
+}
+
+/* A FINISH backlog with no bound: every job runs, and the wait says so. */
+static void
+pool_backlog_at_shutdown_is_reported(void)
+{
+    CHECK_OK(pygate_set_drain_limits(0.2, -1));
+    py = harness_start();
+    pygate_pool *pool = pool_with_a_sleeper("0.8");
+    const char *err = capture_stderr(finalize_timed);
+    printf("Py_FinalizeEx returned after %.3f s\n", finalize_seconds);
+    CHECK(strstr(err, "for pool 0x") != NULL);
+    CHECK(strstr(err, "giving up") == NULL);
+    CHECK(atomic_load(&done_cancelled) == 0 && atomic_load(&slow_ran) == 3);
+    expect_counts(pool, 4, 4, 0);
+    CHECK_OK(pygate_pool_close(pool));
+}
+
+/* Sends the process SIGINT half a second from now, as Ctrl-C would. */
+static void *
+interrupt_soon(void *arg)
+{
+    (void)arg;
+    usleep(500 * 1000);
+    CHECK(kill(getpid(), SIGINT) == 0);
+    return NULL;
+}
+
+static void
+finalize_with_ctrl_c(void)
+{
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, interrupt_soon, NULL) == 0);
+    finalize_timed();
+    CHECK(pthread_join(th, NULL) == 0);
+}
+
+/* Python's default SIGINT handler ends the wait for a pool's job, with
+ * the report, as it ends the wait for guards. */
+static void
+ctrl_c_ends_pool_wait_at_shutdown(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    CHECK_OK(pygate_set_drain_limits(5, -1));
+    Py_InitializeEx(1);   /* with Python's signal handlers */
+    py.main_ts = PyEval_SaveThread();
+    py.view = main_view(py.main_ts);
+    pygate_pool *pool = pool_with_a_sleeper("30");
+    const char *err = capture_stderr(finalize_with_ctrl_c);
+    printf("Py_FinalizeEx returned after %.3f s\n", finalize_seconds);
+    CHECK(finalize_seconds >= 0.4 && finalize_seconds < 5);
+    CHECK(strstr(err, "KeyboardInterrupt while shutdown waited") != NULL);
+    CHECK(strstr(err, "for pool 0x") != NULL);
+    CHECK(strstr(err, "giving up") != NULL);
+    CHECK_OK(pygate_pool_close(pool));
 }
 
 /* A sub-interpreter and a view of it, made from the main thread, which is
@@ -1152,6 +1275,10 @@ static const scenario scenarios[] = {
     {"completion_callbacks", completion_callbacks},
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"finalize_stops_pools", finalize_stops_pools},
+    {"pool_wait_at_shutdown_is_bounded", pool_wait_at_shutdown_is_bounded},
+    {"pool_backlog_at_shutdown_is_reported",
+     pool_backlog_at_shutdown_is_reported},
+    {"ctrl_c_ends_pool_wait_at_shutdown", ctrl_c_ends_pool_wait_at_shutdown},
     {"end_interpreter_stops_pool", end_interpreter_stops_pool},
     {"sub_pool_worker_keeps_state", sub_pool_worker_keeps_state},
     {"bounded_queue_waits", bounded_queue_waits},
