@@ -15,12 +15,7 @@
 #include <patchlevel.h>   /* PY_VERSION_HEX, and nothing else */
 #if PY_VERSION_HEX < 0x030C0000
 #define Py_BUILD_CORE 1
-#include <Python.h>
-#if PY_VERSION_HEX < 0x03090000
-#  include "internal/pycore_pystate.h"
-#else
-#  include "internal/pycore_runtime.h"
-#endif
+#include "compat_core.h"
 
 Py_tss_t *pygate__compat_gilstate_key(void);
 

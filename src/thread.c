@@ -22,7 +22,9 @@
  * state can be attached and deleted the ordinary way.  Weak: without it
  * (another libc) the pthread key's destructor does the work. */
 extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
-                                    void *dso_symbol) __attribute__((weak));
+                                    void *dso_symbol)
+    __attribute__((weak, visibility("default")));   /* glibc's, not ours:
+                                   the single file hides what it declares */
 extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
 void (*pygate__thread_unwind_frames)(pygate_thread *t);

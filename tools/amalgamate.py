@@ -5,7 +5,13 @@ SQLite's amalgamation, for extension authors who vendor pygate into a
 setuptools, meson or scikit-build build: compile pygate.c with the
 extension's sources, include pygate.h.  pygate.c is src/*.c in the order
 CMakeLists.txt lists them, with pygate's own headers inlined once; every
-internal name is already static or pygate__-prefixed, so nothing clashes.
+internal name is already static or pygate__-prefixed, so nothing clashes,
+and all of them are hidden: the module exports none (a second copy of
+pygate in the process, vendored by another module or a libpygate, would
+otherwise bind to them).  Hiding is a `#pragma GCC visibility` around the
+sources, so every header from outside pygate (the system's, CPython's)
+is included before it: a function of theirs declared hidden could not be
+linked.
 
 Usage: tools/amalgamate.py OUTDIR
 """
@@ -15,6 +21,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INCLUDE = re.compile(r'^#include "([^"]+)"\s*$')
+SYSTEM_INCLUDE = re.compile(r'^#include <([^>]+)>')
+# Headers of pygate's that only include headers from outside it, for the
+# top of pygate.c.
+OUTSIDE_ONLY = ["src/compat_core.h"]
 
 
 def source_order():
@@ -46,8 +56,23 @@ def inline(path, seen, out):
             inline(header, seen, out)
 
 
+def system_includes(sources):
+    """Every #include <...> of the sources and of pygate's headers, once,
+    in the order first met."""
+    paths = list(sources) + sorted(
+        os.path.join("src", n) for n in os.listdir(os.path.join(ROOT, "src"))
+        if n.endswith(".h"))
+    seen = []
+    for path in paths:
+        for line in open(os.path.join(ROOT, path)):
+            m = SYSTEM_INCLUDE.match(line)
+            if m and line.strip() not in seen:
+                seen.append(line.strip())
+    return [line + "\n" for line in seen]
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
         sys.exit(__doc__)
     outdir = sys.argv[1]
     os.makedirs(outdir, exist_ok=True)
@@ -74,8 +99,15 @@ def main():
            "#endif\n"
            '#include "pygate.h"\n']
     seen = {header}
-    for source in source_order():
+    sources = source_order()
+    out += system_includes(sources)
+    for path in OUTSIDE_ONLY:
+        inline(os.path.join(ROOT, path), seen, out)
+        seen.add(os.path.join(ROOT, path))
+    out.append("#pragma GCC visibility push(hidden)\n")
+    for source in sources:
         inline(os.path.join(ROOT, source), seen, out)
+    out.append("#pragma GCC visibility pop\n")
     with open(os.path.join(outdir, "pygate.c"), "w") as f:
         f.writelines(out)
 

@@ -98,6 +98,13 @@ setuptools)
     quiet "$python" setup.py build_ext --inplace
   "$python" check.py
   "$python" check_two_copies.py
+  # Nothing of pygate is exported from the modules (README).
+  for so in vendored*.so; do
+    if nm -D --defined-only "$so" | grep -i pygate; then
+      echo "$so exports pygate's names"; exit 1
+    fi
+  done
+  echo "setuptools: no pygate name exported from $(ls vendored*.so | wc -l) modules"
   ;;
 *)
   echo "unknown kind $kind"; exit 2
