@@ -41,6 +41,10 @@ else()
 endif()
 # pygate-cp312.pc for extension modules, pygate-cp312-embed.pc for hosts
 # (with libpython), as CPython's own python3.pc and python3-embed.pc.
+# Their Libs carry an rpath to libpygate and libpython, so that the one
+# line the README shows builds a program that starts wherever either was
+# installed (a prefix of one's own, pyenv).
+get_filename_component(PYGATE_PY_LIBDIR "${PYGATE_PY_LIBRARY}" DIRECTORY)
 configure_file("${CMAKE_CURRENT_LIST_DIR}/pygate.pc.in"
   "${CMAKE_CURRENT_BINARY_DIR}/pygate-${PYGATE_PY_TAG}.pc" @ONLY)
 configure_file("${CMAKE_CURRENT_LIST_DIR}/pygate-embed.pc.in"
