@@ -1,13 +1,30 @@
 # pygate - the two commands a newcomer needs:
 #   make demo   build and run the main demonstration
 #   make test   build and run the whole suite on every CPython found
+# Each first installs the Debian packages it needs (as root; otherwise it
+# names them and the one command that installs them: sudo make deps).
 PYTHON ?= python3
-PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null)
+# PYTHON as a command, or else as one of pyenv's versions that is installed
+# but not active (`make demo PYTHON=python3.13` on a pyenv machine).
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+PYTHON_EXE := $(shell $(PYTHON) -c 'import sys; print(sys.executable)' \
+  2>/dev/null || for p in $(PYENV_VERSIONS)/*/bin/$(PYTHON); do \
+  [ -x "$$p" ] && echo "$$p"; done | sort -V | tail -n 1)
 DEMO_BUILD := build/demo/$(notdir $(PYTHON_EXE))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all demo test torture bench soak fuzz clean
+.PHONY: all demo test deps python torture bench soak fuzz clean
+
+# The Debian packages every build and test needs (tools/deps.sh's list).
+deps:
+	tools/deps.sh install
+
+# The CPython `make demo` would use.
+python:
+	@[ -n "$(PYTHON_EXE)" ] || { echo "make: no Python named $(PYTHON)" \
+	  "(not a command, nor in $(PYENV_VERSIONS))" >&2; exit 1; }
+	@echo $(PYTHON_EXE)
 
 # The demonstration's four programs only, quietly (the build's output goes
 # to build/demo/build.log and is shown only if the build fails).
@@ -17,6 +34,8 @@ all: $(DEMO_BUILD)/Makefile
 	  >$(DEMO_BUILD)/build.log 2>&1 || { cat $(DEMO_BUILD)/build.log; exit 1; }
 
 $(DEMO_BUILD)/Makefile:
+	@tools/deps.sh ensure demo
+	@$(MAKE) -s python >/dev/null
 	@mkdir -p $(DEMO_BUILD)
 	@cmake -S . -B $(DEMO_BUILD) -DPython_EXECUTABLE=$(PYTHON_EXE) \
 	  -DCMAKE_BUILD_TYPE=Release -DPYGATE_TESTS=OFF -DPYGATE_BENCH=OFF \
@@ -30,6 +49,7 @@ demo: all
 	@PYTHONPATH=$(DEMO_BUILD)/examples $(PYTHON_EXE) examples/extension/events_demo.py
 
 test:
+	@tools/deps.sh ensure test
 	tests/run_matrix.sh
 
 # 10,002 finalization runs and 10,002 Py_EndInterpreter runs per CPython
