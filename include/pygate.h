@@ -95,12 +95,14 @@ extern "C" {
     XX(ENOTENTERED, -7, "nothing to leave: the thread is not entered")        \
     XX(EWRONGTHREAD, -8, "the token (or the call) belongs to another thread") \
     XX(EUNBALANCED, -9, "the token is not the thread's innermost entry")      \
-    XX(EEXCEPTION, -10, "a Python exception is still set; handle it first")   \
+    XX(EEXCEPTION, -10, "a Python exception: still set where none may be "  \
+                        "(handle it first), or raised by the function "   \
+                        "pygate ran (reported, or in the result)")        \
     XX(EPYTHON, -11, "a CPython call failed; its exception is set")           \
     XX(EBUSY, -12, "busy: the thread is attached or inside an entry, or "     \
                    "another thread is in host init, shutdown or fork")        \
-    XX(EALREADY, -13, "already done: host init was called before, or "       \
-                      "Python was initialized by someone else")               \
+    XX(EALREADY, -13, "already done: host init was called before, or a "    \
+                      "PyConfig came too late for a Python running")          \
     XX(EVERSION, -14, "libpygate was built for another CPython than the one " \
                       "in this process")                                      \
     XX(ETIMEDOUT, -15, "the wait timed out; the job is still queued or runs") \
@@ -158,9 +160,16 @@ PYGATE_API int pygate_view_from_main(pygate_view **out);
 
 /* Closes a view.  Any thread, any time, attached or not, also after the
  * interpreter is gone.  Entries made through the view are not affected.
- * Errors: PYGATE_EINVAL (NULL, closed already, or not a view: any
- *         pointer may be passed; none is dereferenced). */
-PYGATE_API int pygate_view_close(pygate_view *view);
+ * Closing a view twice, or pygate_host_view() (which is pygate's), is
+ * misuse: in debug mode it aborts naming the caller's file and line; in
+ * release mode it returns the error and changes nothing.
+ * Errors: PYGATE_EINVAL (NULL, closed already, not a view: any pointer
+ *         may be passed, none is dereferenced; or pygate_host_view()). */
+#define pygate_view_close(view) \
+    pygate_view_close_at((view), __FILE__, __LINE__)
+
+PYGATE_API int pygate_view_close_at(pygate_view *view, const char *file,
+                                    int line);
 
 /* Returns the interpreter ID the view names (>= 0), or PYGATE_EINVAL. */
 PYGATE_API int64_t pygate_view_id(const pygate_view *view);

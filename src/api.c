@@ -25,15 +25,16 @@
 /* Changes whenever a function below, or a type it passes (pygate_token,
  * pygate_scope_, handles), changes: copies of different versions then
  * stay apart rather than call each other wrongly. */
-#define PYGATE__API_VERSION 2
-#define API_CAPSULE "pygate.api.v2"
+#define PYGATE__API_VERSION 3
+#define API_CAPSULE "pygate.api.v3"
 
 /* X(meets, return type, name, (parameters), (arguments)), void functions
  * apart; `meets` marks those that may make this copy's first record. */
 #define PYGATE__API_RETURNING(X)                                             \
     X(1, int, view_from_current, (pygate_view **out), (out))                 \
     X(1, int, view_from_main, (pygate_view **out), (out))                    \
-    X(0, int, view_close, (pygate_view *view), (view))                       \
+    X(0, int, view_close_at, (pygate_view *view, const char *file,          \
+      int line), (view, file, line))                                         \
     X(0, int64_t, view_id, (const pygate_view *view), (view))                \
     X(0, int, guard_from_view_at, (pygate_view *view, pygate_guard **out,    \
       const char *file, int line), (view, out, file, line))                  \

@@ -79,6 +79,7 @@ pygate__handle_new(handle_kind kind, handle_slot **out)
     slot->site = NULL;
     slot->fork_generation = 0;
     slot->object = NULL;
+    slot->pinned = 0;
     *out = slot;
     return (uintptr_t)gen << 32 | (uintptr_t)index << 3 | kind;
 }

@@ -108,9 +108,10 @@ host_start(const PyConfig *config)
     }
     /* A thread that read the old view a moment ago gets EINVAL from it:
      * the one race left, and only with a re-init. */
+    pygate__view_pin(view);
     pygate_view *old = atomic_exchange(&host_view, view);
     if (old != NULL)
-        pygate_view_close(old);
+        pygate__view_close_pinned(old);
     host_thread = pthread_self();
     pthread_once(&host_fork_once, host_watch_fork);
     return PYGATE_OK;

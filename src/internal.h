@@ -446,6 +446,8 @@ typedef struct handle_slot {
     void *_Atomic object;       /* pools, jobs: theirs (pool.c) */
     _Atomic uint32_t users;     /* pygate__handle_use() brackets open
                                    beyond their threads' sets */
+    int pinned;                 /* views: pygate's own (host.c), which
+                                   pygate_view_close refuses */
 } handle_slot;
 
 /* A new handle of that kind (never 0) and its slot in *out; 0 when out of
@@ -486,6 +488,10 @@ void pygate__handle_sets_after_fork(void);
 record *pygate__view_record(pygate_view *view);
 /* A new view of rec (it takes a reference of its own). */
 int pygate__view_new_for(record *rec, pygate_view **out);
+/* Marks a view as pygate's own: pygate_view_close() refuses it (misuse),
+ * pygate__view_close_pinned() closes it. */
+void pygate__view_pin(pygate_view *view);
+void pygate__view_close_pinned(pygate_view *view);
 
 /* The record of a live guard (else NULL); *holds says whether the guard
  * still holds it (not when it was inherited through fork()). */

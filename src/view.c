@@ -73,14 +73,43 @@ pygate__impl_view_from_main(pygate_view **out)
     return rc;
 }
 
-int
-pygate__impl_view_close(pygate_view *view)
+static int
+view_close(pygate_view *view)
 {
     record *rec = pygate__view_record(view);
     if (rec == NULL || !pygate__handle_close((uintptr_t)(view), HANDLE_VIEW))
         return PYGATE_EINVAL;
     pygate__record_unref(rec);
     return PYGATE_OK;
+}
+
+int
+pygate__impl_view_close_at(pygate_view *view, const char *file, int line)
+{
+    handle_slot *slot = pygate__handle_get((uintptr_t)(view), HANDLE_VIEW);
+    if (slot != NULL && slot->pinned)
+        return pygate__misuse(PYGATE_EINVAL, file, line,
+                              "pygate_view_close of pygate_host_view(),"
+                              " which is pygate's");
+    if (view_close(view) != PYGATE_OK)
+        return pygate__misuse(PYGATE_EINVAL, file, line,
+                              "pygate_view_close of a view closed already,"
+                              " or of something never a view");
+    return PYGATE_OK;
+}
+
+void
+pygate__view_pin(pygate_view *view)
+{
+    handle_slot *slot = pygate__handle_get((uintptr_t)(view), HANDLE_VIEW);
+    if (slot != NULL)
+        slot->pinned = 1;
+}
+
+void
+pygate__view_close_pinned(pygate_view *view)
+{
+    view_close(view);
 }
 
 int64_t

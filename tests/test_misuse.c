@@ -324,6 +324,25 @@ child_thread_ends_inside_entry(void)
 }
 
 static void
+child_close_view_twice(void)
+{
+    start();
+    pygate_view *view;
+    CHECK_OK(pygate_view_from_main(&view));
+    CHECK_OK(pygate_view_close(view));
+    ANNOUNCE_NEXT_LINE();
+    pygate_view_close(view);
+}
+
+static void
+child_close_host_view(void)
+{
+    CHECK_OK(pygate_host_init(NULL));
+    ANNOUNCE_NEXT_LINE();
+    pygate_view_close(pygate_host_view());
+}
+
+static void
 debug_mode_aborts_with_location(void)
 {
     expect_abort(child_leave_without_enter);
@@ -331,6 +350,22 @@ debug_mode_aborts_with_location(void)
     expect_abort(child_unbalanced);
     expect_abort(child_exception_at_leave);
     expect_abort(child_thread_ends_inside_entry);
+    expect_abort(child_close_view_twice);
+    expect_abort(child_close_host_view);
+}
+
+/* Release mode: the host's view cannot be closed by its user. */
+static void
+host_view_survives_close(void)
+{
+    setenv("PYGATE_DEBUG", "0", 0);
+    CHECK_OK(pygate_host_init(NULL));
+    CHECK_RC(pygate_view_close(pygate_host_view()), PYGATE_EINVAL);
+    pygate_token tok;
+    CHECK_OK(pygate_enter(pygate_host_view(), &tok));
+    CHECK_OK(pygate_leave(tok));
+    CHECK_OK(pygate_host_shutdown());
+    CHECK_RC(pygate_view_close(pygate_host_view()), PYGATE_EINVAL);
 }
 
 static const scenario scenarios[] = {
@@ -342,6 +377,7 @@ static const scenario scenarios[] = {
     {"leave_on_another_thread", leave_on_another_thread},
     {"unbalanced_nesting", unbalanced_nesting},
     {"debug_mode_aborts_with_location", debug_mode_aborts_with_location},
+    {"host_view_survives_close", host_view_survives_close},
     {NULL, NULL}
 };
 
