@@ -417,8 +417,10 @@ void pygate__pool_refuse(pygate_pool *pool, int refused);
  * member): every other thread that runs Python there is a Python thread
  * or enters through pygate, so its busy workers pause only for those. */
 void pygate__pool_mark_private(pygate_pool *pool);
-/* Whether pool options are in range. */
-int pygate__pool_options_valid(const pygate_pool_options *o);
+/* 0 when pool options are in range; else 1, and why (naming `where`, the
+ * option, its value and its range) in why[size]. */
+int pygate__pool_options_problem(const pygate_pool_options *o,
+                                 const char *where, char *why, size_t size);
 /* traceback.format_exception(exc) joined, malloc'd (a placeholder when
  * Python cannot format it).  Attached.  NULL only when memory ran out. */
 char *pygate__format_exception(PyObject *exc);

@@ -390,12 +390,19 @@ member_pool_options(const pygate_interp_pool_options *o)
                                  .max_queued = o->max_queued};
 }
 
+/* As pygate__pool_options_problem, for an interpreter pool's options. */
 static int
-ipool_options_valid(const pygate_interp_pool_options *o)
+ipool_options_problem(const pygate_interp_pool_options *o, char *why,
+                      size_t size)
 {
+    static const char where[] = "pygate_interp_pool_open";
+    if (o->interpreters > MAX_INTERPRETERS) {
+        snprintf(why, size, "pygate: %s: option interpreters = %u is out of"
+                 " range (0 to %d)", where, o->interpreters, MAX_INTERPRETERS);
+        return 1;
+    }
     pygate_pool_options per = member_pool_options(o);
-    return o->interpreters <= MAX_INTERPRETERS && o->workers <= 1024
-           && pygate__pool_options_valid(&per);
+    return pygate__pool_options_problem(&per, where, why, size);
 }
 
 static interp_pool *
@@ -457,9 +464,14 @@ pygate__impl_interp_pool_open(const pygate_interp_pool_options *options,
     const pygate_interp_pool_options *o = options != NULL ? options
                                                           : &defaults;
     set_error(error, error_size, "");
-    if (out == NULL || !ipool_options_valid(o)) {
-        set_error(error, error_size, "pygate: out NULL, or an option out"
-                  " of range");
+    char why[160];
+    if (ipool_options_problem(o, why, sizeof why)) {
+        set_error(error, error_size, why);
+        return PYGATE_EINVAL;
+    }
+    if (out == NULL) {
+        set_error(error, error_size, "pygate: pygate_interp_pool_open: out"
+                  " is NULL");
         return PYGATE_EINVAL;
     }
     interp_pool *ip = ipool_new(o);

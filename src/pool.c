@@ -1184,13 +1184,33 @@ pygate__pool_mark_private(pygate_pool *handle)
     pygate__handle_unuse(slot);
 }
 
+/* The numeric options' ranges: X(option, lowest, highest), one list for
+ * the check and for the message that names the option out of range. */
+#define POOL_OPTION_RANGES(X)                                                \
+    X(workers, 0, 1024)                                                      \
+    X(batch, 0, 1000000)                                                     \
+    X(hold_seconds, 0, 60)
+
 int
-pygate__pool_options_valid(const pygate_pool_options *o)
+pygate__pool_options_problem(const pygate_pool_options *o, const char *where,
+                             char *why, size_t size)
 {
-    return o->workers <= 1024 && o->batch <= 1000000
-           && o->hold_seconds >= 0 && o->hold_seconds <= 60
-           && (o->on_close == PYGATE_POOL_FINISH
-               || o->on_close == PYGATE_POOL_CANCEL);
+#define CHECK_RANGE(name, lowest, highest)                                   \
+    if (!((double)o->name >= (lowest) && (double)o->name <= (highest))) {    \
+        snprintf(why, size, "pygate: %s: option %s = %g is out of range"     \
+                 " (%g to %g)", where, #name, (double)o->name,               \
+                 (double)(lowest), (double)(highest));                       \
+        return 1;                                                            \
+    }
+    POOL_OPTION_RANGES(CHECK_RANGE)
+#undef CHECK_RANGE
+    if (o->on_close != PYGATE_POOL_FINISH && o->on_close != PYGATE_POOL_CANCEL) {
+        snprintf(why, size, "pygate: %s: option on_close = %d is neither"
+                 " PYGATE_POOL_FINISH (0) nor PYGATE_POOL_CANCEL (1)", where,
+                 o->on_close);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- fork --------------------------------------------------------------- */
@@ -1429,7 +1449,14 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
     static const pygate_pool_options defaults = {0, 0, 0, 0, 0};
     const pygate_pool_options *o = options != NULL ? options : &defaults;
     record *rec = pygate__view_record(view);
-    if (rec == NULL || out == NULL || !pygate__pool_options_valid(o))
+    char why[160];
+    if (pygate__pool_options_problem(o, "pygate_pool_open", why,
+                                     sizeof why)) {
+        if (pygate__debug_mode())   /* bad input, said where it is seen */
+            fprintf(stderr, "%s\n", why);
+        return PYGATE_EINVAL;
+    }
+    if (rec == NULL || out == NULL)
         return PYGATE_EINVAL;
     pool *p = pool_new(o);
     if (p == NULL)

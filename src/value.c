@@ -69,8 +69,16 @@ value_from(PyObject *o, pygate_value *v, call_job *c)
         return 0;
     if (PyLong_Check(o)) {
         v->integer = PyLong_AsLongLong(o);
-        if (v->integer == -1 && PyErr_Occurred())
+        if (v->integer == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();   /* "int too big to convert" says too little */
+                PyErr_Format(PyExc_OverflowError, "pygate: %s.%s returned an"
+                             " int that does not fit in 64 bits; a call's"
+                             " result is a long long", c->module,
+                             c->function);
+            }
             return -1;
+        }
         v->kind = PYGATE_VALUE_INT;
         return 0;
     }

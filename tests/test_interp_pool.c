@@ -533,6 +533,12 @@ values_cross_interpreters(void)
                                      &r));
     CHECK(r.kind == PYGATE_VALUE_STR && strcmp(r.data, "None") == 0);
     pygate_value_clear(&r);
+    /* docs/API.md's example. */
+    pygate_value hello = {PYGATE_VALUE_BYTES, 0, 0, "hello", 5};
+    CHECK_OK(pygate_interp_pool_call(pool, PYGATE_ANY_INTERP, "binascii",
+                                     "crc32", &hello, 1, &r));
+    CHECK(r.kind == PYGATE_VALUE_INT && r.integer == 907060870);
+    pygate_value_clear(&r);
     /* Exceptions come back as text, never lost. */
     pygate_value minus = {PYGATE_VALUE_FLOAT, 0, -1.0, NULL, 0};
     CHECK_RC(pygate_interp_pool_call(pool, 0, "math", "sqrt", &minus, 1, &r),
@@ -544,6 +550,13 @@ values_cross_interpreters(void)
                                      &r), PYGATE_EEXCEPTION);
     CHECK(r.kind == PYGATE_VALUE_ERROR
           && strstr(r.data, "builtins.list returned list") != NULL);
+    pygate_value_clear(&r);
+    pygate_value thirty = {PYGATE_VALUE_INT, 30, 0, NULL, 0};
+    CHECK_RC(pygate_interp_pool_call(pool, 0, "math", "factorial", &thirty,
+                                     1, &r), PYGATE_EEXCEPTION);
+    CHECK(r.kind == PYGATE_VALUE_ERROR
+          && strstr(r.data, "math.factorial returned an int that does not"
+                            " fit in 64 bits") != NULL);
     pygate_value_clear(&r);
     CHECK_RC(pygate_interp_pool_call(pool, 0, "pygate_no_such", "f", NULL, 0,
                                      &r), PYGATE_EEXCEPTION);
@@ -624,11 +637,23 @@ interp_pool_codes(void)
     pygate_interp_pool_options bad[] = {
         {.interpreters = 257}, {.workers = 5000}, {.on_close = 7},
         {.hold_seconds = -1}};
-    char error[128];
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    /* The error names the option, its value and what it may be. */
+    const char *said[] = {"option interpreters = 257 is out of range (0 to"
+                          " 256)",
+                          "option workers = 5000 is out of range (0 to 1024)",
+                          "option on_close = 7 is neither",
+                          "option hold_seconds = -1 is out of range (0 to"
+                          " 60)"};
+    char error[160];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_RC(pygate_interp_pool_open(&bad[i], &pool, error, sizeof error),
                  PYGATE_EINVAL);
-    CHECK(strstr(error, "out of range") != NULL);
+        printf("%s\n", error);
+        CHECK(strstr(error, said[i]) != NULL);
+    }
+    CHECK_RC(pygate_interp_pool_open(NULL, NULL, error, sizeof error),
+             PYGATE_EINVAL);
+    CHECK(strstr(error, "out is NULL") != NULL);
     CHECK_RC(pygate_interp_pool_open(NULL, NULL, NULL, 0), PYGATE_EINVAL);
     pygate_interp_pool_options one = {.interpreters = 1};
     CHECK_OK(pygate_interp_pool_open(&one, &own_pool, NULL, 0));
