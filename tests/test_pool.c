@@ -493,6 +493,60 @@ pool_backlog_at_shutdown_is_reported(void)
     CHECK_OK(pygate_pool_close(pool));
 }
 
+/* The hook is an atexit callback registered with the interpreter's first
+ * view, and Python calls them newest first: a script's own, registered
+ * later, has run when the pool's FINISH backlog runs. */
+static _Atomic int script_atexit_ran;
+static _Atomic long saw_atexit, saw_no_atexit;
+
+static PyObject *
+note_atexit(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    atomic_store(&script_atexit_ran, 1);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef note_atexit_def = {"note_atexit", note_atexit,
+                                      METH_NOARGS, NULL};
+
+static int
+see_atexit(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(atomic_load(&script_atexit_ran) ? &saw_atexit
+                                                    : &saw_no_atexit, 1);
+    return 0;
+}
+
+static void
+finish_backlog_runs_after_later_atexit(void)
+{
+    py = harness_start();
+    PyEval_RestoreThread(py.main_ts);
+    PyObject *fn = PyCFunction_New(&note_atexit_def, NULL);
+    CHECK(fn != NULL);
+    CHECK(PyModule_AddObject(PyImport_AddModule("__main__"), "note_atexit",
+                             fn) == 0);
+    exec_ok("import atexit\natexit.register(note_atexit)\n");
+    PyEval_SaveThread();
+    pygate_pool *pool;
+    pygate_pool_options o = {.workers = 1, .on_close = PYGATE_POOL_FINISH};
+    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
+    CHECK_OK(pygate_pool_submit(pool, sleep_in_python, (void *)"0.3", NULL));
+    while (!atomic_load(&sleeper_started))
+        usleep(1000);
+    for (int i = 0; i < 10; i++)
+        CHECK_OK(pygate_pool_submit(pool, see_atexit, NULL, NULL));
+    harness_stop(&py);
+    printf("backlog jobs: %ld after the script's atexit callback, %ld"
+           " before\n", atomic_load(&saw_atexit),
+           atomic_load(&saw_no_atexit));
+    CHECK(atomic_load(&saw_atexit) == 10 && atomic_load(&saw_no_atexit) == 0);
+    CHECK_OK(pygate_pool_close(pool));
+}
+
 /* Sends the process SIGINT half a second from now, as Ctrl-C would. */
 static void *
 interrupt_soon(void *arg)
@@ -1279,6 +1333,8 @@ static const scenario scenarios[] = {
     {"pool_backlog_at_shutdown_is_reported",
      pool_backlog_at_shutdown_is_reported},
     {"ctrl_c_ends_pool_wait_at_shutdown", ctrl_c_ends_pool_wait_at_shutdown},
+    {"finish_backlog_runs_after_later_atexit",
+     finish_backlog_runs_after_later_atexit},
     {"end_interpreter_stops_pool", end_interpreter_stops_pool},
     {"sub_pool_worker_keeps_state", sub_pool_worker_keeps_state},
     {"bounded_queue_waits", bounded_queue_waits},
