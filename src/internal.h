@@ -565,7 +565,8 @@ typedef struct pygate_thread {
  * attachment, the guards): set by enter.c, which owns frames, when a
  * thread first has any, and called by thread.c's exit destructor, which
  * sits below enter.c and so cannot name it. */
-extern void (*pygate__thread_unwind_frames)(pygate_thread *t);
+typedef void unwind_frames_fn(pygate_thread *t);
+extern unwind_frames_fn *_Atomic pygate__thread_unwind_frames;
 
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */

@@ -27,7 +27,7 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
                                    the single file hides what it declares */
 extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
-void (*pygate__thread_unwind_frames)(pygate_thread *t);
+unwind_frames_fn *_Atomic pygate__thread_unwind_frames;
 
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
@@ -420,7 +420,9 @@ thread_destroy(void *arg)
 {
     pygate_thread *t = (pygate_thread *)arg;
     if (t->nframes != 0)
-        pygate__thread_unwind_frames(t);   /* set: the thread had frames */
+        atomic_load_explicit(&pygate__thread_unwind_frames,
+                             memory_order_relaxed)(t);   /* set: t has had
+                                                            frames */
     release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
