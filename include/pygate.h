@@ -192,8 +192,11 @@ PYGATE_API int64_t pygate_view_id(const pygate_view *view);
 typedef struct pygate_guard pygate_guard;
 
 /* Takes a guard on the interpreter named by view.  Any thread, attached or
- * not.  Lock-free: one atomic add; never blocks.  In debug mode it also
- * records the caller's file:line, which shutdown reports while waiting.
+ * not.  Never waits for the GIL or for shutdown: the guard itself is one
+ * atomic add, and its handle is made under a brief lock (the first
+ * handles of a process allocate a table chunk).  In debug mode it also
+ * records the caller's file:line (an allocation), which shutdown reports
+ * while waiting.
  * Errors: PYGATE_EINVAL (view or out NULL, view closed),
  *         PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM. */
 #define pygate_guard_from_view(view, out) \

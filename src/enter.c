@@ -1,5 +1,12 @@
 /*
- * enter.c - entering and leaving: the one place where pygate attaches.
+ * enter.c - entering and leaving: where a caller's thread attaches and
+ * detaches (pygate_enter, pygate_leave, pygate_detach, pygate_reattach).
+ * pygate attaches on its own elsewhere only for its bookkeeping: to delete
+ * a cached state (thread.c), to park or take back the host's state
+ * (host.c), to run signal handlers while shutdown waits (lifecycle.c), for
+ * the main interpreter's first view (view.c), around a worker pool's stop
+ * at shutdown (pool.c), and to make and end an interpreter pool's members
+ * (interp_pool.c).
  *
  * Each thread keeps a stack of frames, one per open entry or detach; a
  * re-entry into the interpreter already attached by the top frame only

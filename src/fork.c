@@ -11,9 +11,13 @@
  * shutdown (guard.c).  The forking thread keeps its frames and the guards
  * they hold, so it can leave the entry it forked from.
  *
- * The prepare handler takes every lock pygate has, so that no list is
+ * The prepare handler takes the locks of the thread list, the records,
+ * the handle table and the spare slab blocks, so that no list is
  * half-changed at the moment of the fork and the child inherits no lock
- * held by a thread it does not have (test_fork.fork_while_handles_change:
+ * held by a thread it does not have; pool.c's own handlers do the same
+ * for every pool's lock (registered when the first pool opens, after
+ * these: POSIX runs them before these at the fork, after these in the
+ * child) (test_fork.fork_while_handles_change:
  * without the handle table's lock a child hung in 3 runs of 3; the spare
  * slab blocks' lock is held too briefly for it to catch).  None of them
  * is held while waiting for the GIL, so taking them cannot deadlock with

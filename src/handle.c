@@ -1,5 +1,6 @@
 /*
- * handle.c - the handles users hold (views, guards), made safe to misuse.
+ * handle.c - the handles users hold (views, guards, pools, jobs and
+ * interpreter pools), made safe to misuse.
  *
  * A handle is not a pointer to memory pygate frees: it encodes a slot of a
  * table that is never freed and the slot's generation, which closing
