@@ -574,10 +574,28 @@ ratio(int a, int b, int w, const char *measure, const char *workload)
     return x;
 }
 
+/* The index of the strategy named so in strategies[] (the one list). */
+static int
+strategy_index(const char *name)
+{
+    for (int i = 0; i < NSTRATEGIES; i++)
+        if (strcmp(strategies[i].name, name) == 0)
+            return i;
+    fprintf(stderr, "pygate_bench: no strategy %s\n", name);
+    exit(2);
+}
+
 static void
 print_ratios(const char *workloads[2])
 {
-    enum { GILSTATE, PINNED, FLOOR, PYB, PYB_KEEP, PYGATE, NESTED, PEP788 };
+    /* Found by name: fixed indices went stale when strategies were added
+     * (PEP788 named pygate_call, and its ratio was printed everywhere). */
+    const int GILSTATE = strategy_index("gilstate");
+    const int FLOOR = strategy_index("floor");
+    const int PYB = strategy_index("pybind11");
+    const int PYB_KEEP = strategy_index("pybind11_keep");
+    const int PYGATE = strategy_index("pygate");
+    const int PEP788 = strategy_index("cpython_pep788");
     printf("\nratios, formed in each repetition (median, min-max)\n");
     for (int w = 0; w < 2; w++) {
         const char *wl = workloads[w];
