@@ -635,7 +635,7 @@ op_interp_pool(actor *a, const uint8_t *s)
 
 static atomic_int child_stop;
 
-/* The child's thread: its own view (the host's closes at shutdown). */
+/* The child's thread: a view of its own, closed after the shutdown. */
 static void *
 child_enters(void *arg)
 {
