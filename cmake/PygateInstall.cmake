@@ -9,7 +9,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 set(PYGATE_CMAKE_DIR "${CMAKE_INSTALL_LIBDIR}/cmake/pygate")
 
-install(FILES include/pygate.h DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(FILES include/pygate.h include/pygate.hpp
+  DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 install(FILES include/pygate/pep788.h
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/pygate")
 install(TARGETS pygate pygate_shared EXPORT pygate-${PYGATE_PY_TAG}

@@ -631,6 +631,18 @@ PYGATE_API int pygate_interp_pool_submit(pygate_interp_pool *pool,
                                          int index, pygate_job_fn fn,
                                          void *arg, pygate_job **job);
 
+/* pygate_interp_pool_submit() with a completion callback instead of a
+ * handle, as pygate_pool_submit_then(): done(status, result, exc,
+ * done_arg) is called exactly once for the job, on the worker (attached
+ * to the member's interpreter) when it ran, or not attached when it was
+ * cancelled.
+ * Errors: those of pygate_interp_pool_submit(), and PYGATE_EINVAL for
+ *         done NULL; done is not called on error. */
+PYGATE_API int pygate_interp_pool_submit_then(pygate_interp_pool *pool,
+                                              int index, pygate_job_fn fn,
+                                              void *arg, pygate_done_fn done,
+                                              void *done_arg);
+
 /* Jobs submitted, completed and cancelled so far, all interpreters
  * together; once the pool is closed, submitted = completed + cancelled.
  * Errors: PYGATE_EINVAL. */

@@ -25,8 +25,8 @@
 /* Changes whenever a function below, or a type it passes (pygate_token,
  * pygate_scope_, handles), changes: copies of different versions then
  * stay apart rather than call each other wrongly. */
-#define PYGATE__API_VERSION 3
-#define API_CAPSULE "pygate.api.v3"
+#define PYGATE__API_VERSION 4
+#define API_CAPSULE "pygate.api.v4"
 
 /* X(meets, return type, name, (parameters), (arguments)), void functions
  * apart; `meets` marks those that may make this copy's first record. */
@@ -74,6 +74,9 @@
     X(0, int, interp_pool_submit, (pygate_interp_pool *pool, int index,       \
       pygate_job_fn fn, void *arg, pygate_job **job),                        \
       (pool, index, fn, arg, job))                                           \
+    X(0, int, interp_pool_submit_then, (pygate_interp_pool *pool, int index,  \
+      pygate_job_fn fn, void *arg, pygate_done_fn done, void *done_arg),     \
+      (pool, index, fn, arg, done, done_arg))                                \
     X(0, int, interp_pool_counts, (pygate_interp_pool *pool,                  \
       uint64_t *submitted, uint64_t *completed, uint64_t *cancelled),        \
       (pool, submitted, completed, cancelled))                               \

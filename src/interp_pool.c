@@ -627,9 +627,12 @@ least_busy(interp_pool *ip)
     return best;
 }
 
+/* Queues fn(arg) on member `index` (or the least busy): with a handle in
+ * *job (job NULL: nobody waits), or with a completion callback (done not
+ * NULL; then job is NULL). */
 static int
 ipool_submit_to(interp_pool *ip, int index, pygate_job_fn fn, void *arg,
-          pygate_job **job)
+                pygate_job **job, pygate_done_fn done, void *done_arg)
 {
     int refused;
     if (fn == NULL || index < PYGATE_ANY_INTERP || index >= (int)ip->n)
@@ -637,7 +640,10 @@ ipool_submit_to(interp_pool *ip, int index, pygate_job_fn fn, void *arg,
     if (!ipool_accepting(ip, &refused))
         return refused;
     unsigned i = index >= 0 ? (unsigned)index : least_busy(ip);
-    int rc = pygate_pool_submit(ip->members[i].pool, fn, arg, job);
+    pygate_pool *member = ip->members[i].pool;
+    int rc = done != NULL
+                 ? pygate_pool_submit_then(member, fn, arg, done, done_arg)
+                 : pygate_pool_submit(member, fn, arg, job);
     /* The member's pool closed meanwhile: say why. */
     if ((rc == PYGATE_EINVAL || rc == PYGATE_ECLOSED)
             && !ipool_accepting(ip, &refused))
@@ -653,7 +659,23 @@ pygate__impl_interp_pool_submit(pygate_interp_pool *handle, int index,
     interp_pool *ip = ipool_use(handle, &slot);
     if (ip == NULL)
         return PYGATE_EINVAL;
-    int rc = ipool_submit_to(ip, index, fn, arg, job);
+    int rc = ipool_submit_to(ip, index, fn, arg, job, NULL, NULL);
+    pygate__handle_unuse(slot);
+    return rc;
+}
+
+int
+pygate__impl_interp_pool_submit_then(pygate_interp_pool *handle, int index,
+                                     pygate_job_fn fn, void *arg,
+                                     pygate_done_fn done, void *done_arg)
+{
+    if (done == NULL)
+        return PYGATE_EINVAL;
+    handle_slot *slot;
+    interp_pool *ip = ipool_use(handle, &slot);
+    if (ip == NULL)
+        return PYGATE_EINVAL;
+    int rc = ipool_submit_to(ip, index, fn, arg, NULL, done, done_arg);
     pygate__handle_unuse(slot);
     return rc;
 }

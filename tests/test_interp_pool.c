@@ -629,6 +629,17 @@ close_own_pool(void *arg)
     return 0;
 }
 
+static _Atomic int dones;
+
+static void
+count_done(int status, int result, PyObject *exc, void *arg)
+{
+    (void)result;
+    (void)arg;
+    CHECK(status == PYGATE_OK && exc == NULL && PyGILState_Check());
+    atomic_fetch_add(&dones, 1);
+}
+
 static void
 interp_pool_codes(void)
 {
@@ -662,6 +673,12 @@ interp_pool_codes(void)
              PYGATE_EINVAL);
     CHECK_RC(pygate_interp_pool_submit(own_pool, -2, interp_id, NULL, NULL),
              PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_submit_then(own_pool, 0, interp_id, NULL,
+                                            NULL, NULL), PYGATE_EINVAL);
+    CHECK_RC(pygate_interp_pool_submit_then(own_pool, 1, interp_id, NULL,
+                                            count_done, NULL), PYGATE_EINVAL);
+    CHECK_OK(pygate_interp_pool_submit_then(own_pool, 0, interp_id, NULL,
+                                            count_done, NULL));
     CHECK_RC(pygate_interp_pool_submit(own_pool, 0, NULL, NULL, NULL),
              PYGATE_EINVAL);
     pygate_view *v;
@@ -676,6 +693,7 @@ interp_pool_codes(void)
     CHECK_RC(pygate_interp_pool_size((pygate_interp_pool *)py.view),
              PYGATE_EINVAL);
     CHECK_OK(pygate_interp_pool_close(own_pool));
+    CHECK(atomic_load(&dones) == 1);   /* called once, attached */
     CHECK_RC(pygate_interp_pool_close(own_pool), PYGATE_EINVAL);
     CHECK_RC(pygate_interp_pool_submit(own_pool, 0, interp_id, NULL, NULL),
              PYGATE_EINVAL);
