@@ -3,6 +3,9 @@
  *
  * Strategies (each from native pthreads; see strategy_table):
  *   gilstate       per-call PyGILState_Ensure/Release (the usual callback pattern)
+ *   gilstate_kept  the same on a thread that called
+ *                  pygate_thread_keep_gilstate() first (foreign code's
+ *                  PyGILState pairs on pygate's kept state)
  *   pinned         a pinned thread: an outer PyGILState_Ensure kept for the
  *                  thread's life (detached), per-call Ensure/Release inside
  *   floor          a kept PyThreadState, PyEval_RestoreThread/SaveThread
@@ -121,6 +124,15 @@ loop_floor(PyObject *fn, long n)
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent();
     return t;
+}
+
+/* Code written against PyGILState (ctypes, Cython, SWIG) on a thread that
+ * made pygate's kept state its PyGILState state first. */
+static double
+loop_gilstate_kept(PyObject *fn, long n)
+{
+    pygate_thread_keep_gilstate(view);
+    return loop_gilstate(fn, n);
 }
 
 static double
@@ -301,6 +313,7 @@ typedef struct strategy {
 
 static const strategy strategies[] = {
     {"gilstate", loop_gilstate, 1, 1},
+    {"gilstate_kept", loop_gilstate_kept, 0, 0},
     {"pinned", loop_pinned, 0, 0},
     {"floor", loop_floor, 0, 0},
     {"pybind11", bench_pybind11_default, 1, 1},
@@ -313,6 +326,17 @@ static const strategy strategies[] = {
     {"cpython_pep788", loop_cpython_pep788, 1, 1},
 };
 #define NSTRATEGIES ((int)(sizeof strategies / sizeof strategies[0]))
+
+/* The index of the strategy named so in strategies[] (the one list). */
+static int
+strategy_index(const char *name)
+{
+    for (int i = 0; i < NSTRATEGIES; i++)
+        if (strcmp(strategies[i].name, name) == 0)
+            return i;
+    fprintf(stderr, "pygate_bench: no strategy %s\n", name);
+    exit(2);
+}
 
 /* ---- running and reporting ----------------------------------------------- */
 
@@ -546,7 +570,7 @@ static void
 measure_rss_over_calls(PyObject *fn)
 {
     printf("\nRSS growth over %ld calls on one thread\n", opt_rss_calls);
-    static const int which[] = {2, 5};   /* floor, pygate */
+    const int which[] = {strategy_index("floor"), strategy_index("pygate")};
     for (int k = 0; k < 2; k++) {
         const strategy *st = &strategies[which[k]];
         job warm = {st, fn, 10000, NULL, 0, 0, 0};
@@ -574,17 +598,6 @@ ratio(int a, int b, int w, const char *measure, const char *workload)
     return x;
 }
 
-/* The index of the strategy named so in strategies[] (the one list). */
-static int
-strategy_index(const char *name)
-{
-    for (int i = 0; i < NSTRATEGIES; i++)
-        if (strcmp(strategies[i].name, name) == 0)
-            return i;
-    fprintf(stderr, "pygate_bench: no strategy %s\n", name);
-    exit(2);
-}
-
 static void
 print_ratios(const char *workloads[2])
 {
@@ -596,6 +609,7 @@ print_ratios(const char *workloads[2])
     const int PYB_KEEP = strategy_index("pybind11_keep");
     const int PYGATE = strategy_index("pygate");
     const int PEP788 = strategy_index("cpython_pep788");
+    const int KEPT = strategy_index("gilstate_kept");
     printf("\nratios, formed in each repetition (median, min-max)\n");
     for (int w = 0; w < 2; w++) {
         const char *wl = workloads[w];
@@ -604,6 +618,9 @@ print_ratios(const char *workloads[2])
         printf("  %-5s pygate/floor %.3f (%.3f-%.3f), target <= 1.05;"
                " gilstate/pygate %.1fx, target >= 100x on 3.11+\n", wl,
                f.median, f.min, f.max, g.median);
+        stats k = ratio(GILSTATE, KEPT, w, "ratio_gilstate_over_kept", wl);
+        printf("        gilstate/gilstate_kept %.1fx (%.1f-%.1f): PyGILState"
+               " code on pygate's kept state\n", k.median, k.min, k.max);
         if (strategies[PYB].loop != NULL) {
             stats p = ratio(PYB, PYGATE, w, "ratio_pybind11_over_pygate", wl);
             stats k = ratio(PYB_KEEP, PYGATE, w,

@@ -363,6 +363,26 @@ PYGATE_API unsigned pygate_thread_depth(void);
  * Errors: PYGATE_EBUSY (the thread is inside an entry or detach). */
 PYGATE_API int pygate_thread_release(void);
 
+/* For native threads that run code written against CPython's own
+ * PyGILState_Ensure()/PyGILState_Release() (ctypes and cffi callbacks,
+ * Cython's `with gil`, SWIG, Boost.Python): makes the thread's kept state
+ * of the main interpreter (made now if it has none) the one PyGILState
+ * finds, so each outermost Ensure/Release pair attaches and detaches it
+ * instead of creating and deleting a thread state (threading.local()
+ * data then lasts across calls, as on a Python thread).  Call it once on
+ * the thread, for example when a worker starts; pygate frees the state at
+ * thread exit, or at pygate_thread_release().  It changes nothing of what
+ * CPython does with such a call once finalization began (the thread is
+ * then killed or hung by CPython, by version): only pygate_enter() can
+ * refuse cleanly.  A pygate entry into the main interpreter does the same
+ * as a side effect.
+ * Not attached, any native thread; blocks while waiting for the GIL once.
+ * Errors: PYGATE_EINVAL (view not live, or not the main interpreter's:
+ *         PyGILState knows only that one), PYGATE_EBUSY (the thread is
+ *         attached, or its PyGILState slot holds a state of someone
+ *         else's), PYGATE_EFINALIZING, PYGATE_EGONE, PYGATE_ENOMEM. */
+PYGATE_API int pygate_thread_keep_gilstate(pygate_view *view);
+
 /* ------------------------------------------------------------------------ */
 /* Dropping a reference from any thread                                     */
 /* ------------------------------------------------------------------------ */

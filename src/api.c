@@ -25,8 +25,8 @@
 /* Changes whenever a function below, or a type it passes (pygate_token,
  * pygate_scope_, handles), changes: copies of different versions then
  * stay apart rather than call each other wrongly. */
-#define PYGATE__API_VERSION 4
-#define API_CAPSULE "pygate.api.v4"
+#define PYGATE__API_VERSION 5
+#define API_CAPSULE "pygate.api.v5"
 
 /* X(meets, return type, name, (parameters), (arguments)), void functions
  * apart; `meets` marks those that may make this copy's first record. */
@@ -98,6 +98,7 @@
       (token, file, line))                                                   \
     X(0, unsigned, thread_depth, (void), ())                                 \
     X(0, int, thread_release, (void), ())                                    \
+    X(0, int, thread_keep_gilstate, (pygate_view *view), (view))             \
     X(0, int, host_init, (const PyConfig *config), (config))                 \
     X(0, pygate_view *, host_view, (void), ())                               \
     X(0, int, host_shutdown, (void), ())                                     \

@@ -323,6 +323,37 @@ pygate__impl_reattach_at(pygate_token token, const char *file, int line)
     return PYGATE_OK;
 }
 
+/* ---- PyGILState callers on a kept state ---------------------------------- */
+
+int
+pygate__impl_thread_keep_gilstate(pygate_view *view)
+{
+    record *rec = pygate__view_record(view);
+    if (rec == NULL || !rec->is_main)
+        return PYGATE_EINVAL;
+    if (pygate__compat_current_tstate() != NULL)
+        return PYGATE_EBUSY;
+    /* A state bound by someone else (PyGILState_Ensure's own, or another
+     * library's) is theirs to delete: pygate cannot keep it. */
+    PyThreadState *slot = pygate__compat_gilstate_get();
+    pygate_thread *t = pygate__thread_self(0);
+    entry *e = t != NULL ? pygate__thread_entry(t, rec) : NULL;
+    if (slot != NULL && (e == NULL || slot != e->tstate))
+        return PYGATE_EBUSY;
+    /* An entry binds the thread's kept main-interpreter state in the slot,
+     * and its leave leaves it there (pygate.h, pygate_enter).  CPython's
+     * Release pairs never delete it: PyThreadState_New starts a state's
+     * gilstate counter at 1 on every version (3.8-3.11 in
+     * _PyGILState_NoteThreadState, 3.12+ in init_threadstate), and only
+     * a count of 0 deletes (test_enter.foreign_gilstate_reuses_kept_state
+     * enters again with the same state after such calls). */
+    pygate_token token;
+    int rc = enter_record(rec, 0, &token, __FILE__, __LINE__);
+    if (rc != PYGATE_OK)
+        return rc;
+    return pygate__impl_leave_at(token, __FILE__, __LINE__);
+}
+
 /* ---- a thread that ends inside entries ---------------------------------- */
 
 /* Whether the frame holds anything others wait for: a guard on a record
