@@ -75,6 +75,19 @@ finalize_here(void *arg)
 {
     (void)arg;
     PyGILState_Ensure();
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030D0000
+    /* 3.9-3.12's threading._shutdown() waits for ever for the main Thread
+     * unless it runs on it (ARCHITECTURE.md, "Host lifecycle"): a host
+     * that finalizes elsewhere marks it finished first, as
+     * pygate_host_shutdown does (pyenv's 3.11.7 hung here without). */
+    exec_ok("import sys\n"
+            "t = sys.modules.get('threading')\n"
+            "if t is not None and not t._main_thread._is_stopped:\n"
+            "    lock = t._main_thread._tstate_lock\n"
+            "    if lock is not None and lock.locked():\n"
+            "        lock.release()\n"
+            "    t._main_thread._stop()\n");
+#endif
     CHECK(Py_FinalizeEx() == 0);
     return NULL;
 }
