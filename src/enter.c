@@ -34,8 +34,7 @@ push_frame(pygate_thread *t)
 {
     if (t->nframes == t->cap) {
         if (t->cap == 0)   /* the thread's first frame: rare */
-            atomic_store_explicit(&pygate__thread_unwind_frames,
-                                  unwind_frames, memory_order_relaxed);
+            pygate__thread_set_unwinder(unwind_frames);
         uint32_t cap = t->cap ? 2 * t->cap : 8;
         frame *frames =
             (frame *)pygate__realloc(t->frames, cap * sizeof *frames);

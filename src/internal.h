@@ -562,11 +562,11 @@ typedef struct pygate_thread {
 } pygate_thread;
 
 /* How a thread that ends inside entries gives back what they hold (the
- * attachment, the guards): set by enter.c, which owns frames, when a
- * thread first has any, and called by thread.c's exit destructor, which
- * sits below enter.c and so cannot name it. */
+ * attachment, the guards): enter.c, which owns frames, hands thread.c the
+ * function when a thread first has any (thread.c sits below enter.c and
+ * cannot name it), and thread.c's exit destructor calls it. */
 typedef void unwind_frames_fn(pygate_thread *t);
-extern unwind_frames_fn *_Atomic pygate__thread_unwind_frames;
+void pygate__thread_set_unwinder(unwind_frames_fn *fn);
 
 /* The calling thread's record, created on first use (NULL: out of memory
  * when create is set, or none yet when it is not). */

@@ -27,7 +27,15 @@ extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj,
                                    the single file hides what it declares */
 extern void *__dso_handle __attribute__((weak, visibility("hidden")));
 
-unwind_frames_fn *_Atomic pygate__thread_unwind_frames;
+/* enter.c's, set when a thread first has a frame (relaxed: every thread
+ * that has frames stored it itself before its exit reads it). */
+static unwind_frames_fn *_Atomic frames_unwinder;
+
+void
+pygate__thread_set_unwinder(unwind_frames_fn *fn)
+{
+    atomic_store_explicit(&frames_unwinder, fn, memory_order_relaxed);
+}
 
 static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
@@ -420,9 +428,7 @@ thread_destroy(void *arg)
 {
     pygate_thread *t = (pygate_thread *)arg;
     if (t->nframes != 0)
-        atomic_load_explicit(&pygate__thread_unwind_frames,
-                             memory_order_relaxed)(t);   /* set: t has had
-                                                            frames */
+        atomic_load_explicit(&frames_unwinder, memory_order_relaxed)(t);
     release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
