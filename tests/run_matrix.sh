@@ -82,18 +82,19 @@ for r in "${runs[@]}"; do
   case "$label" in *"${PYGATE_ONLY:-}"*) ;; *) continue ;; esac
   dir="$OUT/$(echo "$label" | tr -c 'A-Za-z0-9.\n' '_')"
   log="$dir.log"
+  run_start=$SECONDS
   echo "=== $label: $exe ($type${flags:+, $flags})"
   if ! { at "$where" cmake -S "$ROOT" -B "$dir" -DPython_EXECUTABLE="$exe" \
            -DCMAKE_BUILD_TYPE="$type" $flags &&
          at "$where" cmake --build "$dir" -j "$JOBS"; } >"$log" 2>&1; then
     tail -30 "$log"
-    summary+=("FAIL  $label: build failed (see $log)")
+    summary+=("FAIL  $label: build failed (see $log), $((SECONDS - run_start)) s")
     status=1
     total_fail=$((total_fail + 1))
     continue
   fi
   if [[ "$flags" == *TSAN* ]] && ! tsan_runs "$dir" "$log"; then
-    summary+=("FAIL  $label: the TSan runtime cannot start here (see $log)")
+    summary+=("FAIL  $label: the TSan runtime cannot start here (see $log), $((SECONDS - run_start)) s")
     status=1
     total_fail=$((total_fail + 1))
     continue
@@ -116,13 +117,13 @@ for r in "${runs[@]}"; do
   total_skip=$((total_skip + skipped))
   total_fail=$((total_fail + failed))
   if [ $rc -eq 0 ] && [ "$failed" -eq 0 ] && [ "$ran" -gt 0 ]; then
-    summary+=("PASS  $label: $passed passed, 0 failed, $skipped skipped")
+    summary+=("PASS  $label: $passed passed, 0 failed, $skipped skipped, $((SECONDS - run_start)) s")
   else
     grep -E "\*\*\*|Failed|CHECK failed|misuse|ERROR: AddressSanitizer|WARNING: ThreadSanitizer|runtime error" "$log" | head -20
     # The names too: CI shows the summary, not the log.
     names=$(sed -n '/The following tests FAILED:/,$p' "$log" \
             | grep -oE '[0-9]+ - [^ ]+' | sed 's/^[0-9]* - //' | tr '\n' ' ')
-    summary+=("FAIL  $label: $passed passed, $failed failed: ${names:-?}(see $log)")
+    summary+=("FAIL  $label: $passed passed, $failed failed: ${names:-?}(see $log), $((SECONDS - run_start)) s")
     status=1
   fi
 done
@@ -142,5 +143,5 @@ for r in "${runs[@]}"; do
   [ -f "$f" ] && sort "$f" | sed -E "s|^torture |  $label: |; s|; [0-9]+ calls.*||"
 done
 [ ${#summary[@]} -eq 0 ] && { echo "  no CPython found"; status=1; }
-echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+echo "$total_pass passed, $total_fail failed, $total_skip skipped in $SECONDS s"
 exit $status
