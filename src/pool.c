@@ -1012,23 +1012,6 @@ join_workers(pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Stops accepting (refusing with `refused`), finishes or cancels the
- * queue, and waits for the workers to exit.  Not attached.  Idempotent:
- * a second caller waits for the first.  After the interpreter's shutdown
- * gave up on the workers (abandon_locked) it waits for nothing. */
-static void
-pool_stop(pool *p, int refused)
-{
-    pthread_mutex_lock(&p->lock);
-    begin_stop_locked(p, refused);
-    while (p->workers_alive > 0 && !p->abandoned)
-        pthread_cond_wait(&p->changed, &p->lock);
-    int abandoned = p->abandoned;
-    pthread_mutex_unlock(&p->lock);
-    if (!abandoned)
-        join_workers(p);
-}
-
 /* Under p->lock: the interpreter's shutdown gave up waiting for the
  * workers (pygate_set_drain_limits).  What is still queued is cancelled
  * (nothing could run it); a job still running is on its own, as a daemon
@@ -1065,19 +1048,28 @@ report_pool(void *arg, const record *shutting, double waited)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* pool_stop for the shutdown of `shutting` (its own interpreter's, or the
- * main one's for an interpreter pool's member): the wait for the workers
- * follows the shutdown's rule (lifecycle.c), and one given up leaves the
- * workers on their own (abandon_locked).  Not attached; ts is the
- * finalizing thread's state, for signal handlers, or NULL. */
+/* Stops accepting (refusing with `refused`), finishes or cancels the
+ * queue, and waits for the workers to exit.  Not attached.  Idempotent:
+ * a second caller waits for the first.  For the shutdown of `shutting`
+ * (its own interpreter's, or the main one's for an interpreter pool's
+ * member) the wait follows the shutdown's rule (lifecycle.c; ts is the
+ * finalizing thread's state, for signal handlers, or NULL), and one given
+ * up leaves the workers on their own (abandon_locked); a close (shutting
+ * NULL) waits as long as it takes, and for nothing once they were
+ * abandoned. */
 static void
-pool_stop_at_shutdown(pool *p, record *shutting, PyThreadState *ts)
+pool_stop(pool *p, int refused, record *shutting, PyThreadState *ts)
 {
     shutdown_wait w;
-    pygate__shutdown_wait_begin(&w, shutting, ts);
+    if (shutting != NULL)
+        pygate__shutdown_wait_begin(&w, shutting, ts);
     pthread_mutex_lock(&p->lock);
-    begin_stop_locked(p, PYGATE_EFINALIZING);
+    begin_stop_locked(p, refused);
     while (p->workers_alive > 0 && !p->abandoned) {
+        if (shutting == NULL) {
+            pthread_cond_wait(&p->changed, &p->lock);
+            continue;
+        }
         struct timespec deadline =
             pygate__deadline_after(pygate__shutdown_wait_slice(&w));
         pthread_cond_timedwait(&p->changed, &p->lock, &deadline);
@@ -1122,7 +1114,7 @@ pool_on_shutdown(void *arg)
 {
     pool *p = (pool *)arg;
     PyThreadState *ts = PyEval_SaveThread();
-    pool_stop_at_shutdown(p, p->rec, ts);
+    pool_stop(p, PYGATE_EFINALIZING, p->rec, ts);
     PyEval_RestoreThread(ts);
     drop_exceptions(p);
     pool_unref(p);   /* the listener's reference */
@@ -1481,7 +1473,7 @@ pygate__impl_pool_open(pygate_view *view, const pygate_pool_options *options,
     if (rc != PYGATE_OK) {
         if (p->handle != 0)
             pygate__handle_close(p->handle, HANDLE_POOL);
-        pool_stop(p, PYGATE_ECLOSED);
+        pool_stop(p, PYGATE_ECLOSED, NULL, NULL);
         if (pygate__record_unlisten(rec, &p->listener))
             p->refs--;
         pool_unref(p);
@@ -1514,10 +1506,8 @@ close_pool(pygate_pool *handle, uint64_t counts[3], record *shutting,
         return PYGATE_EINVAL;  /* another thread closed it meanwhile */
     /* The workers need the GIL to finish. */
     PyThreadState *attached = pygate__release_if_attached();
-    if (shutting != NULL)
-        pool_stop_at_shutdown(p, shutting, ts);
-    else
-        pool_stop(p, PYGATE_ECLOSED);
+    pool_stop(p, shutting != NULL ? PYGATE_EFINALIZING : PYGATE_ECLOSED,
+              shutting, ts);
     pygate__reattach(attached);
     if (counts != NULL) {
         pthread_mutex_lock(&p->lock);

@@ -13,6 +13,7 @@
 #include <pygate.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,17 @@ capture_stderr(void (*fn)(void))
     fclose(tmp);
     fputs(text, stderr);
     return text;
+}
+
+/* Sends the process SIGINT half a second from now, as Ctrl-C would: a
+ * thread's body (pthread_create). */
+static inline void *
+interrupt_soon(void *arg)
+{
+    (void)arg;
+    usleep(500 * 1000);
+    CHECK(kill(getpid(), SIGINT) == 0);
+    return NULL;
 }
 
 /* Points sys.unraisablehook at a recorder: __main__.unraisable collects

@@ -167,16 +167,6 @@ start_with_signal_handlers(void)
     return p;
 }
 
-/* Sends the process SIGINT half a second from now, as Ctrl-C would. */
-static void *
-interrupt_soon(void *arg)
-{
-    (void)arg;
-    usleep(500 * 1000);
-    CHECK(kill(getpid(), SIGINT) == 0);
-    return NULL;
-}
-
 static void
 finalize_with_ctrl_c(void)
 {

@@ -554,16 +554,6 @@ finish_backlog_runs_after_later_atexit(void)
     CHECK_OK(pygate_pool_close(pool));
 }
 
-/* Sends the process SIGINT half a second from now, as Ctrl-C would. */
-static void *
-interrupt_soon(void *arg)
-{
-    (void)arg;
-    usleep(500 * 1000);
-    CHECK(kill(getpid(), SIGINT) == 0);
-    return NULL;
-}
-
 static void
 finalize_with_ctrl_c(void)
 {
