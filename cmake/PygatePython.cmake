@@ -13,7 +13,7 @@ endif()
 
 execute_process(
   COMMAND "${Python_EXECUTABLE}" -c
-    "import sysconfig as s; v = s.get_config_var; print(';'.join([s.get_paths()['include'], v('LIBDIR') or '', v('LDLIBRARY') or '', v('VERSION'), v('ABIFLAGS') or '', str(v('Py_DEBUG') or 0), v('EXT_SUFFIX') or '.so']))"
+    "import sysconfig as s; v = s.get_config_var; print(';'.join([s.get_paths()['include'], v('LIBDIR') or '', v('LDLIBRARY') or '', v('VERSION'), v('ABIFLAGS') or '', str(v('Py_DEBUG') or 0), v('EXT_SUFFIX') or '.so', str(v('Py_GIL_DISABLED') or 0)]))"
   OUTPUT_VARIABLE _pygate_py OUTPUT_STRIP_TRAILING_WHITESPACE
   RESULT_VARIABLE _pygate_py_rc)
 if(NOT _pygate_py_rc EQUAL 0)
@@ -26,11 +26,13 @@ list(GET _pygate_py 3 PYGATE_PY_VERSION)
 list(GET _pygate_py 4 PYGATE_PY_ABIFLAGS)
 list(GET _pygate_py 5 PYGATE_PY_DEBUG)
 list(GET _pygate_py 6 PYGATE_PY_EXT_SUFFIX)
+list(GET _pygate_py 7 PYGATE_PY_FREE_THREADED)
 
 if(PYGATE_PY_VERSION VERSION_LESS 3.8)
   message(FATAL_ERROR "pygate supports CPython 3.8 and later, not ${PYGATE_PY_VERSION}")
 endif()
-# The ABI pygate is built for: a tag for file names (cp312, cp311d) and
+# The ABI pygate is built for: a tag for file names (cp312, cp311d, cp314t,
+# cp314td: ABIFLAGS say free-threaded and debug) and
 # (major << 8 | minor) in hex for pygate.h's check (0x030C).
 string(REPLACE "." ";" _pygate_v "${PYGATE_PY_VERSION}")
 list(GET _pygate_v 0 _pygate_major)
@@ -72,4 +74,4 @@ get_filename_component(PYGATE_PY_LIBRARY_DIR "${PYGATE_PY_LIBRARY}" DIRECTORY)
 set(CMAKE_BUILD_RPATH "${PYGATE_PY_LIBRARY_DIR}")
 set(THREADS_PREFER_PTHREAD_FLAG ON)
 find_package(Threads REQUIRED)
-message(STATUS "pygate: CPython ${PYGATE_PY_VERSION}${PYGATE_PY_ABIFLAGS} (Py_DEBUG=${PYGATE_PY_DEBUG}, ${PYGATE_PY_TAG}) from ${Python_EXECUTABLE}")
+message(STATUS "pygate: CPython ${PYGATE_PY_VERSION}${PYGATE_PY_ABIFLAGS} (Py_DEBUG=${PYGATE_PY_DEBUG}, Py_GIL_DISABLED=${PYGATE_PY_FREE_THREADED}, ${PYGATE_PY_TAG}) from ${Python_EXECUTABLE}")

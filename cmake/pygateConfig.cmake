@@ -4,7 +4,7 @@
 #
 # pygate is built for one CPython; builds for several may be installed side
 # by side here.  The one used is, in this order: the component asked for
-# (cp312, cp311d), the CPython of the consumer's Python_EXECUTABLE or
+# (cp312, cp311d, cp314t, cp314td), the CPython of the consumer's Python_EXECUTABLE or
 # Python3_EXECUTABLE (set by FindPython/FindPython3), or the only one
 # installed.  A consumer whose CPython has no pygate build here gets an
 # error naming both.
@@ -12,7 +12,7 @@ set(_pygate_dir "${CMAKE_CURRENT_LIST_DIR}")
 file(GLOB _pygate_found "${_pygate_dir}/pygate-cp*-python.cmake")
 set(_pygate_tags "")
 foreach(_f IN LISTS _pygate_found)
-  string(REGEX REPLACE ".*/pygate-(cp[0-9]+d?)-python\\.cmake$" "\\1" _t "${_f}")
+  string(REGEX REPLACE ".*/pygate-(cp[0-9]+t?d?)-python\\.cmake$" "\\1" _t "${_f}")
   list(APPEND _pygate_tags "${_t}")
 endforeach()
 

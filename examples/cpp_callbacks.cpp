@@ -21,10 +21,15 @@ main(int argc, char **argv)
     pygate_view *py = pygate_host_view();
     {
         pygate::entered in(py);
-        PyRun_SimpleString("total = 0\n"
+        /* The lock: `total += n` is a read and a write, and on a
+         * free-threaded CPython the threads run it at the same time. */
+        PyRun_SimpleString("import threading\n"
+                           "total = 0\n"
+                           "total_lock = threading.Lock()\n"
                            "def add(n):\n"
                            "    global total\n"
-                           "    total += n\n");
+                           "    with total_lock:\n"
+                           "        total += n\n");
     }
 
     /* Threads of the program's own, each entering around its calls. */

@@ -42,8 +42,8 @@
 #include <stdint.h>
 #include <sys/types.h>   /* pid_t */
 
-/* pygate is built for one CPython's ABI (major.minor, and whether it is a
- * debug build).  Its CMake package and pkg-config file pass what it was
+/* pygate is built for one CPython's ABI (major.minor, whether it is a
+ * debug build, and whether it is free-threaded).  Its CMake package and pkg-config file pass what it was
  * built for to the code that uses it, and a mismatch stops here rather
  * than crash at run time. */
 #if defined(PYGATE_PY_ABI) && PYGATE_PY_ABI != (PY_VERSION_HEX >> 16)
@@ -51,6 +51,9 @@
 #endif
 #if defined(PYGATE_PY_DEBUG) && (PYGATE_PY_DEBUG != 0) != defined(Py_DEBUG)
 #  error "pygate was built for a debug CPython and this is a release one, or the reverse (PYGATE_PY_DEBUG): build pygate for this CPython"
+#endif
+#if defined(PYGATE_PY_FREE_THREADED) && (PYGATE_PY_FREE_THREADED != 0) != defined(Py_GIL_DISABLED)
+#  error "pygate was built for a free-threaded CPython and this one has a GIL, or the reverse (PYGATE_PY_FREE_THREADED): build pygate for this CPython"
 #endif
 
 #ifdef __cplusplus
@@ -569,7 +572,13 @@ PYGATE_API int pygate_call(pygate_view *view, pygate_job_fn fn, void *arg,
  * has its own GIL (PEP 684), so Python code in different interpreters runs
  * truly in parallel; before 3.12 they share the one GIL, and the pool
  * still works, one interpreter at a time (pygate_interp_pool_parallel
- * says which).  Objects cannot cross interpreters: jobs take and give C
+ * says which).  On a free-threaded CPython (3.14t) Python runs in
+ * parallel in any interpreter, so there the pool is for isolation: each
+ * interpreter has its own modules, globals and import state, and the
+ * interpreters always run at once (shared_gil then only chooses the
+ * legacy settings: the main allocator, fork, exec and daemon threads
+ * allowed; CPython accepts only multi-phase-init extension modules in
+ * them either way).  Objects cannot cross interpreters: jobs take and give C
  * data (or pygate_values, pygate_interp_pool_call).  Job handles are
  * pygate_jobs: wait on them and close them as for a worker pool. */
 typedef struct pygate_interp_pool pygate_interp_pool;
@@ -626,8 +635,9 @@ PYGATE_API int pygate_interp_pool_close(pygate_interp_pool *pool);
 /* The number of interpreters (K), or PYGATE_EINVAL. */
 PYGATE_API int pygate_interp_pool_size(pygate_interp_pool *pool);
 
-/* 1 when the interpreters have a GIL each (Python runs in parallel: 3.12+
- * unless shared_gil), 0 when they share the main one, or PYGATE_EINVAL. */
+/* 1 when Python runs in the interpreters at once (a GIL each: 3.12+
+ * unless shared_gil; always on a free-threaded CPython), 0 when they share
+ * the main GIL, or PYGATE_EINVAL. */
 PYGATE_API int pygate_interp_pool_parallel(pygate_interp_pool *pool);
 
 /* A new view of interpreter `index` (0..K-1), to enter it directly or to

@@ -246,6 +246,20 @@ pygate__compat_adopt_stack(PyThreadState *tstate)
 #endif
 }
 
+#if COMPAT_FREE_THREADED
+void pygate__compat_core_make_main(PyThreadState *tstate);   /* compat_core.c */
+#endif
+
+void
+pygate__compat_finalize_here(PyThreadState *attached)
+{
+#if COMPAT_FREE_THREADED
+    pygate__compat_core_make_main(attached);
+#else
+    (void)attached;
+#endif
+}
+
 void
 pygate__compat_delete_foreign_tstate(PyThreadState *tstate)
 {
@@ -266,7 +280,9 @@ pygate__compat_new_interpreter(int own_gil, const char **why)
         .allow_exec = !own_gil,
         .allow_threads = 1,
         .allow_daemon_threads = !own_gil,
-        .check_multi_interp_extensions = own_gil,
+        /* Free-threaded CPython refuses single-phase-init extensions in
+         * any sub-interpreter (Python/pylifecycle.c, init_interp_settings). */
+        .check_multi_interp_extensions = own_gil || COMPAT_FREE_THREADED,
         .gil = own_gil ? PyInterpreterConfig_OWN_GIL
                        : PyInterpreterConfig_SHARED_GIL,
     };

@@ -11,12 +11,18 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* Free-threaded builds (3.13t+) differ in what pygate relies on (the
- * attached flag, the gilstate slot, memory ordering that the GIL gives the
- * guard fast path; docs/ARCHITECTURE.md lists them).  None could be tested
- * yet, so none is accepted. */
+/* Free-threaded builds (Py_GIL_DISABLED, 3.14t) are supported from 3.14
+ * on, the first release whose free-threaded build CPython supports (PEP
+ * 779); pygate relies on nothing there that a GIL would have given it
+ * (docs/ARCHITECTURE.md, "Free-threaded CPython", lists each point and its
+ * test).  3.13t, experimental, is refused. */
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+#  error "pygate supports free-threaded CPython from 3.14 on (3.13t was experimental): build it for 3.14t or a CPython with a GIL"
+#endif
 #ifdef Py_GIL_DISABLED
-#  error "pygate does not support free-threaded CPython (Py_GIL_DISABLED) yet: it has never been tested on one; see docs/ARCHITECTURE.md, 'Free-threaded CPython'"
+#  define COMPAT_FREE_THREADED 1
+#else
+#  define COMPAT_FREE_THREADED 0
 #endif
 
 /* ---- CPython's own names, on the versions before they existed ----------
@@ -177,8 +183,20 @@ int pygate__compat_register_shutdown_hook(void (*fn)(void *), void *arg);
  * the atexit stage that it is the attached one.  So the shutting-down
  * thread must attach that state itself, which 3.12+ allows only for a
  * state not bound in another thread's slot (tstate_activate asserts it).
- * Up to 3.12 the finalizing thread's own state is used. */
-#define COMPAT_FINALIZE_USES_MAIN_TSTATE (PY_VERSION_HEX >= 0x030D0000)
+ * Up to 3.12 the finalizing thread's own state is used.
+ * Free-threaded builds cannot lend the main thread's state to another
+ * thread: its memory heaps are that thread's (mimalloc asserts it in the
+ * debug build).  There the finalizing thread is made the runtime's main
+ * thread instead, with its own state (pygate__compat_finalize_here). */
+#define COMPAT_FINALIZE_USES_MAIN_TSTATE \
+    (PY_VERSION_HEX >= 0x030D0000 && !COMPAT_FREE_THREADED)
+
+/* Before Py_FinalizeEx on a thread that did not initialize Python, with
+ * `attached`, a state of the main interpreter made on this thread,
+ * attached: on free-threaded builds makes this thread and that state the
+ * runtime's main ones (compat_core.c), as PyOS_AfterFork_Child does for
+ * a forking thread; elsewhere nothing. */
+void pygate__compat_finalize_here(PyThreadState *attached);
 
 /* The same rule in a forked child: PyOS_AfterFork_Child keeps only the
  * forking thread's attached state and makes the forking thread the main

@@ -187,7 +187,8 @@ pygate__impl_host_view(void)
 /* Attaches the calling thread to the main interpreter for Py_FinalizeEx:
  * the init thread takes its own state back; so does any other thread
  * where CPython finalizes with the main thread's state (compat.h); up to
- * 3.12 any other thread enters. */
+ * 3.12, and on free-threaded builds, any other thread enters (and there
+ * becomes the runtime's main thread). */
 static int
 attach_for_finalize(pygate_token *token, int *entered)
 {
@@ -205,6 +206,7 @@ attach_for_finalize(pygate_token *token, int *entered)
         return rc;
     *entered = 1;
     host_saved = NULL;   /* Py_FinalizeEx deletes it with the others */
+    pygate__compat_finalize_here(pygate__compat_current_tstate());
     if (pygate__compat_finish_main_thread_object() < 0) {
         /* Shutdown may then wait for the init thread's state to go;
          * report why rather than hide it. */

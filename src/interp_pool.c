@@ -1,7 +1,8 @@
 /*
  * interp_pool.c - interpreter pools: K sub-interpreters that pygate makes,
  * each with a worker pool (pool.c) of its own, so that Python code runs in
- * parallel from 3.12 on (each interpreter has its own GIL, PEP 684).
+ * parallel from 3.12 on (each interpreter has its own GIL, PEP 684; on a
+ * free-threaded build without one, and the pool isolates).
  *
  * The keeper: a thread of the pool's own makes its interpreters and, at
  * the end, ends them; it waits in between.  So the caller's thread states
@@ -47,7 +48,8 @@ typedef struct interp_pool {
     uintptr_t handle;
     unsigned n;
     member *members;
-    int parallel;                /* own GILs */
+    int own_gil;                 /* made with a GIL each */
+    int parallel;                /* Python runs in them at once */
     pygate_pool_options pool_options;
     pthread_mutex_t lock;
     int accepting;               /* under lock */
@@ -229,7 +231,7 @@ make_members(maker *mk)
     }
     PyThreadState *main_ts = PyThreadState_Get();
     for (unsigned i = 0; i < ip->n && rc == PYGATE_OK; i++)
-        rc = make_member(&ip->members[i], ip->parallel, mk->options, main_ts,
+        rc = make_member(&ip->members[i], ip->own_gil, mk->options, main_ts,
                          mk->error, mk->error_size);
     for (unsigned i = 0; rc != PYGATE_OK && i < ip->n; i++)
         end_member(&ip->members[i], main_ts);
@@ -421,7 +423,9 @@ ipool_new(const pygate_interp_pool_options *o)
         return NULL;
     }
     ip->n = n;
-    ip->parallel = COMPAT_HAS_OWN_GIL && !o->shared_gil;
+    ip->own_gil = COMPAT_HAS_OWN_GIL && !o->shared_gil;
+    /* Free-threaded: no GIL to share, whatever the interpreters' settings. */
+    ip->parallel = ip->own_gil || COMPAT_FREE_THREADED;
     ip->pool_options = member_pool_options(o);
     ip->accepting = 1;
     ip->refs = 1;   /* the handle's */

@@ -46,6 +46,14 @@
 #  define UNDER_TSAN 0
 #endif
 
+/* A free-threaded CPython (no GIL): 1 or 0, for tests whose premise
+ * differs there. */
+#ifdef Py_GIL_DISABLED
+#  define PYGATE_TEST_FREE_THREADED 1
+#else
+#  define PYGATE_TEST_FREE_THREADED 0
+#endif
+
 #define CHECK(cond)                                                        \
     do {                                                                   \
         if (!(cond)) {                                                     \

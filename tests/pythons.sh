@@ -1,6 +1,8 @@
 # Sourced by tests/run_matrix.sh and bench/run_bench.sh: finds every CPython
-# on this machine (pyenv 3.8+, Debian's python3.X and python3.X-dbg) and, in
-# the Debian sid root of tests/sid_root.sh, today's releases.
+# on this machine (pyenv 3.8+, Debian's python3.X and python3.X-dbg), the
+# free-threaded 3.14 release and debug builds (tests/free_threaded.sh: found,
+# or built from $PYGATE_CPYTHON_SRC) and, in the Debian sid root of
+# tests/sid_root.sh, today's releases.
 # find_pythons fills
 #   runs=("label|python executable|cmake build type|extra flags|where")
 #        in version order; where is "host" or "sid" (run inside the root)
@@ -29,7 +31,49 @@ find_pythons() {
   done
   [ -x /usr/bin/python3.11 ] || missing+=("CPython 3.11 (Debian python3.11)")
   [ -x /usr/bin/python3.11-dbg ] || missing+=("CPython 3.11 debug (Debian python3.11-dbg)")
+  # The free-threaded builds are made (when they must be) while the sid
+  # root is: one compiles, the other mostly downloads.
+  local ft_out
+  ft_out=$(mktemp)
+  ensure_free_threaded >"$ft_out" &
+  local ft_job=$!
   [ "${PYGATE_NO_SID:-0}" = 1 ] || find_sid_pythons
+  wait "$ft_job"
+  add_free_threaded "$ft_out"
+  rm -f "$ft_out"
+}
+
+# Prints "release EXE" and "debug EXE" for the free-threaded builds found
+# or made, or "release-missing WHY" (and debug) where none could be had.
+ensure_free_threaded() {
+  local here kind exe err
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  err=$(mktemp)
+  for kind in release debug; do
+    if exe=$("$here/free_threaded.sh" ensure "$kind" 2> >(tee "$err" >&2)); then
+      echo "$kind $exe"
+    else
+      echo "$kind-missing $(tail -n 1 "$err")"
+    fi
+  done
+  rm -f "$err"
+}
+
+# add_free_threaded FILE: ensure_free_threaded's lines into runs/missing.
+add_free_threaded() {
+  local kind rest ver
+  while read -r kind rest; do
+    case "$kind" in
+      release|debug)
+        ver=$("$rest" -c 'import platform; print(platform.python_version())')
+        if [ "$kind" = release ]; then
+          runs+=("CPython ${ver}t (free-threaded)|$rest|RelWithDebInfo||host")
+        else
+          runs+=("CPython ${ver}t debug (free-threaded)|$rest|Debug||host")
+        fi ;;
+      *-missing) missing+=("CPython 3.14t free-threaded (${kind%-missing}): $rest") ;;
+    esac
+  done <"$1"
 }
 
 # Today's releases, from the sid root (made here when it does not exist).

@@ -12,6 +12,10 @@
 #   PYGATE_CTEST_ARGS="-R torture"  extra ctest arguments (make torture)
 #   PYGATE_NO_SID=1                 skip the sid root's CPythons
 #   PYGATE_REQUIRE_SID=1            fail when they cannot run (CI sets it)
+#   PYGATE_CPYTHON_SRC=FILE         a CPython 3.14 source tarball to build
+#                                   the free-threaded builds from, where
+#                                   none is found (tests/free_threaded.sh)
+#   PYGATE_REQUIRE_FREE_THREADED=1  fail when those cannot run (CI sets it)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -134,6 +138,9 @@ for s in "${summary[@]}"; do echo "  $s"; done
 for m in "${missing[@]}"; do echo "  NOT RUN  $m"; done
 case "${missing[*]}" in
   *"sid root"*) [ "${PYGATE_REQUIRE_SID:-0}" = 1 ] && status=1 ;;
+esac
+case "${missing[*]}" in
+  *"free-threaded"*) [ "${PYGATE_REQUIRE_FREE_THREADED:-0}" = 1 ] && status=1 ;;
 esac
 echo "torture runs (each: threads enter/call/leave while the interpreter ends)"
 for r in "${runs[@]}"; do

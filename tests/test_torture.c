@@ -15,6 +15,11 @@
  * Py_BEGIN_ALLOW_THREADS for the native work), as code written for 3.15
  * would.
  *
+ * The first_entries_* scenarios hold every thread at a start line until
+ * all are there, then let them make their first entry at one moment (each
+ * makes its thread state then, which a free-threaded CPython does without
+ * a GIL to order them) while the interpreter ends within 2 ms.
+ *
  * The shared_guards_* scenarios force every guard through the shared
  * atomic word (PYGATE_NO_MEMBARRIER=1), the path taken where membarrier(2)
  * is missing; the others use the thread-local fast path.
@@ -26,6 +31,7 @@
 #include "harness.h"
 #include <pygate/pep788.h>
 
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -37,6 +43,8 @@
 #define MAX_DELAY_US 20000
 
 static int use_pep788;   /* set by the scenario, inherited by each run */
+static int at_once;      /* the same: first entries at one moment */
+static _Atomic int arrived, go;   /* in a run: the start line */
 
 typedef struct worker {
     pthread_t th;
@@ -132,6 +140,11 @@ worker_main(void *arg)
 {
     worker *w = (worker *)arg;
     int rc;
+    if (at_once) {
+        atomic_fetch_add(&arrived, 1);
+        while (!atomic_load(&go))
+            sched_yield();
+    }
     for (long i = 0; (rc = one_entry(w, i)) == PYGATE_OK && !w->bad; i++)
         ;
     w->end_rc = rc;
@@ -197,6 +210,22 @@ join_and_check(worker *ws, int n)
     }
 }
 
+/* After start_workers: the random moment at which the interpreter ends.
+ * For first_entries_* runs, all threads are released at once first and
+ * it comes within 2 ms. */
+static void
+wait_before_ending(int n, unsigned *seed)
+{
+    if (!at_once) {
+        usleep(rand_r(seed) % MAX_DELAY_US);
+        return;
+    }
+    while (atomic_load(&arrived) < n)
+        sched_yield();
+    atomic_store(&go, 1);
+    usleep(rand_r(seed) % 2000);
+}
+
 static void
 finalize_run(int n, unsigned seed)
 {
@@ -208,7 +237,7 @@ finalize_run(int n, unsigned seed)
 
     worker ws[MAX_THREADS];
     start_workers(ws, n, py.view, pep_view, work, seed);
-    usleep(rand_r(&seed) % MAX_DELAY_US);
+    wait_before_ending(n, &seed);
     PyEval_RestoreThread(py.main_ts);
     Py_DECREF(work);
     CHECK(Py_FinalizeEx() == 0);
@@ -233,7 +262,7 @@ subinterp_run(int n, unsigned seed)
 
     worker ws[MAX_THREADS];
     start_workers(ws, n, sub_view, pep_view, work, seed);
-    usleep(rand_r(&seed) % MAX_DELAY_US);
+    wait_before_ending(n, &seed);
     PyEval_RestoreThread(sub_ts);
     Py_DECREF(work);
     Py_EndInterpreter(sub_ts);
@@ -635,6 +664,20 @@ pep788_subinterp_4(void)
     drive("pep788_end_interpreter", subinterp_run, 4);
 }
 
+static void
+first_entries_finalize_16(void)
+{
+    at_once = 1;
+    drive("first_entries_finalize", finalize_run, 16);
+}
+
+static void
+first_entries_subinterp_16(void)
+{
+    at_once = 1;
+    drive("first_entries_end_interpreter", subinterp_run, 16);
+}
+
 /* Every guard shared, as on a kernel without membarrier(2). */
 static void
 shared_guards_finalize_16(void)
@@ -661,6 +704,8 @@ static const scenario scenarios[] = {
     {"pep788_finalize_4", pep788_finalize_4},
     {"pep788_finalize_16", pep788_finalize_16},
     {"pep788_subinterp_4", pep788_subinterp_4},
+    {"first_entries_finalize_16", first_entries_finalize_16},
+    {"first_entries_subinterp_16", first_entries_subinterp_16},
     {"shared_guards_finalize_16", shared_guards_finalize_16},
     {"shared_guards_subinterp_4", shared_guards_subinterp_4},
     {"pool_finalize_1", pool_finalize_1},

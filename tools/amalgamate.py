@@ -91,10 +91,13 @@ def main():
                 "#endif\n")
         f.write(open(header).read())
     out = [head % ("pygate.c", version),
-           "/* compat_core.c needs CPython's internal headers on 3.8-3.11,\n"
-           " * which Python.h gives only with Py_BUILD_CORE defined first. */\n"
+           "/* compat_core.c needs CPython's internal headers on 3.8-3.11\n"
+           " * and on free-threaded builds, which Python.h gives only with\n"
+           " * Py_BUILD_CORE defined first. */\n"
            "#include <patchlevel.h>\n"
-           "#if PY_VERSION_HEX < 0x030C0000 && !defined(Py_BUILD_CORE)\n"
+           "#include <pyconfig.h>\n"
+           "#if (PY_VERSION_HEX < 0x030C0000 || defined(Py_GIL_DISABLED)) \\\n"
+           "    && !defined(Py_BUILD_CORE)\n"
            "#  define Py_BUILD_CORE 1\n"
            "#endif\n"
            '#include "pygate.h"\n']
