@@ -169,21 +169,24 @@ meet_other_copies(void)
     PyThreadState *tstate = pygate__compat_current_tstate_attached();
     if (other_copy() != NULL || tstate == NULL)
         return;
-    PyObject *dict = PyInterpreterState_GetDict(
+    PyObject *dict = pygate__compat_interp_dict(
         PyThreadState_GetInterpreter(tstate));
     if (dict == NULL)
         return;
-    PyObject *capsule = PyDict_GetItemString(dict, API_CAPSULE);
-    if (capsule == NULL) {
-        capsule = PyCapsule_New((void *)&own_api, API_CAPSULE, NULL);
-        if (capsule == NULL || PyDict_SetItemString(dict, API_CAPSULE,
-                                                    capsule) < 0)
-            PyErr_Clear();
-        Py_XDECREF(capsule);
-        return;
+    PyObject *held;
+    if (PyDict_GetItemStringRef(dict, API_CAPSULE, &held) == 0) {
+        /* Published in one step: two copies meeting on two threads at
+         * once (free-threaded) agree on one table. */
+        PyObject *mine = PyCapsule_New((void *)&own_api, API_CAPSULE, NULL);
+        held = mine != NULL ? compat_dict_publish(dict, API_CAPSULE, mine)
+                            : NULL;
+        Py_XDECREF(mine);
     }
     const pygate__api *owner =
-        (const pygate__api *)PyCapsule_GetPointer(capsule, API_CAPSULE);
+        held != NULL ? (const pygate__api *)PyCapsule_GetPointer(held,
+                                                                 API_CAPSULE)
+                     : NULL;
+    Py_XDECREF(held);   /* the dict keeps it; the table is static */
     if (owner == NULL) {
         PyErr_Clear();
         return;

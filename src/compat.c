@@ -118,6 +118,26 @@ pygate__compat_gilstate_set(PyThreadState *tstate)
 
 #endif /* COMPAT_ATTACH_BINDS_GILSTATE */
 
+PyObject *
+pygate__compat_interp_dict(PyInterpreterState *interp)
+{
+#if COMPAT_FREE_THREADED
+    static pthread_mutex_t first_use = PTHREAD_MUTEX_INITIALIZER;
+    if (pthread_mutex_trylock(&first_use) != 0) {
+        /* Detached while waiting: the holder may wait for the world to
+         * stop, which an attached waiter would never let happen. */
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&first_use);
+        Py_END_ALLOW_THREADS
+    }
+    PyObject *dict = PyInterpreterState_GetDict(interp);
+    pthread_mutex_unlock(&first_use);
+    return dict;
+#else
+    return PyInterpreterState_GetDict(interp);
+#endif
+}
+
 /* ---- shutdown hook ------------------------------------------------------ */
 
 typedef struct hook {

@@ -57,6 +57,43 @@ PyThreadState_GetUnchecked(void)
 }
 #endif
 
+#if PY_VERSION_HEX < 0x030D0000
+/* Added in 3.13: a strong reference in *result (NULL when absent); returns
+ * 1 found, 0 absent, -1 with an exception.  Free-threaded builds need the
+ * strong reference: another thread may drop the dict's meanwhile. */
+static inline int
+PyDict_GetItemStringRef(PyObject *dict, const char *key, PyObject **result)
+{
+    PyObject *k = PyUnicode_FromString(key);
+    *result = NULL;
+    if (k == NULL)
+        return -1;
+    PyObject *v = PyDict_GetItemWithError(dict, k);
+    Py_DECREF(k);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(v);
+    *result = v;
+    return 1;
+}
+
+/* Added in 3.13: stores value under key unless the key is there already,
+ * in one step (two threads doing it at once store one value); *result
+ * gets a strong reference to the value the dict then holds.  Returns 0
+ * stored, 1 already there, -1 with an exception. */
+static inline int
+PyDict_SetDefaultRef(PyObject *dict, PyObject *key, PyObject *value,
+                     PyObject **result)
+{
+    PyObject *v = PyDict_SetDefault(dict, key, value);
+    *result = v;
+    if (v == NULL)
+        return -1;
+    Py_INCREF(v);
+    return v == value ? 0 : 1;
+}
+#endif
+
 #if PY_VERSION_HEX < 0x030C0000
 /* Added in 3.12, where the raised exception is one object; before, the
  * type/value/traceback triple, normalized and joined here. */
@@ -89,6 +126,32 @@ PyErr_SetRaisedException(PyObject *exc)   /* steals exc */
 #endif
 
 /* ---- pygate's own ------------------------------------------------------- */
+
+/* PyInterpreterState_GetDict(interp), for a caller attached to interp.
+ * CPython makes the dict on first use without a lock (Python/pystate.c,
+ * 3.8-3.15): on a free-threaded build two threads that ask at once for
+ * the first time each get a dict of their own, and one is lost with what
+ * was stored in it (measured: two records for one interpreter in 16
+ * threads' first views).  There pygate's own calls take turns, waiting
+ * detached.  NULL when no dict can be had. */
+PyObject *pygate__compat_interp_dict(PyInterpreterState *interp);
+
+/* PyDict_SetDefaultRef with a C string key: stores value under key unless
+ * a value is there already, and returns the one the dict holds (value or
+ * the one found) as a new reference, or NULL with an exception.  Two
+ * threads that publish at once (free-threaded builds, or a GIL released
+ * in between) agree on one value. */
+static inline PyObject *
+compat_dict_publish(PyObject *dict, const char *key, PyObject *value)
+{
+    PyObject *k = PyUnicode_FromString(key);
+    if (k == NULL)
+        return NULL;
+    PyObject *held;
+    int rc = PyDict_SetDefaultRef(dict, k, value, &held);
+    Py_DECREF(k);
+    return rc < 0 ? NULL : held;
+}
 
 /* Whether the CPython running in the process (Py_GetVersion()) has the
  * major.minor version whose headers pygate was compiled with.  Checked

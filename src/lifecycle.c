@@ -294,23 +294,57 @@ record_capsule_free(PyObject *capsule)
     pygate__record_unref(rec);
 }
 
-/* Stores rec in the interpreter dict (one reference) and installs the hook
- * (another).  On failure: PYGATE_ENOMEM, or PYGATE_EPYTHON with the
- * Python exception left set. */
+/* The record a capsule found in an interpreter dict holds, as a new
+ * reference in *out; the capsule's reference is given up. */
 static int
-record_install(record *rec, PyObject *dict)
+record_from_capsule(PyObject *capsule, record **out)
 {
+    record *rec = (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
+    Py_DECREF(capsule);   /* the dict keeps the record's */
+    if (rec == NULL)
+        return PYGATE_EPYTHON;
+    if (atomic_load(&rec->phase) != PHASE_OPEN)
+        return pygate__record_error(rec);
+    pygate__record_ref(rec);
+    *out = rec;
+    return PYGATE_OK;
+}
+
+/* Stores rec in the interpreter dict (one reference), unless another
+ * thread stored its record for the interpreter first (two threads making
+ * the interpreter's first entry at the same moment, as a free-threaded
+ * build allows): then *other gets that one (a new reference) and rec is
+ * not stored.  On failure: PYGATE_EPYTHON with the exception set. */
+static int
+record_publish(record *rec, PyObject *dict, record **other)
+{
+    *other = NULL;
     PyObject *capsule = PyCapsule_New(rec, RECORD_CAPSULE,
                                       record_capsule_free);
     if (capsule == NULL)
         return PYGATE_EPYTHON;
     pygate__record_ref(rec);   /* owned by the capsule from here */
     atomic_store(&rec->capsule_alive, 1);
-    int failed = PyDict_SetItemString(dict, RECORD_CAPSULE, capsule) < 0;
+    PyObject *held = compat_dict_publish(dict, RECORD_CAPSULE, capsule);
     Py_DECREF(capsule);
-    if (failed)
+    if (held == NULL)
         return PYGATE_EPYTHON;
+    if (held == capsule) {
+        Py_DECREF(held);
+        return PYGATE_OK;
+    }
+    return record_from_capsule(held, other);
+}
 
+/* Stores rec in the interpreter dict and installs the hook (one reference
+ * each); *other as record_publish.  On failure: PYGATE_ENOMEM, or
+ * PYGATE_EPYTHON with the Python exception left set. */
+static int
+record_install(record *rec, PyObject *dict, record **other)
+{
+    int rc = record_publish(rec, dict, other);
+    if (rc != PYGATE_OK || *other != NULL)
+        return rc;
     pygate__record_ref(rec);   /* the hook's */
     if (pygate__compat_register_shutdown_hook(record_shutdown, rec) < 0) {
         PyObject *type, *value, *tb;
@@ -339,21 +373,14 @@ pygate__record_for_current(record **out)
     if (tstate == NULL)
         return PYGATE_ENOTATTACHED;
     PyInterpreterState *interp = PyThreadState_GetInterpreter(tstate);
-    PyObject *dict = PyInterpreterState_GetDict(interp);
+    PyObject *dict = pygate__compat_interp_dict(interp);
     if (dict == NULL)
         return PYGATE_ENOMEM;
 
-    PyObject *capsule = PyDict_GetItemString(dict, RECORD_CAPSULE);
-    if (capsule != NULL) {
-        record *rec = (record *)PyCapsule_GetPointer(capsule, RECORD_CAPSULE);
-        if (rec == NULL)
-            return PYGATE_EPYTHON;
-        if (atomic_load(&rec->phase) != PHASE_OPEN)
-            return pygate__record_error(rec);
-        pygate__record_ref(rec);
-        *out = rec;
-        return PYGATE_OK;
-    }
+    PyObject *capsule;
+    int found = PyDict_GetItemStringRef(dict, RECORD_CAPSULE, &capsule);
+    if (found != 0)
+        return found < 0 ? PYGATE_EPYTHON : record_from_capsule(capsule, out);
     /* No record yet and the runtime already past its atexit stage: a hook
      * installed now would never run. */
     if (Py_IsFinalizing())
@@ -366,9 +393,12 @@ pygate__record_for_current(record **out)
     record *rec = pygate__record_new(interp, id);
     if (rec == NULL)
         return PYGATE_ENOMEM;
-    int rc = record_install(rec, dict);
-    if (rc != PYGATE_OK) {
+    record *other;
+    int rc = record_install(rec, dict, &other);
+    if (rc != PYGATE_OK || other != NULL) {
+        pygate__record_mark_gone(rec);   /* never anyone's but ours */
         pygate__record_unref(rec);
+        *out = other;
         return rc;
     }
     if (rec->is_main)

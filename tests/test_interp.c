@@ -3,6 +3,9 @@
  */
 #include "harness.h"
 
+#include <sched.h>
+#include <stdatomic.h>
+
 #define SKIP 77   /* ctest SKIP_RETURN_CODE */
 
 static harness_python py;
@@ -341,7 +344,87 @@ views_survive_their_interpreter(void)
     stop();
 }
 
+/* ---- the first views of an interpreter, made at one moment ------------- */
+
+/* pygate's records (internal, from the static library; tests/soak.c too). */
+long pygate__records_count(void);
+void pygate__records_describe(FILE *out);
+
+enum { FIRST_VIEWERS = 16 };
+static PyInterpreterState *fresh_interp;
+static _Atomic int viewers_ready, viewers_go;
+static int64_t viewer_ids[FIRST_VIEWERS];
+
+/* Attaches a state of its own to fresh_interp and takes a view from
+ * there, all threads at once: on a free-threaded build they run side by
+ * side and each may find the interpreter without a record. */
+static void *
+first_view(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    atomic_fetch_add(&viewers_ready, 1);
+    while (!atomic_load(&viewers_go))
+        sched_yield();
+    PyThreadState *ts = PyThreadState_New(fresh_interp);
+    CHECK(ts != NULL);
+    PyEval_RestoreThread(ts);
+    pygate_view *v;
+    CHECK_OK(pygate_view_from_current(&v));
+    viewer_ids[i] = pygate_view_id(v);
+    CHECK_OK(pygate_view_close(v));
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+    return NULL;
+}
+
+/* They all get the one record of the interpreter (one shutdown hook), in
+ * each of ten rounds (without the one-step publication, a free-threaded
+ * build made two records in about one round of six). */
+static void
+first_views_at_once(void)
+{
+    start();
+    for (int round = 0; round < 10; round++) {
+        PyEval_RestoreThread(py.main_ts);
+        PyThreadState *sub_ts = Py_NewInterpreter();
+        CHECK(sub_ts != NULL);
+        fresh_interp = sub_ts->interp;   /* 3.8 has no getter */
+        PyThreadState_Swap(py.main_ts);
+        PyEval_SaveThread();
+        long before = pygate__records_count();
+        atomic_store(&viewers_ready, 0);
+        atomic_store(&viewers_go, 0);
+        pthread_t th[FIRST_VIEWERS];
+        for (int i = 0; i < FIRST_VIEWERS; i++)
+            CHECK(pthread_create(&th[i], NULL, first_view,
+                                 (void *)(intptr_t)i) == 0);
+        while (atomic_load(&viewers_ready) < FIRST_VIEWERS)
+            sched_yield();
+        atomic_store(&viewers_go, 1);
+        for (int i = 0; i < FIRST_VIEWERS; i++)
+            CHECK(pthread_join(th[i], NULL) == 0);
+        long after = pygate__records_count();
+        if (after != before + 1)
+        {
+            printf("round %d: records %ld before, %ld after %d first views"
+                   " at once:\n", round, before, after, FIRST_VIEWERS);
+            pygate__records_describe(stdout);
+        }
+        CHECK(after == before + 1);
+        for (int i = 1; i < FIRST_VIEWERS; i++)
+            CHECK(viewer_ids[i] == viewer_ids[0]);
+        PyEval_RestoreThread(sub_ts);
+        Py_EndInterpreter(sub_ts);
+        PyThreadState_Swap(py.main_ts);
+        PyEval_SaveThread();
+        CHECK(pygate__records_count() == before);
+    }
+    puts("10 rounds of 16 first views at once: one record each time");
+    stop();
+}
+
 static const scenario scenarios[] = {
+    {"first_views_at_once", first_views_at_once},
     {"shared_gil_subinterpreters", shared_gil_subinterpreters},
     {"own_gil_subinterpreters", own_gil_subinterpreters},
     {"views_survive_their_interpreter", views_survive_their_interpreter},

@@ -42,7 +42,7 @@ enter_once(void *arg)
     (void)arg;
     pygate_token tok;
     CHECK_OK(pygate_enter(py.view, &tok));
-    PyObject *r = PyObject_CallNoArgs(body);
+    PyObject *r = PyObject_CallObject(body, NULL);
     CHECK(r != NULL);
     Py_DECREF(r);
     CHECK_OK(pygate_leave(tok));
