@@ -66,10 +66,19 @@ thread_exit_frees_states(void)
     const char *env = getenv("PYGATE_CHURN_THREADS");
     if (env != NULL)
         total = atol(env);
+    /* Warm up allocator caches first.  Under valgrind, valgrind's own
+     * memory grows over the first tens of thousands of threads, then stays
+     * (measured with 3.11: +30 MiB from thread 2,000 to 20,000, +88 KiB
+     * from 20,000 to 200,000), so it warms up over half of them. */
+#ifdef PYGATE_VALGRIND
+    long warm_up = total / 2;
+#else
+    long warm_up = total / 10;
+#endif
     int before = main_state_count();
-    churn(total / 10);   /* warm up allocator caches */
+    churn(warm_up);
     long rss_warm = rss_kib();
-    churn(total - total / 10);
+    churn(total - warm_up);
     long rss_end = rss_kib();
     int after = main_state_count();
     printf("%ld threads: thread states %d -> %d, RSS %ld KiB -> %ld KiB\n",
