@@ -553,7 +553,9 @@ PYGATE_API int pygate_job_close(pygate_job *job);
  * may run on another thread's state: it sees that thread's
  * threading.get_ident() and threading.local(); pygate_enter() is the way
  * to run on the caller's own state.  A thread already attached (to any
- * interpreter) runs fn itself, entering as pygate_enter() does.
+ * interpreter) runs fn itself, entering as pygate_enter() does; so does
+ * every thread on a free-threaded CPython, where there is no GIL hold to
+ * share and calls run side by side (docs/API.md, "Free-threaded CPython").
  * Any thread; blocks until fn has run.  An exception fn leaves set is
  * reported to sys.unraisablehook (the thread that ran it could not hand it
  * over) and the call returns PYGATE_EEXCEPTION.

@@ -17,6 +17,11 @@
  * combiner's thread state, so it sees that thread's
  * threading.get_ident() and threading.local(); pygate_enter() is the way
  * to run on the caller's own.
+ *
+ * Without a GIL (free-threaded CPython) there is no hold to share, and a
+ * combiner would run in turn calls that can run side by side: there each
+ * caller enters and runs its own call (two threads of empty calls: 12.4 M
+ * calls/s together, against 5.0 M combined; 3.14.7t, pygate_bench).
  */
 #include "internal.h"
 
@@ -205,9 +210,10 @@ pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
         return PYGATE_EINVAL;
     int ignored;
     int *out = result != NULL ? result : &ignored;
-    if (pygate__compat_current_tstate() != NULL) {
+    if (COMPAT_FREE_THREADED || pygate__compat_current_tstate() != NULL) {
         /* Attached (holding a GIL): never wait for a combiner, which may
-         * need that very GIL.  Enter as usual (nested when already in). */
+         * need that very GIL.  Enter as usual (nested when already in).
+         * Free-threaded: always (above). */
         pygate_token tok;
         int rc = pygate_enter(view, &tok);
         if (rc != PYGATE_OK)

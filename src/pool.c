@@ -813,6 +813,8 @@ others_may_wait(pool *p)
 static int
 pause_due(pool *p, double *busy_since)
 {
+    if (COMPAT_FREE_THREADED)
+        return 0;   /* no GIL for anyone to wait for */
     if (pygate__now() - *busy_since < p->hold_seconds)
         return 0;
     *busy_since = pygate__now();
@@ -857,6 +859,8 @@ typedef struct pace {
 static int
 may_run_locked(pool *p, const pace *pc)
 {
+    if (COMPAT_FREE_THREADED)
+        return 1;   /* no GIL to take from the one in a round */
     return atomic_load(&p->entered) == 0 || pc->probing || p->stopping
            || pc->waited * 2 < pc->ran;
 }
@@ -1060,7 +1064,7 @@ report_pool(void *arg, const record *shutting, double waited)
 static void
 pool_stop(pool *p, int refused, record *shutting, PyThreadState *ts)
 {
-    shutdown_wait w;
+    shutdown_wait w = {NULL, NULL, 0};   /* begun only when shutting */
     if (shutting != NULL)
         pygate__shutdown_wait_begin(&w, shutting, ts);
     pthread_mutex_lock(&p->lock);
