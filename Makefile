@@ -14,7 +14,7 @@ DEMO_BUILD := build/demo/$(notdir $(PYTHON_EXE))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all demo test deps python torture bench soak fuzz clean
+.PHONY: all demo test deps python torture tsan-ft bench soak fuzz clean
 
 # The Debian packages every build and test needs (tools/deps.sh's list).
 deps:
@@ -57,6 +57,14 @@ test:
 # about half an hour per CPython on two cores, more under the sanitizers.
 torture:
 	PYGATE_TORTURE_RUNS=3334 PYGATE_CTEST_ARGS="-R test_torture" tests/run_matrix.sh
+
+# The whole suite under ThreadSanitizer on a free-threaded CPython 3.14
+# built with TSan itself (configure --with-thread-sanitizer, by clang), so
+# that TSan sees CPython's own synchronization, not only pygate's.  Built
+# from PYGATE_CPYTHON_SRC (a CPython 3.14 source tarball) the first time.
+tsan-ft:
+	@tools/deps.sh ensure test
+	PYGATE_TSAN_FT=1 PYGATE_NO_SID=1 PYGATE_ONLY="built with TSan" tests/run_matrix.sh
 
 # pygate beside every alternative, on every CPython found (PYGATE_ONLY=3.12
 # for one): tables on stdout, CSV and a PNG plot under bench/results/.

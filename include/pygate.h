@@ -398,7 +398,9 @@ PYGATE_API int pygate_thread_keep_gilstate(pygate_view *view);
  * entry into that interpreter, on whichever thread makes it, or at the
  * latest by pygate's shutdown hook before any thread state is torn down.
  * obj NULL does nothing (as Py_XDECREF).  There is no deferred incref: the
- * caller must own the reference it gives away.
+ * caller must own the reference it gives away.  On a free-threaded CPython
+ * an object made on another thread is then freed on the thread that made
+ * it, at its next check for pending work (biased reference counting).
  * Errors: PYGATE_EINVAL (view not live), PYGATE_EFINALIZING (shutdown has
  *         begun: the reference is left alone, as a finalizing interpreter
  *         can afford; so is one queued at the very moment shutdown drains
@@ -421,7 +423,9 @@ PYGATE_API int pygate_decref(pygate_view *view, PyObject *obj);
  * or block, which then run on every worker at once), or after standing by
  * for `hold_seconds` (say the running job waits for one queued behind
  * it).  Jobs that hold the GIL then run on one worker at a time, without
- * the workers handing the GIL to each other after every batch. */
+ * the workers handing the GIL to each other after every batch.  On a
+ * free-threaded CPython there is no GIL to share: every worker runs jobs
+ * at once, and none pauses every hold_seconds. */
 typedef struct pygate_pool pygate_pool;
 typedef struct pygate_job pygate_job;
 

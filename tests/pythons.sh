@@ -44,12 +44,14 @@ find_pythons() {
 }
 
 # Prints "release EXE" and "debug EXE" for the free-threaded builds found
-# or made, or "release-missing WHY" (and debug) where none could be had.
+# or made, or "release-missing WHY" (and debug) where none could be had;
+# with PYGATE_TSAN_FT=1 the ThreadSanitizer build's line ("tsan EXE") too.
 ensure_free_threaded() {
-  local here kind exe err
+  local here kind exe err kinds="release debug"
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   err=$(mktemp)
-  for kind in release debug; do
+  [ "${PYGATE_TSAN_FT:-0}" = 1 ] && kinds="$kinds tsan"
+  for kind in $kinds; do
     if exe=$("$here/free_threaded.sh" ensure "$kind" 2> >(tee "$err" >&2)); then
       echo "$kind $exe"
     else
@@ -71,6 +73,9 @@ add_free_threaded() {
         else
           runs+=("CPython ${ver}t debug (free-threaded)|$rest|Debug||host")
         fi ;;
+      tsan)   # clang: the compiler that built that CPython, one TSan runtime
+        ver=$("$rest" -c 'import platform; print(platform.python_version())')
+        runs+=("CPython ${ver}t (free-threaded, built with TSan) + TSan|$rest|Debug|-DPYGATE_TSAN=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPYGATE_EXAMPLES=OFF -DPYGATE_BENCH=OFF|host") ;;
       *-missing) missing+=("CPython 3.14t free-threaded (${kind%-missing}): $rest") ;;
     esac
   done <"$1"
