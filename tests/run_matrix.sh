@@ -109,10 +109,14 @@ for r in "${runs[@]}"; do
   rm -f "$ROOT/$dir.torture"
   # TSan: a Python daemon thread is never joined, by design (thread leaks).
   # A CPython built with TSan: the races it knows of in itself are left out
-  # with its own list (tests/free_threaded.sh keeps it beside the build).
+  # with its own list (tests/free_threaded.sh keeps it beside the build) and
+  # those found here (tests/tsan_ft.supp, each explained).
   tsan_options=report_thread_leaks=0:second_deadlock_stack=1
   supp="$(dirname "$(dirname "$exe")")/tsan-suppressions.txt"
-  [[ "$flags" == *TSAN* && -f "$supp" ]] && tsan_options="$tsan_options:suppressions=$supp"
+  if [[ "$flags" == *TSAN* && -f "$supp" ]]; then
+    cat "$supp" tests/tsan_ft.supp >"$dir.tsan.supp"
+    tsan_options="$tsan_options:suppressions=$ROOT/$dir.tsan.supp"
+  fi
   (export PYGATE_TORTURE_LOG="$ROOT/$dir.torture" ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1 TSAN_OPTIONS=$tsan_options
    PYGATE_ENV="PYGATE_TORTURE_LOG=$ROOT/$dir.torture" \

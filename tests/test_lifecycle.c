@@ -60,6 +60,15 @@ static void
 thread_exit_frees_states(void)
 {
     start();
+    /* A CPython itself built with TSan (make tsan-ft) keeps about 240 bytes
+     * of TSan's per thread, pygate or not (measured on 3.14.7t: 248 bytes
+     * a thread for PyGILState_Ensure, a call and Release on fresh threads
+     * without pygate); there only the count of states is checked. */
+    PyEval_RestoreThread(py.main_ts);
+    int python_under_tsan = eval_long(
+        "'--with-thread-sanitizer' in"
+        " (__import__('sysconfig').get_config_var('CONFIG_ARGS') or '')") != 0;
+    PyEval_SaveThread();
     /* The sanitizers make each thread 5x (ASan) to 10x (TSan: 229 s of the
      * 300 s bound for 100,000) slower. */
     long total = UNDER_ASAN || UNDER_TSAN ? 20000 : 100000;
@@ -89,7 +98,10 @@ thread_exit_frees_states(void)
 #else
     /* A leaked thread state costs hundreds of bytes to tens of KiB; 90,000
      * of them would be tens of MiB.  Allow 4 MiB of allocator noise. */
-    CHECK(rss_end - rss_warm < 4096);
+    if (python_under_tsan)
+        printf("RSS not checked: CPython itself runs under TSan\n");
+    else
+        CHECK(rss_end - rss_warm < 4096);
 #endif
     CHECK_OK(pygate_view_close(py.view));
     PyEval_RestoreThread(py.main_ts);
