@@ -11,6 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The CPython measured, as the tables name it: "3.14.7t" for a
+ * free-threaded build (Python.h is included first). */
+#ifdef Py_GIL_DISABLED
+#  define BENCH_PY_VERSION PY_VERSION "t"
+#else
+#  define BENCH_PY_VERSION PY_VERSION
+#endif
+
 /* Resident set size in KiB (-1 if unknown). */
 static inline long
 bench_rss_kib(void)

@@ -11,6 +11,7 @@ both sides use the same libpython; run_bench.sh also runs it with the
 python executable, LABEL "exe" (Debian links that one statically, and it
 is faster)."""
 import sys
+import sysconfig
 import time
 
 try:
@@ -21,7 +22,9 @@ except ImportError:
 
 import bench_work
 
-VERSION = sys.version.split()[0]
+# "3.14.7t" for a free-threaded build, as the C benchmarks name it.
+VERSION = sys.version.split()[0] + (
+    "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else "")
 
 
 def rate(ex, jobs, fn, *args):

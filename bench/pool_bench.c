@@ -75,7 +75,7 @@ static void
 csv(const char *measure, const char *what, int k, double value,
     const char *unit)
 {
-    printf("csv,%s,%s,%s,%d,%.3f,%s\n", PY_VERSION, measure, what, k, value,
+    printf("csv,%s,%s,%s,%d,%.3f,%s\n", BENCH_PY_VERSION, measure, what, k, value,
            unit);
 }
 
@@ -740,7 +740,7 @@ main(int argc, char **argv)
         return 1;
     run_code(work_code);
     PyEval_SaveThread();
-    printf("pool_bench: CPython %s%s\n", PY_VERSION, quick ? " (quick)" : "");
+    printf("pool_bench: CPython %s%s\n", BENCH_PY_VERSION, quick ? " (quick)" : "");
     if (one != NULL) {
         one_run(one, one_k, one_jobs, one_work);
     } else if (decref_only) {

@@ -364,7 +364,7 @@ emit(const char *measure, const char *strategy, const char *workload,
      int threads, stats s, const char *unit)
 {
     if (csv != NULL)
-        fprintf(csv, "%s,%s,%s,%s,%d,%.3f,%.3f,%.3f,%s\n", PY_VERSION,
+        fprintf(csv, "%s,%s,%s,%s,%d,%.3f,%.3f,%.3f,%s\n", BENCH_PY_VERSION,
                 measure, strategy, workload, threads, s.median, s.min, s.max,
                 unit);
 }
@@ -757,7 +757,7 @@ main(int argc, char **argv)
     PyThreadState *main_ts = PyEval_SaveThread();
 
     printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
-           PY_VERSION, opt_calls, opt_reps,
+           BENCH_PY_VERSION, opt_calls, opt_reps,
            have_pybind11 ? "yes" : "absent (skipped)");
     measure_machine();
     if (opt_only == NULL) {
