@@ -95,6 +95,7 @@ thread_exit_frees_states(void)
     CHECK(after == before);
 #if UNDER_ASAN
     printf("RSS not checked: ASan's quarantine keeps freed memory\n");
+    (void)python_under_tsan;
 #else
     /* A leaked thread state costs hundreds of bytes to tens of KiB; 90,000
      * of them would be tens of MiB.  Allow 4 MiB of allocator noise. */
