@@ -17,9 +17,10 @@
 # uv's cpython-3.14.N+freethreaded; and the builds this script made, in
 # $PYGATE_FT_CACHE (default /var/tmp/pygate-cpython).  The TSan build
 # (configure --with-thread-sanitizer, with clang as CPython's own CI does)
-# is only ever this script's or $PYGATE_FT_PYTHON_TSAN.  A build takes about 8 minutes on two cores:
-# the test-only extension modules and those no test imports (Tk, SQLite,
-# SSL, the CJK codecs, ...) are left out of it.
+# is only ever this script's or $PYGATE_FT_PYTHON_TSAN.  A build takes
+# about 3 minutes on two cores (the TSan one 6): the test-only extension
+# modules and those no test imports (Tk, SQLite, SSL, the CJK codecs, ...)
+# are left out of it.
 set -u
 CACHE=${PYGATE_FT_CACHE:-/var/tmp/pygate-cpython}
 # Extension modules no scenario, benchmark or example imports; building
