@@ -25,7 +25,7 @@ trap 'rm -rf "$out"' EXIT
 
 # instructions STRATEGY CALLS: the process's instruction count.
 instructions() {
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
+  PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
     "$bench" --only "$1" --workload empty --threads 1 --reps 1 \
     --calls "$2" >/dev/null 2>"$out/log" || { cat "$out/log" >&2; exit 1; }
   sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$out/log"

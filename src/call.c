@@ -122,8 +122,8 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
             continue;
         if (atomic_load(&own->state) == CALL_DONE)
             break;
-        pygate_leave(*tok);   /* let Python threads have the GIL */
-        *rc = pygate_enter(view, tok);
+        pygate__leave(*tok);   /* let Python threads have the GIL */
+        *rc = pygate__enter(view, tok);
         start = pygate__now();
     }
 }
@@ -140,7 +140,7 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         return 0;
     do {
         pygate_token tok;
-        int rc = pygate_enter(view, &tok);
+        int rc = pygate__enter(view, &tok);
         if (own_first) {   /* then own is done, and this loop runs once */
             own->rc = rc == PYGATE_OK
                           ? run_attached(own->fn, own->arg, &own->result)
@@ -151,7 +151,7 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         if (atomic_load_explicit(&rec->calls, memory_order_relaxed) != NULL)
             run_rounds(view, rec, own, &tok, &rc);
         if (rc == PYGATE_OK)
-            pygate_leave(tok);
+            pygate__leave(tok);
         atomic_store_explicit(&rec->combining, 0, memory_order_seq_cst);
         /* A request published after the last look, whose owner saw this
          * thread combining, would otherwise wait for its next recheck. */
@@ -215,11 +215,11 @@ pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
          * need that very GIL.  Enter as usual (nested when already in).
          * Free-threaded: always (above). */
         pygate_token tok;
-        int rc = pygate_enter(view, &tok);
+        int rc = pygate__enter(view, &tok);
         if (rc != PYGATE_OK)
             return rc;
         rc = run_attached(fn, arg, out);
-        pygate_leave(tok);
+        pygate__leave(tok);
         return rc;
     }
     call_request r = {fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};

@@ -1,7 +1,8 @@
 /*
  * compat.c - CPython version differences (see compat.h for the contract).
  */
-#include "compat.h"
+/* internal.h: compat.h, and alloc.c's failure counter (hooks). */
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

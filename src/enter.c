@@ -429,7 +429,7 @@ pygate__impl_scope_enter_(pygate_view *view, int *rc, const char *file,
                           int line)
 {
     pygate_scope_ scope = {{0}, file, line, 0};
-    int r = pygate_enter_at(view, &scope.token, file, line);
+    int r = pygate__impl_enter_at(view, &scope.token, file, line);
     if (rc != NULL)
         *rc = r;
     scope.active = r == PYGATE_OK;
@@ -440,7 +440,7 @@ pygate_scope_
 pygate__impl_scope_detach_(int *rc, const char *file, int line)
 {
     pygate_scope_ scope = {{0}, file, line, 0};
-    int r = pygate_detach_at(&scope.token, file, line);
+    int r = pygate__impl_detach_at(&scope.token, file, line);
     if (rc != NULL)
         *rc = r;
     scope.active = r == PYGATE_OK;
@@ -454,7 +454,7 @@ pygate__impl_scope_end_(pygate_scope_ *scope)
         return;
     scope->active = 0;
     if (scope->token.kind_ == TOKEN_DETACH) {
-        pygate_reattach_at(scope->token, scope->file, scope->line);
+        pygate__impl_reattach_at(scope->token, scope->file, scope->line);
         return;
     }
     pygate__leave_reporting_exception(scope->token, scope->file, scope->line);
@@ -464,12 +464,12 @@ int
 pygate__leave_reporting_exception(pygate_token token, const char *file,
                                   int line)
 {
-    int rc = pygate_leave_at(token, file, line);
+    int rc = pygate__impl_leave_at(token, file, line);
     if (rc == PYGATE_EEXCEPTION) {
         /* An exception cannot propagate out of a C scope: report it the
          * way CPython reports exceptions nobody can receive. */
         PyErr_WriteUnraisable(NULL);
-        rc = pygate_leave_at(token, file, line);
+        rc = pygate__impl_leave_at(token, file, line);
     }
     return rc;
 }

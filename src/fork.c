@@ -14,7 +14,7 @@
  * The prepare handler takes the locks of the thread list, the records,
  * the handle table and the spare slab blocks, so that no list is
  * half-changed at the moment of the fork and the child inherits no lock
- * held by a thread it does not have; pool.c's own handlers do the same
+ * held by a thread it does not have; pool_fork.c's handlers do the same
  * for every pool's lock (registered when the first pool opens, after
  * these: POSIX runs them before these at the fork, after these in the
  * child) (test_fork.fork_while_handles_change:

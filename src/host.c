@@ -103,7 +103,7 @@ host_start(const PyConfig *config)
             && (rc = pygate__thread_detach_unbound(pygate__view_record(view),
                                                    &host_saved))
                != PYGATE_OK) {
-        pygate_view_close(view);
+        pygate__view_close(view);
         return rc;
     }
     /* A thread that read the old view a moment ago gets EINVAL from it:
@@ -201,7 +201,7 @@ attach_for_finalize(pygate_token *token, int *entered)
         host_saved = NULL;
         return PYGATE_OK;
     }
-    int rc = pygate_enter(atomic_load(&host_view), token);
+    int rc = pygate__enter(atomic_load(&host_view), token);
     if (rc != PYGATE_OK)
         return rc;
     *entered = 1;
@@ -239,7 +239,7 @@ host_finalize(void)
      * guard; this thread's own entry is not counted. */
     int status = Py_FinalizeEx();
     if (entered)
-        pygate_leave(token);   /* interpreter gone: only pops the frame */
+        pygate__leave(token);   /* interpreter gone: only pops the frame */
     return status < 0 ? PYGATE_EPYTHON : PYGATE_OK;
 }
 
@@ -304,12 +304,12 @@ host_fork(pid_t *pid)
     if (parked) {
         PyEval_RestoreThread(host_saved);
     } else {
-        int rc = pygate_enter(atomic_load(&host_view), &token);
+        int rc = pygate__enter(atomic_load(&host_view), &token);
         if (rc != PYGATE_OK)
             return rc;
     }
     int forked = fork_attached(pid);
-    int rc = parked ? repark_host_state() : pygate_leave(token);
+    int rc = parked ? repark_host_state() : pygate__leave(token);
     return rc != PYGATE_OK ? rc : forked;
 }
 

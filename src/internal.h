@@ -11,14 +11,24 @@
  *
  * Files call each other downward only:
  *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool.c, call.c >
+ *   pool_submit.c, pool_fork.c > pool_worker.c > pool_queue.c > pool_job.c >
  *   enter.c, decref.c, guard.c, view.c > lifecycle.c > fork.c > thread.c >
  *   interp.c > handle.c, compat.c, error.c > alloc.c
  * Functions shared between files are named pygate__* (nothing else of
- * pygate's is global), and only PYGATE_API functions are exported.
+ * pygate's is global), and only PYGATE_API functions are exported; inside
+ * src/, exported functions are never called: internal code calls this
+ * copy's pygate__impl_* (api.c alone dispatches to another copy).
+ *
+ * src/ is compiled as one translation unit (CMake's unity build, like
+ * tools/amalgamate.py's single file): a file's static names are visible to
+ * the files after it, so no two files may define the same static name.
+ * tests/check_layers.sh also compiles each file on its own, so no file
+ * uses another's statics.
  */
 #ifndef PYGATE_INTERNAL_H
 #define PYGATE_INTERNAL_H
 
+#include "api_list.h"
 #include "compat.h"
 #include "pygate.h"
 
@@ -28,6 +38,24 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
+
+/* ---- this copy's implementations of the exported functions -------------- */
+
+/* pygate__impl_<name> for each entry of api_list.h.  Internal code calls
+ * these, never the exported wrappers: code of this copy runs only on
+ * handles this copy made, and a copy that made any never hands its calls
+ * to another (api.c). */
+#define PYGATE__DECLARE_IMPL(meets, ret, name, params, args)                 \
+    ret pygate__impl_##name params;
+PYGATE__API_CORE_RETURNING(PYGATE__DECLARE_IMPL)
+PYGATE__API_CORE_VOID(PYGATE__DECLARE_IMPL)
+#undef PYGATE__DECLARE_IMPL
+/* The header's forms that pass the caller's file and line. */
+#define pygate__enter(view, token)                                           \
+    pygate__impl_enter_at((view), (token), __FILE__, __LINE__)
+#define pygate__leave(token) pygate__impl_leave_at((token), __FILE__, __LINE__)
+#define pygate__view_close(view)                                             \
+    pygate__impl_view_close_at((view), __FILE__, __LINE__)
 
 /* ---- small shared pieces ------------------------------------------------ */
 
@@ -398,7 +426,7 @@ int pygate__shutdown_wait_tick(shutdown_wait *w,
                                               double waited),
                                void *arg);
 
-/* ---- pools (pool.c) ------------------------------------------------------ */
+/* ---- pools (pool.c; the rest of the pool is private: pool.h) ------------ */
 
 /* pygate_pool_close(), also handing back the final counts (submitted,
  * completed, cancelled), which the closed handle no longer gives. */
@@ -542,6 +570,30 @@ typedef struct frame {
     uint32_t depth;                /* nested re-entries folded in */
 } frame;
 
+/* A thread's part in the worker pools, which the pools fill
+ * (pool_submit.c, pool_worker.c) and thread.c hands back, with
+ * pygate__thread_pools_release, when the thread ends or a child of fork()
+ * forgets it. */
+typedef struct thread_pools {
+    slab_block *waited_job_slab;   /* jobs it submits with a handle or a
+                                      callback */
+    slab_block *job_pack_slab;     /* packs of those nobody waits for */
+    slab_shared *job_pack;         /* held: the pack its last submission
+                                      went into, or NULL */
+    int worker;                    /* a pool's worker thread */
+    unsigned lane;                 /* 1 + the pools' lane it submits to;
+                                      0: none yet */
+} thread_pools;
+
+static inline void
+pygate__thread_pools_release(thread_pools *tp)
+{
+    pygate__slab_release(&tp->waited_job_slab);
+    if (tp->job_pack != NULL)
+        pygate__slab_let_go(tp->job_pack);
+    pygate__slab_release(&tp->job_pack_slab);
+}
+
 typedef struct pygate_thread {
     frame *frames;
     uint32_t nframes, cap;
@@ -550,14 +602,7 @@ typedef struct pygate_thread {
     entry *last;                   /* most recently used entry */
     record *home;                  /* see pygate__thread_make_home */
     decref_block *decref_slots[DECREF_SLOTS]; /* pygate_decref */
-    slab_block *waited_job_slab;   /* pool jobs it submits with a handle
-                                      or callback (pool.c) */
-    slab_block *job_pack_slab;     /* packs of those nobody waits for */
-    slab_shared *job_pack;         /* held: the pack its last submission
-                                      went into, or NULL (pool.c) */
-    int pool_worker;               /* a pool's worker thread (pool.c) */
-    unsigned lane;                 /* 1 + the pools' lane it submits to;
-                                      0: none yet (pool.c) */
+    thread_pools pools;            /* its part in the worker pools */
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 

@@ -160,9 +160,9 @@ ipool_free(interp_pool *ip)
 {
     for (unsigned i = 0; i < ip->n; i++)
         if (ip->members[i].view != NULL)
-            pygate_view_close(ip->members[i].view);
+            pygate__view_close(ip->members[i].view);
     if (ip->main_view != NULL)
-        pygate_view_close(ip->main_view);
+        pygate__view_close(ip->main_view);
     if (ip->main_rec != NULL)
         pygate__record_unref(ip->main_rec);
     pthread_mutex_destroy(&ip->lock);
@@ -223,7 +223,7 @@ make_members(maker *mk)
     interp_pool *ip = mk->ip;
     pygate_token tok;
     pthread_mutex_lock(&making_lock);
-    int rc = pygate_enter(ip->main_view, &tok);
+    int rc = pygate__enter(ip->main_view, &tok);
     if (rc != PYGATE_OK) {
         pthread_mutex_unlock(&making_lock);
         set_error(mk->error, mk->error_size, pygate_strerror(rc));
@@ -235,7 +235,7 @@ make_members(maker *mk)
                          mk->error, mk->error_size);
     for (unsigned i = 0; rc != PYGATE_OK && i < ip->n; i++)
         end_member(&ip->members[i], main_ts);
-    pygate_leave(tok);
+    pygate__leave(tok);
     pthread_mutex_unlock(&making_lock);
     return rc;
 }
@@ -248,12 +248,12 @@ static void
 end_all_members(interp_pool *ip)
 {
     pygate_token tok;
-    if (pygate_enter(ip->main_view, &tok) != PYGATE_OK)
+    if (pygate__enter(ip->main_view, &tok) != PYGATE_OK)
         return;
     PyThreadState *main_ts = PyThreadState_Get();
     for (unsigned i = 0; i < ip->n; i++)
         end_member(&ip->members[i], main_ts);
-    pygate_leave(tok);
+    pygate__leave(tok);
 }
 
 static void *
@@ -370,7 +370,7 @@ static int
 open_member_pools(interp_pool *ip, char *error, size_t size)
 {
     for (unsigned i = 0; i < ip->n; i++) {
-        int rc = pygate_pool_open(ip->members[i].view, &ip->pool_options,
+        int rc = pygate__impl_pool_open(ip->members[i].view, &ip->pool_options,
                                   &ip->members[i].pool);
         if (rc != PYGATE_OK) {
             set_error(error, size, pygate_strerror(rc));
@@ -621,7 +621,8 @@ least_busy(interp_pool *ip)
     for (unsigned k = 0; k < ip->n && best_load != 0; k++) {
         unsigned i = (start + k) % ip->n;
         uint64_t s = 0, c = 0, x = 0;
-        if (pygate_pool_counts(ip->members[i].pool, &s, &c, &x) != PYGATE_OK)
+        if (pygate__impl_pool_counts(ip->members[i].pool, &s, &c, &x)
+                != PYGATE_OK)
             continue;
         if (s - c - x < best_load) {
             best_load = s - c - x;
@@ -645,9 +646,9 @@ ipool_submit_to(interp_pool *ip, int index, pygate_job_fn fn, void *arg,
         return refused;
     unsigned i = index >= 0 ? (unsigned)index : least_busy(ip);
     pygate_pool *member = ip->members[i].pool;
-    int rc = done != NULL
-                 ? pygate_pool_submit_then(member, fn, arg, done, done_arg)
-                 : pygate_pool_submit(member, fn, arg, job);
+    int rc = done != NULL ? pygate__impl_pool_submit_then(member, fn, arg,
+                                                          done, done_arg)
+                          : pygate__impl_pool_submit(member, fn, arg, job);
     /* The member's pool closed meanwhile: say why. */
     if ((rc == PYGATE_EINVAL || rc == PYGATE_ECLOSED)
             && !ipool_accepting(ip, &refused))
@@ -696,7 +697,7 @@ pygate__impl_interp_pool_counts(pygate_interp_pool *handle,
     uint64_t sum[3] = {0, 0, 0};
     for (unsigned i = 0; i < ip->n; i++) {
         uint64_t c[3] = {0, 0, 0};
-        if (pygate_pool_counts(ip->members[i].pool, &c[0], &c[1], &c[2])
+        if (pygate__impl_pool_counts(ip->members[i].pool, &c[0], &c[1], &c[2])
                 != PYGATE_OK) {
             /* Closed: its final counts (0 for the moment between its
              * close and their copy, while the pool closes). */

@@ -37,14 +37,14 @@ PyInterpreterGuard *
 pygate__impl_PyInterpreterGuard_FromView(PyInterpreterView *view)
 {
     pygate_guard *guard = NULL;
-    pygate_guard_from_view(AS_VIEW(view), &guard);
+    pygate__impl_guard_from_view_at(AS_VIEW(view), &guard, __FILE__, __LINE__);
     return (PyInterpreterGuard *)guard;
 }
 
 void
 pygate__impl_PyInterpreterGuard_Close(PyInterpreterGuard *guard)
 {
-    pygate_guard_close(AS_GUARD(guard));
+    pygate__impl_guard_close(AS_GUARD(guard));
 }
 
 PyInterpreterView *
@@ -68,7 +68,7 @@ pygate__impl_PyInterpreterView_FromMain(void)
 void
 pygate__impl_PyInterpreterView_Close(PyInterpreterView *view)
 {
-    pygate_view_close(AS_VIEW(view));
+    pygate__view_close(AS_VIEW(view));
 }
 
 /* A token is the thread's entry level (never 0 after an entry); the
@@ -89,7 +89,8 @@ PyThreadStateToken *
 pygate__impl_PyThreadState_Ensure(PyInterpreterGuard *guard)
 {
     pygate_token token;
-    if (pygate_enter_guarded(AS_GUARD(guard), &token) != PYGATE_OK)
+    if (pygate__impl_enter_guarded_at(AS_GUARD(guard), &token, __FILE__,
+                                      __LINE__) != PYGATE_OK)
         return NULL;
     return token_encode(token);
 }
@@ -98,7 +99,7 @@ PyThreadStateToken *
 pygate__impl_PyThreadState_EnsureFromView(PyInterpreterView *view)
 {
     pygate_token token;
-    if (pygate_enter(AS_VIEW(view), &token) != PYGATE_OK)
+    if (pygate__enter(AS_VIEW(view), &token) != PYGATE_OK)
         return NULL;
     return token_encode(token);
 }

@@ -432,10 +432,7 @@ thread_destroy(void *arg)
     release_all_entries(t, 1);
     threads_remove(t);
     pygate__decref_blocks_release(t->decref_slots);
-    pygate__slab_release(&t->waited_job_slab);
-    if (t->job_pack != NULL)
-        pygate__slab_let_go(t->job_pack);
-    pygate__slab_release(&t->job_pack_slab);
+    pygate__thread_pools_release(&t->pools);
     free(t->frames);
     thread_tls = NULL;
     free(t);
@@ -502,10 +499,7 @@ pygate__threads_forget_others(pygate_thread *self, entry **doomed)
                 }
             }
             pygate__decref_blocks_release(t->decref_slots);
-            pygate__slab_release(&t->waited_job_slab);
-            if (t->job_pack != NULL)
-                pygate__slab_let_go(t->job_pack);
-            pygate__slab_release(&t->job_pack_slab);
+            pygate__thread_pools_release(&t->pools);
             free(t->frames);
             free(t);
         }

@@ -155,12 +155,12 @@ static int
 collect(pygate_job *job, call_job *c, pygate_value *result)
 {
     const char *text = NULL;
-    pygate_job_exception_text(job, &text);
+    pygate__impl_job_exception_text(job, &text);
     if (text == NULL) {
         *result = c->result;
         return PYGATE_OK;
     }
-    pygate_value_clear(&c->result);
+    pygate__impl_value_clear(&c->result);
     char *copy = pygate__strdup(text);
     if (copy == NULL)
         return PYGATE_ENOMEM;   /* *result stays NONE */
@@ -179,14 +179,14 @@ pygate__impl_interp_pool_call(pygate_interp_pool *pool, int index,
     *result = (pygate_value){PYGATE_VALUE_NONE, 0, 0, NULL, 0};
     call_job c = {module, function, args, nargs, *result, 0};
     pygate_job *job;
-    int rc = pygate_interp_pool_submit(pool, index, call_in_interpreter, &c,
-                                       &job);
+    int rc = pygate__impl_interp_pool_submit(pool, index,
+                                             call_in_interpreter, &c, &job);
     if (rc != PYGATE_OK)
         return rc;
-    rc = pygate_job_wait(job, -1, NULL);
+    rc = pygate__impl_job_wait(job, -1, NULL);
     if (rc == PYGATE_OK)
         rc = c.no_memory ? PYGATE_ENOMEM : collect(job, &c, result);
-    pygate_job_close(job);
+    pygate__impl_job_close(job);
     return rc;
 }
 
