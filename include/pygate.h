@@ -197,7 +197,7 @@ typedef struct pygate_guard pygate_guard;
 /* Takes a guard on the interpreter named by view.  Any thread, attached or
  * not.  Never waits for the GIL or for shutdown: the guard itself is one
  * atomic add, and its handle is made under a brief lock (the first
- * handles of a process allocate a table chunk).  In debug mode it also
+ * handles of a process allocate a table page).  In debug mode it also
  * records the caller's file:line (an allocation), which shutdown reports
  * while waiting.
  * Errors: PYGATE_EINVAL (view or out NULL, view closed),

@@ -14,10 +14,10 @@
  * The prepare handler takes the locks of the thread list, the records,
  * the handle table and the spare slab blocks, so that no list is
  * half-changed at the moment of the fork and the child inherits no lock
- * held by a thread it does not have; pool_fork.c's handlers do the same
- * for every pool's lock (registered when the first pool opens, after
- * these: POSIX runs them before these at the fork, after these in the
- * child) (test_fork.fork_while_handles_change:
+ * held by a thread it does not have; the services above it with locks of
+ * their own (the worker pools' list and each pool's lock, pool_fork.c)
+ * take theirs first, through this file's one registration, and have
+ * them back after these (test_fork.fork_while_handles_change:
  * without the handle table's lock a child hung in 3 runs of 3; the spare
  * slab blocks' lock is held too briefly for it to catch).  None of them
  * is held while waiting for the GIL, so taking them cannot deadlock with
@@ -31,9 +31,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Services added (pygate__fork_add_service), and how many of them the
+ * last prepare ran: the parent and the child run those, even if another
+ * thread adds one in between. */
+#define FORK_SERVICES 4
+static fork_service services[FORK_SERVICES];
+static _Atomic unsigned services_added;
+static unsigned services_prepared;
+
+void
+pygate__fork_add_service(const fork_service *s)
+{
+    static pthread_mutex_t adding = PTHREAD_MUTEX_INITIALIZER;
+    pygate__fork_watch();
+    pthread_mutex_lock(&adding);
+    unsigned n = atomic_load(&services_added);
+    if (n == FORK_SERVICES) {
+        fprintf(stderr, "pygate: more than %d fork services\n",
+                FORK_SERVICES);
+        abort();
+    }
+    services[n] = *s;
+    atomic_store_explicit(&services_added, n + 1, memory_order_release);
+    pthread_mutex_unlock(&adding);
+}
+
 static void
 fork_prepare(void)
 {
+    services_prepared =
+        atomic_load_explicit(&services_added, memory_order_acquire);
+    for (unsigned i = services_prepared; i > 0; i--)
+        services[i - 1].prepare();
     pygate__threads_lock_all();
     pygate__records_lock_all();
     pygate__handles_lock_all();
@@ -55,6 +84,8 @@ fork_parent(void)
     unlock_leaves();
     pygate__records_unlock_all();
     pygate__threads_unlock_all();
+    for (unsigned i = 0; i < services_prepared; i++)
+        services[i].parent();
 }
 
 /* Shared guards that self's open frames hold on rec (local ones live in
@@ -118,10 +149,12 @@ fork_child(void)
     pygate__records_unlock_all();
     pygate__threads_unlock_all();
     pygate__thread_free_entries(doomed);   /* may free records: no lock held */
+    for (unsigned i = 0; i < services_prepared; i++)
+        services[i].child();
 }
 
-void
-pygate__fork_watch(void)
+static void
+watch(void)
 {
     if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
         /* Without the handlers a forked child would wait for ever at
@@ -129,4 +162,11 @@ pygate__fork_watch(void)
         fprintf(stderr, "pygate: pthread_atfork failed\n");
         abort();
     }
+}
+
+void
+pygate__fork_watch(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, watch);
 }

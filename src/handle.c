@@ -6,7 +6,7 @@
  * table that is never freed and the slot's generation, which closing
  * advances.  So closing twice, or passing a closed, never-made or foreign
  * handle, is seen as such (the lookup fails) without reading freed memory.
- * Slots live in chunks that are allocated once and never moved, so a
+ * Slots live in pages that are allocated once and never moved, so a
  * lookup takes no lock; making and closing handles take one.
  *
  *   handle = generation << 32 | slot index << 3 | kind      (never 0)
@@ -22,41 +22,41 @@
 #include <sched.h>
 #include <stdlib.h>
 
-#define CHUNK_SLOTS 256u
-#define MAX_CHUNKS 4096u   /* 1,048,576 live handles */
+#define PAGE_SLOTS 256u
+#define MAX_PAGES 4096u   /* 1,048,576 live handles */
 #define NO_SLOT UINT32_MAX
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
-static handle_slot *_Atomic chunks[MAX_CHUNKS];
+static handle_slot *_Atomic pages[MAX_PAGES];
 static uint32_t nslots;              /* slots made so far */
 static uint32_t free_head = NO_SLOT; /* closed slots, to reuse */
 
 static handle_slot *
 slot_at(uint32_t index)
 {
-    handle_slot *chunk = atomic_load_explicit(&chunks[index / CHUNK_SLOTS],
+    handle_slot *page = atomic_load_explicit(&pages[index / PAGE_SLOTS],
                                               memory_order_acquire);
-    return chunk != NULL ? &chunk[index % CHUNK_SLOTS] : NULL;
+    return page != NULL ? &page[index % PAGE_SLOTS] : NULL;
 }
 
 /* A slot never used before, or NO_SLOT.  Under table_lock. */
 static uint32_t
 fresh_slot(void)
 {
-    if (nslots == CHUNK_SLOTS * MAX_CHUNKS)
+    if (nslots == PAGE_SLOTS * MAX_PAGES)
         return NO_SLOT;
-    uint32_t c = nslots / CHUNK_SLOTS;
-    if (atomic_load_explicit(&chunks[c], memory_order_relaxed) == NULL) {
-        handle_slot *chunk = (handle_slot *)pygate__calloc(CHUNK_SLOTS,
-                                                   sizeof *chunk);
-        if (chunk == NULL)
+    uint32_t c = nslots / PAGE_SLOTS;
+    if (atomic_load_explicit(&pages[c], memory_order_relaxed) == NULL) {
+        handle_slot *page = (handle_slot *)pygate__calloc(PAGE_SLOTS,
+                                                   sizeof *page);
+        if (page == NULL)
             return NO_SLOT;
         /* Generations start scattered, not at 0: a small integer or a
          * heap address passed as a handle then matches nothing. */
-        for (uint32_t i = 0; i < CHUNK_SLOTS; i++)
-            atomic_init(&chunk[i].gen,
-                        (c * CHUNK_SLOTS + i + 1) * 0x9E3779B9u | 1u);
-        atomic_store_explicit(&chunks[c], chunk, memory_order_release);
+        for (uint32_t i = 0; i < PAGE_SLOTS; i++)
+            atomic_init(&page[i].gen,
+                        (c * PAGE_SLOTS + i + 1) * 0x9E3779B9u | 1u);
+        atomic_store_explicit(&pages[c], page, memory_order_release);
     }
     return nslots++;
 }
@@ -72,7 +72,7 @@ pygate__handle_new(handle_kind kind, handle_slot **out)
         index = fresh_slot();
     pthread_mutex_unlock(&table_lock);
     handle_slot *slot = index != NO_SLOT ? slot_at(index) : NULL;
-    if (slot == NULL)   /* out of slots (an index given out has a chunk) */
+    if (slot == NULL)   /* out of slots (an index given out has a page) */
         return 0;
     uint32_t gen = atomic_load_explicit(&slot->gen, memory_order_relaxed);
     slot->kind = kind;
@@ -89,7 +89,7 @@ handle_slot *
 pygate__handle_get(uintptr_t handle, handle_kind kind)
 {
     uint32_t index = (uint32_t)handle >> 3;
-    if ((handle & 7u) != kind || index >= CHUNK_SLOTS * MAX_CHUNKS)
+    if ((handle & 7u) != kind || index >= PAGE_SLOTS * MAX_PAGES)
         return NULL;
     handle_slot *slot = slot_at(index);
     if (slot == NULL || slot->kind != kind

@@ -12,7 +12,7 @@
  * Files call each other downward only:
  *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool.c, call.c >
  *   pool_submit.c, pool_fork.c > pool_worker.c > pool_queue.c > pool_job.c >
- *   enter.c, decref.c, guard.c, view.c > lifecycle.c > fork.c > thread.c >
+ *   enter.c, decref.c > guard.c > view.c > lifecycle.c > fork.c > thread.c >
  *   interp.c > handle.c, compat.c, error.c > alloc.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported; inside
@@ -676,8 +676,22 @@ void pygate__thread_free_entries(entry *doomed);
 
 /* ---- fork() (fork.c) ---------------------------------------------------- */
 
-/* Installs pygate's pthread_atfork handlers; once, before the first record
- * exists (pthread_once). */
+/* Installs pygate's one set of pthread_atfork handlers, once (later calls
+ * do nothing); lifecycle.c calls it before the first record exists.  A
+ * failure aborts: a forked child would wait for ever at shutdown for
+ * threads it does not have. */
 void pygate__fork_watch(void);
+
+/* A service above fork.c with locks of its own (the worker pools): at a
+ * fork its prepare runs before fork.c takes its locks, its parent and
+ * child after fork.c let go of them and, in the child, forgot the other
+ * threads.  Added once per service (FORK_SERVICES at most), through
+ * fork.c's one registration. */
+typedef struct fork_service {
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+} fork_service;
+void pygate__fork_add_service(const fork_service *s);
 
 #endif /* PYGATE_INTERNAL_H */

@@ -36,7 +36,6 @@ record_key_init(void)
 /* pygate_set_drain_limits(), in milliseconds; give-up < 0 means never. */
 static _Atomic long drain_report_ms = 5000;
 static _Atomic long drain_give_up_ms = -1;
-static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
 
 /* Guards the calling thread itself holds on rec: the thread that runs the
  * shutdown may be inside an entry of the interpreter it finalizes. */
@@ -389,7 +388,7 @@ pygate__record_for_current(record **out)
     int64_t id = PyInterpreterState_GetID(interp);
     if (id < 0)
         return PYGATE_EPYTHON;
-    pthread_once(&fork_watch_once, pygate__fork_watch);
+    pygate__fork_watch();
     record *rec = pygate__record_new(interp, id);
     if (rec == NULL)
         return PYGATE_ENOMEM;

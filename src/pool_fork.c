@@ -13,8 +13,10 @@
  *    its chunk, ends cancelled at once, its callback uncalled (the
  *    parent's worker runs it).
  *
- * The handlers are registered when the first pool opens, after fork.c's:
- * POSIX runs them before fork.c's at the fork, after them in the child.
+ * The handlers join fork.c's one registration when the first pool opens
+ * (pygate__fork_add_service): at the fork they lock the pools before
+ * fork.c takes its locks; in the parent and the child they run after
+ * fork.c's.
  */
 #include "pool.h"
 
@@ -164,15 +166,16 @@ pools_child(void)
 }
 
 static void
-watch_fork(void)
+add_service(void)
 {
-    if (pthread_atfork(pools_prepare, pools_parent, pools_child) != 0)
-        fprintf(stderr, "pygate: pthread_atfork failed (pools)\n");
+    static const fork_service pools = {pools_prepare, pools_parent,
+                                       pools_child};
+    pygate__fork_add_service(&pools);
 }
 
 void
 pygate__pools_watch_fork(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, watch_fork);
+    pthread_once(&once, add_service);
 }
