@@ -6,7 +6,7 @@
  * entry (or, done wrong, a crash).  So pygate_decref() decrefs at once on a
  * thread attached to the object's interpreter, and otherwise writes the
  * reference without a lock into a block of the calling thread's that is
- * queued on the interpreter's record (interp.c); the next
+ * queued on the interpreter's record (decref_queue.c); the next
  * pygate entry into that interpreter drops it (enter.c), and so does the
  * shutdown hook, before any thread state is torn down (lifecycle.c).
  * There is no deferred incref: a reference must exist to be given away
@@ -36,5 +36,5 @@ pygate__impl_decref(pygate_view *view, PyObject *obj)
     pygate_thread *t = pygate__thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
-    return pygate__record_defer_decref(rec, obj, t->decref_slots);
+    return pygate__decref_queue_push(rec, obj, t->decref_slots);
 }

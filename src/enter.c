@@ -183,8 +183,8 @@ enter_record(record *rec, int guarded, pygate_token *token,
         f->site = pygate__record_site_add(rec, file, line);
     /* References other threads dropped while not attached (pygate_decref)
      * go now, on this thread, which is attached to their interpreter. */
-    if (pygate__record_has_decrefs(rec))
-        pygate__record_drain_decrefs(rec);
+    if (pygate__decref_queue_any(rec))
+        pygate__decref_queue_drain(rec);
     *token = make_token(t, TOKEN_ENTER);
     return PYGATE_OK;
 }

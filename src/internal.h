@@ -13,7 +13,7 @@
  *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool.c, call.c >
  *   pool_submit.c, pool_fork.c > pool_worker.c > pool_queue.c > pool_job.c >
  *   enter.c, decref.c > guard.c > view.c > lifecycle.c > fork.c > thread.c >
- *   interp.c > handle.c, compat.c, error.c > alloc.c
+ *   interp.c > decref_queue.c > handle.c, compat.c, error.c > alloc.c
  * Functions shared between files are named pygate__* (nothing else of
  * pygate's is global), and only PYGATE_API functions are exported; inside
  * src/, exported functions are never called: internal code calls this
@@ -307,37 +307,6 @@ void pygate__record_mark_gone(record *rec);
 /* Shared and local guards held.  Under rec->lock. */
 uint64_t pygate__record_guards_held(record *rec);
 
-/* Deferred decrefs (pygate_decref): references to objects of rec's
- * interpreter, dropped later by a thread attached to it.  Each thread
- * writes them into blocks of its own, one per interpreter, kept in these
- * slots of its record (no malloc and no shared write per decref); a block
- * is freed when its thread is done with it and every entry was drained. */
-typedef struct decref_block decref_block;
-#define DECREF_SLOTS 4
-
-/* Queues obj's reference without a lock, in the calling thread's block
- * for rec among slots: PYGATE_OK, or PYGATE_ENOMEM.  Any thread.  No
- * guard is taken: an entry written after the shutdown hook's last drain
- * is never drained, so its reference is left alone, as once shutdown
- * began (the caller checks the phase first). */
-int pygate__record_defer_decref(record *rec, PyObject *obj,
-                                decref_block **slots);
-/* At thread exit: gives up the thread's blocks (their undrained entries
- * keep them until drained). */
-void pygate__decref_blocks_release(decref_block **slots);
-/* Drops every queued reference.  Caller is attached to rec's interpreter
- * (deallocation may run Python code, which may queue more: those written
- * into a block being drained are dropped too, others at the next drain). */
-void pygate__record_drain_decrefs(record *rec);
-
-/* Whether rec has queued decrefs: one load, for the entry path. */
-static inline int
-pygate__record_has_decrefs(record *rec)
-{
-    return atomic_load_explicit(&rec->decref_blocks, memory_order_relaxed)
-           != NULL;
-}
-
 /* The main interpreter's record: found (a new reference, or NULL), set
  * when made (replacing one whose hook never ran), forgotten by its hook. */
 record *pygate__record_find_main(void);
@@ -377,6 +346,42 @@ void pygate__records_after_fork(void);
 /* How many forks this process descends through; guards taken before the
  * last one no longer hold shutdown (guard.c). */
 unsigned pygate__records_fork_generation(void);
+
+/* ---- deferred decrefs (decref_queue.c) ---------------------------------- */
+
+/* Deferred decrefs (pygate_decref): references to objects of rec's
+ * interpreter, dropped later by a thread attached to it.  Each thread
+ * writes them into blocks of its own, one per interpreter, kept in these
+ * slots of its record (no malloc and no shared write per decref); a block
+ * is freed when its thread is done with it and every entry was drained. */
+typedef struct decref_block decref_block;
+#define DECREF_SLOTS 4
+
+/* Queues obj's reference without a lock, in the calling thread's block
+ * for rec among slots: PYGATE_OK, or PYGATE_ENOMEM.  Any thread.  No
+ * guard is taken: an entry written after the shutdown hook's last drain
+ * is never drained, so its reference is left alone, as once shutdown
+ * began (the caller checks the phase first). */
+int pygate__decref_queue_push(record *rec, PyObject *obj,
+                              decref_block **slots);
+/* At thread exit: gives up the thread's blocks (their undrained entries
+ * keep them until drained). */
+void pygate__decref_blocks_release(decref_block **slots);
+/* Drops every queued reference.  Caller is attached to rec's interpreter
+ * (deallocation may run Python code, which may queue more: those written
+ * into a block being drained are dropped too, others at the next drain). */
+void pygate__decref_queue_drain(record *rec);
+/* Unqueues every block without dropping its entries: rec is being freed
+ * (interp.c). */
+void pygate__decref_queue_abandon(record *rec);
+
+/* Whether rec has queued decrefs: one load, for the entry path. */
+static inline int
+pygate__decref_queue_any(record *rec)
+{
+    return atomic_load_explicit(&rec->decref_blocks, memory_order_relaxed)
+           != NULL;
+}
 
 /* ---- a record's life (lifecycle.c) -------------------------------------- */
 
