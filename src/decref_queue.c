@@ -114,7 +114,7 @@ pygate__decref_queue_push(record *rec, PyObject *obj, decref_block **slots)
 }
 
 void
-pygate__decref_queue_drain(record *rec)
+pygate__decref_queue_drop(record *rec)
 {
     decref_block *b = atomic_exchange_explicit(&rec->decref_blocks, NULL,
                                                memory_order_acquire);

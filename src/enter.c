@@ -184,7 +184,7 @@ enter_record(record *rec, int guarded, pygate_token *token,
     /* References other threads dropped while not attached (pygate_decref)
      * go now, on this thread, which is attached to their interpreter. */
     if (pygate__decref_queue_any(rec))
-        pygate__decref_queue_drain(rec);
+        pygate__decref_queue_drop(rec);
     *token = make_token(t, TOKEN_ENTER);
     return PYGATE_OK;
 }

@@ -370,7 +370,7 @@ void pygate__decref_blocks_release(decref_block **slots);
 /* Drops every queued reference.  Caller is attached to rec's interpreter
  * (deallocation may run Python code, which may queue more: those written
  * into a block being drained are dropped too, others at the next drain). */
-void pygate__decref_queue_drain(record *rec);
+void pygate__decref_queue_drop(record *rec);
 /* Unqueues every block without dropping its entries: rec is being freed
  * (interp.c). */
 void pygate__decref_queue_abandon(record *rec);

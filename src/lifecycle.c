@@ -271,7 +271,7 @@ record_shutdown(void *arg)
     }
     /* Attached again, every guard released: no decref can be queued from
      * here on (the gate is closed), so this is the last drain. */
-    pygate__decref_queue_drain(rec);
+    pygate__decref_queue_drop(rec);
     pygate__thread_forget_entries(rec, drained);
     pygate__record_mark_gone(rec);
     pygate__record_forget_main(rec);
