@@ -8,6 +8,8 @@
  *                  PyGILState pairs on pygate's kept state)
  *   pinned         a pinned thread: an outer PyGILState_Ensure kept for the
  *                  thread's life (detached), per-call Ensure/Release inside
+ *   call_only      the call alone, attached throughout (what each of the
+ *                  others adds its entering and leaving to)
  *   floor          a kept PyThreadState, PyEval_RestoreThread/SaveThread
  *   pybind11       pybind11's gil_scoped_acquire, default (C++ part)
  *   pybind11_keep  the same after gil_scoped_acquire::inc_ref()
@@ -33,6 +35,9 @@
  * --only measures the calls per second of the strategies named, nothing
  * else (for comparing two of them quickly, or under perf); --workload
  * keeps one workload (empty or json), --threads one thread count.
+ * --iterations NAME runs exactly --calls empty calls of strategy NAME on
+ * one thread and nothing else (exit 3: not built here), for counting
+ * instructions (bench/per_call_instructions.sh).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -57,6 +62,7 @@ static long opt_calls = 200000, opt_churn = 100000, opt_rss_calls = 1000000;
 static int opt_reps = 11;
 static FILE *csv;
 static const char *opt_only;   /* comma-separated strategies, or NULL */
+static const char *opt_iterations;   /* one strategy: --calls iterations */
 static const char *opt_workload;   /* or NULL: both */
 static int opt_threads;            /* or 0: 1, 2, 4 and 8 */
 static pygate_view *view;
@@ -106,6 +112,22 @@ loop_pinned(PyObject *fn, long n)
     double t = bench_now_ns() - t0;
     PyEval_RestoreThread(saved);
     PyGILState_Release(outer);
+    return t;
+}
+
+/* The call alone, on a thread attached throughout: what every strategy
+ * adds its entering and leaving to (instructions per iteration). */
+static double
+loop_call_only(PyObject *fn, long n)
+{
+    PyThreadState *ts = PyThreadState_New(PyInterpreterState_Main());
+    PyEval_RestoreThread(ts);
+    double t0 = bench_now_ns();
+    for (long i = 0; i < n; i++)
+        bench_call(fn);
+    double t = bench_now_ns() - t0;
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
     return t;
 }
 
@@ -315,6 +337,7 @@ static const strategy strategies[] = {
     {"gilstate", loop_gilstate, 1, 1},
     {"gilstate_kept", loop_gilstate_kept, 0, 0},
     {"pinned", loop_pinned, 0, 0},
+    {"call_only", loop_call_only, 0, 0},
     {"floor", loop_floor, 0, 0},
     {"pybind11", bench_pybind11_default, 1, 1},
     {"pybind11_keep", bench_pybind11_keep, 0, 0},
@@ -703,6 +726,8 @@ parse_args(int argc, char **argv)
             opt_rss_calls = atol(v);
         else if (strcmp(a, "--only") == 0)
             opt_only = v;
+        else if (strcmp(a, "--iterations") == 0)
+            opt_iterations = v;
         else if (strcmp(a, "--workload") == 0)
             opt_workload = v;
         else if (strcmp(a, "--threads") == 0)
@@ -726,7 +751,8 @@ main(int argc, char **argv)
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: pygate_bench [--calls N] [--reps 1..%d] "
                 "[--churn K] [--rss-calls M] [--csv FILE] [--only NAMES]"
-                " [--workload empty|json] [--threads 1|2|4|8]\n", MAX_REPS);
+                " [--workload empty|json] [--threads 1|2|4|8]"
+                " [--iterations NAME]\n", MAX_REPS);
         return 2;
     }
     if (csv != NULL)
@@ -755,6 +781,16 @@ main(int argc, char **argv)
         return 1;
 #endif
     PyThreadState *main_ts = PyEval_SaveThread();
+    if (opt_iterations != NULL) {
+        /* Exactly --calls iterations of one strategy, an empty call each,
+         * on one fresh thread, and nothing else: for counting instructions
+         * (bench/per_call_instructions.sh).  Exit 3: not built here. */
+        const strategy *st = &strategies[strategy_index(opt_iterations)];
+        if (st->loop == NULL)
+            return 3;
+        run_threads(st, fns[0], opt_calls, 1);
+        return 0;
+    }
 
     printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
            BENCH_PY_VERSION, opt_calls, opt_reps,

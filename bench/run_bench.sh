@@ -35,6 +35,22 @@ for r in "${runs[@]}"; do
     echo "FAIL  $label: the benchmark failed"
     status=1
   fi
+  # Instructions per iteration, side by side, with the targets' ratios
+  # (callgrind: valgrind in the sid root is installed on first use).
+  instr="$RESULTS/$name.instructions.txt"
+  if [ "$where" = sid ]; then
+    at sid sh -c 'command -v valgrind >/dev/null ||
+      apt-get install -y -q valgrind >/dev/null 2>&1' || true
+  fi
+  if at "$where" "$ROOT/bench/per_call_instructions.sh" \
+      "$ROOT/$dir/bench/pygate_bench" >"$instr.tmp" 2>&1; then
+    mv "$instr.tmp" "$instr"
+    echo "instructions per iteration, empty call (callgrind):"
+    cat "$instr"
+  else
+    echo "instructions per iteration: not counted ($(tail -1 "$instr.tmp"))"
+    rm -f "$instr.tmp"
+  fi
   # Pools, deferred decref, interpreter pools; InterpreterPoolExecutor on
   # 3.14+ with the same jobs (bench/interp_executor.py), in pool_bench's
   # process and with the python executable.
