@@ -85,7 +85,7 @@ mark_done(call_request *r)
 static int
 run_published(record *rec, int rc)
 {
-    call_request *list = atomic_exchange_explicit(&rec->calls, NULL,
+    call_request *list = atomic_exchange_explicit(&rec->calls.requests, NULL,
                                                   memory_order_acquire);
     call_request *fifo = NULL;
     while (list != NULL) {   /* the stack is newest first */
@@ -135,8 +135,9 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
 static int
 combine(pygate_view *view, record *rec, call_request *own, int own_first)
 {
+    record_calls *calls = &rec->calls;
     int idle = 0;
-    if (!atomic_compare_exchange_strong(&rec->combining, &idle, 1))
+    if (!atomic_compare_exchange_strong(&calls->combining, &idle, 1))
         return 0;
     do {
         pygate_token tok;
@@ -148,21 +149,23 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
             atomic_store_explicit(&own->state, CALL_DONE,
                                   memory_order_relaxed);
         }
-        if (atomic_load_explicit(&rec->calls, memory_order_relaxed) != NULL)
+        if (atomic_load_explicit(&calls->requests, memory_order_relaxed)
+                != NULL)
             run_rounds(view, rec, own, &tok, &rc);
         if (rc == PYGATE_OK)
             pygate__leave(tok);
-        atomic_store_explicit(&rec->combining, 0, memory_order_seq_cst);
+        atomic_store_explicit(&calls->combining, 0, memory_order_seq_cst);
         /* A request published after the last look, whose owner saw this
          * thread combining, would otherwise wait for its next recheck. */
         idle = 0;
     } while (atomic_load(&own->state) != CALL_DONE
-             && atomic_load_explicit(&rec->calls, memory_order_seq_cst) != NULL
-             && atomic_compare_exchange_strong(&rec->combining, &idle, 1));
+             && atomic_load_explicit(&calls->requests, memory_order_seq_cst)
+                    != NULL
+             && atomic_compare_exchange_strong(&calls->combining, &idle, 1));
     /* Requests still published: wake the newest one's owner to take over
      * rather than let it sleep out its recheck.  Only its address is used
      * (it may be done and gone meanwhile: a spurious wake-up at worst). */
-    call_request *next = atomic_load_explicit(&rec->calls,
+    call_request *next = atomic_load_explicit(&calls->requests,
                                               memory_order_seq_cst);
     if (next != NULL)
         syscall(SYS_futex, &next->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
@@ -173,8 +176,9 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
 static void
 publish(record *rec, call_request *r)
 {
-    r->next = atomic_load_explicit(&rec->calls, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&rec->calls, &r->next, r,
+    call_request *_Atomic *requests = &rec->calls.requests;
+    r->next = atomic_load_explicit(requests, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(requests, &r->next, r,
                                                   memory_order_release,
                                                   memory_order_relaxed))
         ;

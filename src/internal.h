@@ -199,6 +199,13 @@ typedef struct guard_site {
     struct guard_site *prev, *next;
 } guard_site;
 
+/* pygate_call's part of a record: call.c's alone (calls combined while a
+ * thread runs them). */
+typedef struct record_calls {
+    struct call_request *_Atomic requests;  /* published, newest first */
+    _Atomic int combining;                  /* a thread runs them */
+} record_calls;
+
 typedef struct record {
     int64_t id;                    /* interpreter ID: the record's identity */
     PyInterpreterState *interp;    /* valid only while a guard is held */
@@ -213,8 +220,7 @@ typedef struct record {
     guard_site *sites;             /* debug mode: guards held, by site */
     uint64_t serial;               /* unique in the process, never reused */
     struct decref_block *_Atomic decref_blocks; /* pygate_decref's queue */
-    struct call_request *_Atomic calls; /* pygate_call() requests (call.c) */
-    _Atomic int combining;              /* a thread runs them (call.c) */
+    record_calls calls;                 /* pygate_call's (call.c) */
     struct record_listener *listeners;  /* lifecycle.c, under rec->lock */
     int listening_done;                 /* the hook called them all */
     _Atomic int capsule_alive;   /* the interpreter dict's capsule holds a
