@@ -13,9 +13,12 @@
  * A copy that already has records keeps them, and stays apart (as does one
  * whose table layout differs: another PYGATE__API_VERSION).
  *
- * Every exported function is a wrapper made from the one list below: it
- * forwards to the adopted table when there is one, else calls this copy's
- * implementation, pygate__impl_<name>.
+ * Every exported function that may be handed over is a wrapper made from
+ * one list (api_list.h, PEP 788's added below): it forwards to the adopted
+ * table when there is one, else calls this copy's implementation,
+ * pygate__impl_<name>.  Internal code calls the implementations, never the
+ * wrappers (internal.h), but for those that must meet the other copies
+ * first (tests/check_layers.py names them).
  */
 #include "internal.h"
 #include "pygate/pep788.h"
