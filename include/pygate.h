@@ -217,7 +217,8 @@ PYGATE_API int pygate_guard_from_current_at(pygate_guard **out,
                                  const char *file, int line);
 
 /* Releases a guard; a shutdown waiting only for it proceeds.  Any thread,
- * attached or not.  Does not block.
+ * attached or not.  Never waits for the GIL or for shutdown (it takes the
+ * handle table's lock briefly, and in debug mode the record's).
  * Errors: PYGATE_EINVAL (NULL, closed already, or not a guard: any
  *         pointer may be passed; none is dereferenced).  A guard taken
  *         before a fork() no longer holds shutdown in the child (it still
@@ -659,7 +660,9 @@ PYGATE_API int pygate_interp_pool_view(pygate_interp_pool *pool,
 
 /* Queues fn(arg) on interpreter `index`, or PYGATE_ANY_INTERP; otherwise
  * as pygate_pool_submit (job NULL: nobody waits).  Any thread, attached or
- * not; never blocks.
+ * not.  Never blocks, except with max_queued, as pygate_pool_submit: an
+ * unattached caller waits while the member's queue is full
+ * (test_interp_pool.bounded_member_makes_submitter_wait).
  * Errors: PYGATE_EINVAL (pool not live, index out of range, fn NULL),
  *         PYGATE_ECLOSED (closing), PYGATE_EFINALIZING (the main
  *         interpreter is finalizing), PYGATE_ENOMEM. */

@@ -236,6 +236,75 @@ python_runs_in_parallel(void)
     harness_stop(&py);
 }
 
+/* ---- a bounded member makes a submitter wait ---------------------------- */
+
+/* pygate_interp_pool_submit is pygate_pool_submit on the member: with
+ * max_queued, an unattached submitter waits while the member's queue is
+ * full.  The member's one worker holds on a job until the gate opens, so
+ * the submitter cannot get past the bound before then, however long it is
+ * given. */
+enum { BOUND = 4, BEYOND = 20 };
+static pygate_interp_pool *bounded_ip;
+static _Atomic int gate_open;
+static _Atomic int submitted_beyond;
+
+static int
+hold_until_open(void *arg)
+{
+    (void)arg;
+    Py_BEGIN_ALLOW_THREADS
+    while (!atomic_load(&gate_open))
+        sched_yield();
+    Py_END_ALLOW_THREADS
+    return 0;
+}
+
+static int
+tiny_job(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void *
+submit_beyond_bound(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BEYOND; i++) {
+        CHECK_OK(pygate_interp_pool_submit(bounded_ip, 0, tiny_job, NULL,
+                                           NULL));
+        atomic_fetch_add(&submitted_beyond, 1);
+    }
+    return NULL;
+}
+
+static void
+bounded_member_makes_submitter_wait(void)
+{
+    py = harness_start();
+    pygate_interp_pool_options o = {.interpreters = 1, .max_queued = BOUND};
+    CHECK_OK(pygate_interp_pool_open(&o, &bounded_ip, NULL, 0));
+    pygate_job *held;
+    CHECK_OK(pygate_interp_pool_submit(bounded_ip, 0, hold_until_open, NULL,
+                                       &held));
+    pthread_t submitter;
+    CHECK(pthread_create(&submitter, NULL, submit_beyond_bound, NULL) == 0);
+    double until = now_seconds() + 0.5;
+    while (now_seconds() < until)
+        sched_yield();
+    int before_open = atomic_load(&submitted_beyond);
+    printf("with the member's worker held, %d of %d submissions returned"
+           " (bound %d)\n", before_open, BEYOND, BOUND);
+    CHECK(before_open <= BOUND + 1);
+    atomic_store(&gate_open, 1);
+    CHECK(pthread_join(submitter, NULL) == 0);
+    CHECK(atomic_load(&submitted_beyond) == BEYOND);
+    CHECK_OK(pygate_job_wait(held, -1, NULL));
+    CHECK_OK(pygate_job_close(held));
+    CHECK_OK(pygate_interp_pool_close(bounded_ip));
+    harness_stop(&py);
+}
+
 /* ---- a busy member lets others in ------------------------------------- */
 
 /* A member's busy worker pauses every hold_seconds only when someone else
@@ -874,6 +943,8 @@ static const scenario scenarios[] = {
     {"refusing_module_is_named", refusing_module_is_named},
     {"values_cross_interpreters", values_cross_interpreters},
     {"busy_member_lets_others_in", busy_member_lets_others_in},
+    {"bounded_member_makes_submitter_wait",
+     bounded_member_makes_submitter_wait},
     {"close_finishes_or_cancels", close_finishes_or_cancels},
     {"interp_pool_codes", interp_pool_codes},
     {"main_finalizes_with_pool_open", main_finalizes_with_pool_open},
