@@ -17,7 +17,7 @@
 # again when it is missing or was made with another package list.
 set -u
 ROOT=${PYGATE_SID_ROOT:-/var/tmp/pygate-sid-root}
-PACKAGES=python3.13-dev,python3.13-dbg,python3.14-dev,python3.14-dbg,python3.15-dev,python3.15-dbg,gcc,g++,make,cmake,pybind11-dev,nanobind-dev,procps,pkgconf,python3-setuptools
+PACKAGES=python3.13-dev,python3.13-dbg,python3.14-dev,python3.14-dbg,python3.15-dev,python3.15-dbg,gcc,g++,make,cmake,pybind11-dev,nanobind-dev,procps,pkgconf,python3-setuptools,cython3
 STAMP="$ROOT/.pygate-sid-root"
 
 why_not() {   # why the root cannot be made (if missing) or used here

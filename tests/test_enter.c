@@ -219,11 +219,12 @@ gilstate_into_pygate(void)
 
 /* ---- foreign PyGILState callers on a kept state ---------------------------- */
 
-/* A ctypes callback: foreign code that calls PyGILState_Ensure/Release
- * around each call (ctypes' thunk).  It counts its calls in a
- * threading.local, whose data lives in the thread state: a state made
- * and deleted per call starts each call from 0. */
-static void (*ctypes_callback)(void);
+/* A foreign callback: code that calls PyGILState_Ensure/Release around
+ * each call (ctypes' thunk, Cython's `with gil`).  It counts its calls in
+ * __main__.loc, a threading.local, whose data lives in the thread state: a
+ * state made and deleted per call starts each call from 0; __main__.seen
+ * lists the counts. */
+static void (*foreign_callback)(void);
 
 static void *
 call_back_5_times(void *arg)
@@ -232,7 +233,7 @@ call_back_5_times(void *arg)
     if (keep)
         CHECK_OK(pygate_thread_keep_gilstate(py.view));
     for (int i = 0; i < 5; i++)
-        ctypes_callback();
+        foreign_callback();
     return NULL;
 }
 
@@ -248,7 +249,7 @@ enter_then_call_back(void *arg)
     PyThreadState *kept = PyThreadState_Get();
     CHECK_OK(pygate_leave(tok));
     for (int i = 0; i < 3; i++)
-        ctypes_callback();
+        foreign_callback();
     CHECK_OK(pygate_enter(py.view, &tok));
     CHECK(PyThreadState_Get() == kept);
     CHECK(eval_long("loc.n") == 3);
@@ -269,9 +270,37 @@ time_callbacks(void *arg)
     long calls = 20000;
     double t0 = now_seconds();
     for (long i = 0; i < calls; i++)
-        ctypes_callback();
+        foreign_callback();
     *out = (now_seconds() - t0) * 1e9 / (double)calls;
     return NULL;
+}
+
+/* Attached to main, with __main__.loc, seen and address set up: a state
+ * per call without pygate, one kept state with it, entries that share it;
+ * no thread state left behind; then the figures. */
+static void
+check_foreign_callback(const char *what)
+{
+    foreign_callback = (void (*)(void))(uintptr_t)eval_long("address");
+    int before = count_thread_states(PyInterpreterState_Main());
+    PyEval_SaveThread();
+
+    on_native_thread(call_back_5_times, NULL);          /* a state per call */
+    on_native_thread(call_back_5_times, (void *)1);     /* one kept state */
+    on_native_thread(enter_then_call_back, NULL);
+    CHECK_RC(pygate_thread_keep_gilstate(NULL), PYGATE_EINVAL);
+
+    PyEval_RestoreThread(py.main_ts);
+    CHECK(eval_long("seen == [1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 1, 2, 3]"));
+    CHECK(count_thread_states(PyInterpreterState_Main()) == before);
+    exec_ok("seen.clear()\n");
+    PyEval_SaveThread();
+    on_native_thread(time_callbacks, &fresh_ns);
+    on_native_thread(time_callbacks, &kept_ns);
+    printf("%s from a native thread: %.0f ns per call with a state made"
+           " per call, %.0f ns with pygate's kept state\n", what, fresh_ns,
+           kept_ns);
+    teardown();
 }
 
 static void
@@ -295,26 +324,29 @@ foreign_gilstate_reuses_kept_state(void)
             "    seen.append(loc.n)\n"
             "callback = ctypes.CFUNCTYPE(None)(count)\n"
             "address = ctypes.cast(callback, ctypes.c_void_p).value\n");
-    ctypes_callback = (void (*)(void))(uintptr_t)eval_long("address");
-    int before = count_thread_states(PyInterpreterState_Main());
-    PyEval_SaveThread();
+    check_foreign_callback("ctypes callback");
+}
 
-    on_native_thread(call_back_5_times, NULL);          /* a state per call */
-    on_native_thread(call_back_5_times, (void *)1);     /* one kept state */
-    on_native_thread(enter_then_call_back, NULL);
-    CHECK_RC(pygate_thread_keep_gilstate(NULL), PYGATE_EINVAL);
-
+/* The same with Cython's `with gil` (tests/foreign/cython_callback.pyx),
+ * where the Cython installed builds for this CPython (tests/CMakeLists.txt
+ * finds out). */
+static void
+cython_callback_reuses_kept_state(void)
+{
+#ifndef PYGATE_TEST_CYTHON_DIR
+    printf("skip: %s\n", PYGATE_TEST_CYTHON_WHY);
+    exit(77);
+#else
+    setup();
     PyEval_RestoreThread(py.main_ts);
-    CHECK(eval_long("seen == [1, 1, 1, 1, 1, 1, 2, 3, 4, 5, 1, 2, 3]"));
-    CHECK(count_thread_states(PyInterpreterState_Main()) == before);
-    exec_ok("seen.clear()\n");
-    PyEval_SaveThread();
-    on_native_thread(time_callbacks, &fresh_ns);
-    on_native_thread(time_callbacks, &kept_ns);
-    printf("ctypes callback from a native thread: %.0f ns per call with a"
-           " state made per call, %.0f ns with pygate's kept state\n",
-           fresh_ns, kept_ns);
-    teardown();
+    exec_ok("import sys\n"
+            "sys.path.insert(0, '" PYGATE_TEST_CYTHON_DIR "')\n"
+            "import cython_callback\n"
+            "loc = cython_callback.loc\n"
+            "seen = cython_callback.seen\n"
+            "address = cython_callback.address()\n");
+    check_foreign_callback("Cython `with gil` function");
+#endif
 }
 
 /* ---- the GIL released inside an entry ------------------------------------ */
@@ -560,6 +592,7 @@ static const scenario scenarios[] = {
     {"scoped_forms", scoped_forms},
     {"detach_reattach", detach_reattach},
     {"foreign_gilstate_reuses_kept_state", foreign_gilstate_reuses_kept_state},
+    {"cython_callback_reuses_kept_state", cython_callback_reuses_kept_state},
     {NULL, NULL}
 };
 

@@ -16,11 +16,11 @@ DEMO_PACKAGES="build-essential cmake pkg-config python3 python3-dev"
 # test: also Debian's python3.11 and its debug build, the sid root's
 # debootstrap, clang and its sanitizer runtimes, setuptools and pybind11
 # for the consumer tests, gnuplot for the plots, valgrind for memcheck,
-# and what a free-threaded CPython built from source needs (xz to unpack
-# it, libffi for ctypes, zlib).
+# Cython for foreign PyGILState code, and what a free-threaded CPython
+# built from source needs (xz to unpack it, libffi for ctypes, zlib).
 TEST_PACKAGES="$DEMO_PACKAGES debootstrap clang libclang-rt-14-dev
   python3.11 python3.11-dev python3.11-dbg python3-setuptools pybind11-dev
-  gnuplot-nox valgrind xz-utils libffi-dev zlib1g-dev"
+  gnuplot-nox valgrind cython3 xz-utils libffi-dev zlib1g-dev"
 
 missing() {   # the packages of the list given that are not installed
   local p
