@@ -19,24 +19,18 @@ ks=("$@")
 [ ${#ks[@]} -gt 0 ] || ks=(1 2 4)
 N1=${PYGATE_INSTR_N1:-8}
 N2=${PYGATE_INSTR_N2:-24}
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+. "$(dirname "$0")/callgrind.sh"
 
 # instructions SIDE K JOBS WORK: the process's instruction count.
 instructions() {
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
-    "$bench" --one "$1" "$2" "$3" "$4" >/dev/null 2>"$out/log" \
-    || { cat "$out/log" >&2; exit 1; }
-  sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$out/log"
+  callgrind_count "$bench" --one "$1" "$2" "$3" "$4" \
+    || { cat "$callgrind_log" >&2; exit 1; }
 }
 
 # per_job SIDE K WORK: instructions per job.
 per_job() {
-  local a b
-  a=$(instructions "$1" "$2" "$N1" "$3")
-  b=$(instructions "$1" "$2" "$N2" "$3")
-  echo $(( (b - a) / (N2 - N1) ))
+  callgrind_per "$N1" "$N2" "$(instructions "$1" "$2" "$N1" "$3")" \
+    "$(instructions "$1" "$2" "$N2" "$3")"
 }
 
 "$bench" --one pool 1 1 work | head -1

@@ -23,27 +23,22 @@ strategies=("$@")
               cpython_pep788)
 N1=${PYGATE_INSTR_N1:-2000}
 N2=${PYGATE_INSTR_N2:-12000}
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+. "$(dirname "$0")/callgrind.sh"
+export PYTHONHASHSEED=0
 
 # instructions STRATEGY CALLS: the process's instruction count; empty when
-# the strategy is not built here.
+# the strategy is not built here (pygate_bench exits 3).
 instructions() {
   local rc=0
-  PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
-    "$bench" --iterations "$1" --calls "$2" >/dev/null 2>"$out/log" || rc=$?
-  [ "$rc" -eq 3 ] && return 0
-  [ "$rc" -eq 0 ] || { cat "$out/log" >&2; exit 1; }
-  sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$out/log"
+  callgrind_count "$bench" --iterations "$1" --calls "$2" || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || { cat "$callgrind_log" >&2; exit 1; }
 }
 
 declare -A per
 for s in "${strategies[@]}"; do
   a=$(instructions "$s" "$N1")
   [ -n "$a" ] || continue
-  b=$(instructions "$s" "$N2")
-  per[$s]=$(( (b - a) / (N2 - N1) ))
+  per[$s]=$(callgrind_per "$N1" "$N2" "$a" "$(instructions "$s" "$N2")")
 done
 
 base=${per[call_only]:-}
