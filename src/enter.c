@@ -5,7 +5,8 @@
  * a cached state (thread.c), to park or take back the host's state
  * (host.c), to run signal handlers while shutdown waits (lifecycle.c), for
  * the main interpreter's first view (view.c), around a worker pool's stop
- * at shutdown (pool.c), and to make and end an interpreter pool's members
+ * at shutdown (pool_life.c), and to make and end an interpreter pool's
+ * members
  * (interp_pool.c).
  *
  * Each thread keeps a stack of frames, one per open entry or detach; a

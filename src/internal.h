@@ -10,7 +10,7 @@
  *   frame   (enter.c)   one open entry or detach on a thread.
  *
  * Files call each other downward only:
- *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool.c, call.c >
+ *   api.c > value.c > interp_pool.c > host.c, pep788.c, pool_life.c, call.c >
  *   pool_submit.c, pool_fork.c > pool_worker.c > pool_queue.c > pool_job.c >
  *   enter.c, decref.c > guard.c > view.c > lifecycle.c > fork.c > thread.c >
  *   interp.c > decref_queue.c > handle.c, compat.c, error.c > alloc.c
@@ -437,7 +437,7 @@ int pygate__shutdown_wait_tick(shutdown_wait *w,
                                               double waited),
                                void *arg);
 
-/* ---- pools (pool.c; the rest of the pool is private: pool.h) ------------ */
+/* ---- pools (pool_life.c; the rest is the pool's: pool_internal.h) ----- */
 
 /* pygate_pool_close(), also handing back the final counts (submitted,
  * completed, cancelled), which the closed handle no longer gives. */
@@ -484,7 +484,7 @@ typedef struct handle_slot {
     unsigned fork_generation;   /* guards: when taken (guard.c) */
     record *rec;                /* views, guards: holds a reference */
     guard_site *site;           /* guards, debug mode: where taken */
-    void *_Atomic object;       /* pools, jobs: theirs (pool.c) */
+    void *_Atomic object;       /* pools, jobs: theirs (pool_*.c) */
     _Atomic uint32_t users;     /* pygate__handle_use() brackets open
                                    beyond their threads' sets */
     int pinned;                 /* views: pygate's own (host.c), which

@@ -1,6 +1,6 @@
 /*
  * interp_pool.c - interpreter pools: K sub-interpreters that pygate makes,
- * each with a worker pool (pool.c) of its own, so that Python code runs in
+ * each with a worker pool (pool_*.c) of its own, so that Python code runs in
  * parallel from 3.12 on (each interpreter has its own GIL, PEP 684; on a
  * free-threaded build without one, and the pool isolates).
  *
@@ -41,7 +41,7 @@ typedef struct member {
     PyThreadState *first;        /* its first state; NULL once ended */
     pygate_view *view;
     pygate_pool *pool;           /* a dead handle once closed */
-    uint64_t counts[3];          /* final, once closed (pool.c) */
+    uint64_t counts[3];          /* final, once closed (pool_life.c) */
 } member;
 
 typedef struct interp_pool {
@@ -508,7 +508,7 @@ pygate__impl_interp_pool_open(const pygate_interp_pool_options *options,
 
 /* ---- the rest of the API --------------------------------------------------- */
 
-/* The pool of a live handle, under a use bracket (see pool.c's pool_use). */
+/* The pool of a live handle, under a use bracket (as pygate__pool_use). */
 static interp_pool *
 ipool_use(pygate_interp_pool *handle, handle_slot **slot)
 {

@@ -18,7 +18,7 @@
  * fork.c takes its locks; in the parent and the child they run after
  * fork.c's.
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 #include <stdio.h>
 

@@ -8,7 +8,7 @@
  * handle.  Both counts change under p->lock; whoever drops a pool's last
  * reference frees it after unlocking.
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  * once for a whole chunk (pygate__pool_complete_jobs); none of it enters
  * Python.
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 /* Under p->lock, collecting k: its thread adds no more entries.  The
  * room it did not use no longer counts against a bound (reserve_room). */

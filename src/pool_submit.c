@@ -7,7 +7,7 @@
  * A submitter takes p->lock only to wake a sleeping worker, to wait for
  * room, or to learn why a closed pool refuses it.
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 /* Whether a submitter to a full bounded pool may wait for room: one that
  * is attached may hold the GIL the workers need (any interpreter's, when

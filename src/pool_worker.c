@@ -8,7 +8,7 @@
  * A worker holds p->lock while it decides (work, standing by, sleeping),
  * never while it enters or runs a job.
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 #include <time.h>
 #include <unistd.h>

@@ -10,8 +10,8 @@
 
 #define SKIP 77   /* ctest SKIP_RETURN_CODE */
 
-/* pool.c: closes a pool and gives its final counts (submitted, completed,
- * cancelled), which a closed handle no longer answers. */
+/* pool_life.c: closes a pool and gives its final counts (submitted,
+ * completed, cancelled), which a closed handle no longer answers. */
 int pygate__pool_close_counting(pygate_pool *pool, uint64_t counts[3]);
 
 static harness_python py;
@@ -803,7 +803,7 @@ bounded_queue_waits(void)
     harness_stop(&py);
 }
 
-/* Jobs nobody waits for share packs (pool.c): each still counts against
+/* Jobs nobody waits for share packs (pool_submit.c): each still counts against
  * the bound, and its submitter waits for room as for any other. */
 static void
 bounded_queue_counts_packed_jobs(void)
@@ -1166,7 +1166,7 @@ packed_jobs_raise_alone(void)
 
 /* Two jobs in one pack, the first waiting for the second: a worker with
  * nothing else to do helps run the pack, as it takes over jobs another
- * worker took and has not started (pool.c, steal_locked). */
+ * worker took and has not started (pool_queue.c, steal_locked). */
 static _Atomic int pack_holders, second_ran, first_saw_second;
 
 static int

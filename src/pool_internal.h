@@ -1,5 +1,5 @@
 /*
- * pool.h - worker pools (private to the pool_*.c files and pool.c):
+ * pool_internal.h - worker pools (private to the pool_*.c files):
  * native threads that run submitted C jobs attached to one interpreter.
  *
  * Each worker keeps its own thread state (it enters through the pool's
@@ -48,7 +48,7 @@
  * the exception objects its jobs still hold, keeping their text.
  *
  * The rooms, each calling only those below it:
- *   pool.c         a pool's life: open, stop (close, or its interpreter's
+ *   pool_life.c    a pool's life: open, stop (close, or its interpreter's
  *                  shutdown), counts, options
  *   pool_submit.c  submission: lanes, packs, the bound (max_queued)
  *   pool_fork.c    fork(): every pool locked around it, the child's pools
@@ -65,8 +65,8 @@
  * held while entering or while running a job.
  
  */
-#ifndef PYGATE_POOL_H
-#define PYGATE_POOL_H
+#ifndef PYGATE_POOL_INTERNAL_H
+#define PYGATE_POOL_INTERNAL_H
 
 #include "internal.h"
 
@@ -281,7 +281,7 @@ void pygate__pool_assert_locked(pool *p, const char *file, int line);
 /* ---- references, running, the list of all pools (pool_job.c) ---------- */
 
 /* The list of every pool not freed yet (fork, the census): its lock, and
- * a pool added to it (pool.c). */
+ * a pool added to it (pool_life.c). */
 void pygate__pools_lock(void);
 void pygate__pools_unlock(void);
 pool *pygate__pools_first(void);   /* under the list's lock */

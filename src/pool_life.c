@@ -1,12 +1,12 @@
 /*
- * pool.c - a worker pool's life: opening it (its view, its shutdown
+ * pool_life.c - a worker pool's life: opening it (its view, its shutdown
  * listener, its workers), stopping it (a close, or its interpreter's
  * shutdown, which calls the listener before the gate closes: stop
  * accepting, finish or cancel the queue, let the workers exit, drop the
  * exception objects its jobs still hold), its counts and its options.
- * The rest of the pool is in the pool_*.c files (pool.h has the map).
+ * The rest of the pool is in the pool_*.c files (pool_internal.h has the map).
  */
-#include "pool.h"
+#include "pool_internal.h"
 
 #include <stdio.h>
 #include <unistd.h>
