@@ -11,7 +11,7 @@
  * path (an entry allocates only the first time a thread enters an
  * interpreter).
  */
-#include "internal.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,9 @@
 /*
  * compat.c - CPython version differences (see compat.h for the contract).
  */
-/* internal.h: compat.h, and alloc.c's failure counter (hooks). */
-#include "internal.h"
+/* alloc.h: the failure counter tests arm (hooks, below). */
+#include "alloc.h"
+#include "compat.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
