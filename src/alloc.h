@@ -7,6 +7,12 @@
 #ifndef PYGATE_ALLOC_H
 #define PYGATE_ALLOC_H
 
+/* Python.h before any system header, as CPython asks (it sets
+ * _GNU_SOURCE and the like): src/ is one translation unit, which alloc.c
+ * opens with this header. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>

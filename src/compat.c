@@ -1,9 +1,9 @@
 /*
  * compat.c - CPython version differences (see compat.h for the contract).
  */
+#include "compat.h"
 /* alloc.h: the failure counter tests arm (hooks, below). */
 #include "alloc.h"
-#include "compat.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

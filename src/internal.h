@@ -28,9 +28,9 @@
 #ifndef PYGATE_INTERNAL_H
 #define PYGATE_INTERNAL_H
 
+#include "compat.h"
 #include "alloc.h"
 #include "api_list.h"
-#include "compat.h"
 #include "pygate.h"
 
 #include <assert.h>
