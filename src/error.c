@@ -8,7 +8,7 @@
 #include <string.h>
 
 const char *
-pygate_strerror(int err)
+pygate__strerror(int err)
 {
     if (err == PYGATE_OK)
         return "success";
@@ -19,7 +19,7 @@ pygate_strerror(int err)
 }
 
 const char *
-pygate_err_name(int err)
+pygate__err_name(int err)
 {
     if (err == PYGATE_OK)
         return "PYGATE_OK";
@@ -27,6 +27,20 @@ pygate_err_name(int err)
     PYGATE_ERRNO_MAP(XX)
 #undef XX
     return "PYGATE_UNKNOWN";
+}
+
+/* The exported names (not handed to another copy: the texts are the same
+ * in every copy). */
+const char *
+pygate_strerror(int err)
+{
+    return pygate__strerror(err);
+}
+
+const char *
+pygate_err_name(int err)
+{
+    return pygate__err_name(err);
 }
 
 #ifndef PYGATE_DEBUG
@@ -61,8 +75,8 @@ pygate__misuse(int err, const char *file, int line, const char *what)
     if (!pygate__debug_mode())
         return err;
     fprintf(stderr, "pygate: misuse at %s:%d: %s (%s: %s)\n",
-            file ? file : "?", line, what, pygate_err_name(err),
-            pygate_strerror(err));
+            file ? file : "?", line, what, pygate__err_name(err),
+            pygate__strerror(err));
     fflush(stderr);
     abort();
 }

@@ -130,6 +130,9 @@ pygate__reattach(PyThreadState *attached)
 
 /* ---- errors and misuse (error.c) ---------------------------------------- */
 
+/* pygate_strerror and pygate_err_name, for internal code. */
+const char *pygate__strerror(int err);
+const char *pygate__err_name(int err);
 /* Whether misuse aborts (debug mode) or only returns its code. */
 int pygate__debug_mode(void);
 

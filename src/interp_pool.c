@@ -226,7 +226,7 @@ make_members(maker *mk)
     int rc = pygate__enter(ip->main_view, &tok);
     if (rc != PYGATE_OK) {
         pthread_mutex_unlock(&making_lock);
-        set_error(mk->error, mk->error_size, pygate_strerror(rc));
+        set_error(mk->error, mk->error_size, pygate__strerror(rc));
         return rc;
     }
     PyThreadState *main_ts = PyThreadState_Get();
@@ -373,7 +373,7 @@ open_member_pools(interp_pool *ip, char *error, size_t size)
         int rc = pygate__impl_pool_open(ip->members[i].view, &ip->pool_options,
                                   &ip->members[i].pool);
         if (rc != PYGATE_OK) {
-            set_error(error, size, pygate_strerror(rc));
+            set_error(error, size, pygate__strerror(rc));
             return rc;
         }
         pygate__pool_mark_private(ip->members[i].pool);
@@ -452,7 +452,7 @@ ipool_start(interp_pool *ip, const pygate_interp_pool_options *o,
     ip->listener.arg = ip;
     rc = pygate__record_listen(ip->main_rec, &ip->listener);
     if (rc != PYGATE_OK) {
-        set_error(error, size, pygate_strerror(rc));
+        set_error(error, size, pygate__strerror(rc));
         return rc;
     }
     ip->refs++;   /* the listener's */
@@ -488,7 +488,7 @@ pygate__impl_interp_pool_open(const pygate_interp_pool_options *options,
     if (rc != PYGATE_OK) {
         if (ip != NULL)
             ipool_free(ip);
-        set_error(error, error_size, pygate_strerror(rc));
+        set_error(error, error_size, pygate__strerror(rc));
         return rc;
     }
     /* The keeper needs the GIL the caller may hold. */

@@ -20,7 +20,7 @@ raise_for(int rc)
     if (rc == PYGATE_ENOMEM)
         PyErr_NoMemory();
     else
-        PyErr_Format(PyExc_RuntimeError, "pygate: %s", pygate_strerror(rc));
+        PyErr_Format(PyExc_RuntimeError, "pygate: %s", pygate__strerror(rc));
 }
 
 PyInterpreterGuard *
