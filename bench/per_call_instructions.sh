@@ -18,9 +18,9 @@ bench=${1:?usage: bench/per_call_instructions.sh PYGATE_BENCH [STRATEGY...]}
 shift
 strategies=("$@")
 [ ${#strategies[@]} -gt 0 ] ||
-  strategies=(call_only floor pinned gilstate_kept pybind11_keep pygate
-              pygate_nested pygate_call pygate_pool gilstate pybind11
-              cpython_pep788)
+  strategies=(call_only floor pinned gilstate_kept pybind11_keep
+              nanobind_keep pygate pygate_nested pygate_call pygate_pool
+              gilstate pybind11 nanobind cpython_pep788)
 N1=${PYGATE_INSTR_N1:-2000}
 N2=${PYGATE_INSTR_N2:-12000}
 . "$(dirname "$0")/callgrind.sh"
@@ -61,6 +61,7 @@ ratio pygate floor "<= 1.05"
 ratio pygate pinned "< 1"
 ratio pygate gilstate_kept "< 1"
 ratio pygate pybind11_keep "< 1"
+ratio pygate nanobind_keep "< 1"
 ratio pygate_call pygate "<= 1.02"
 ratio gilstate gilstate_kept "foreign PyGILState code, kept state: > 1"
 if [ -n "$base" ] && [ -n "${per[pygate_nested]:-}" ]; then

@@ -13,6 +13,8 @@
  *   floor          a kept PyThreadState, PyEval_RestoreThread/SaveThread
  *   pybind11       pybind11's gil_scoped_acquire, default (C++ part)
  *   pybind11_keep  the same after gil_scoped_acquire::inc_ref()
+ *   nanobind       nanobind's gil_scoped_acquire, default (C++ part)
+ *   nanobind_keep  the same inside an outer acquire kept open
  *   pygate         pygate_enter/pygate_leave
  *   pygate_nested  pygate_enter/leave while already entered
  *   pygate_call    pygate_call per call (threads calling at once combined)
@@ -341,6 +343,8 @@ static const strategy strategies[] = {
     {"floor", loop_floor, 0, 0},
     {"pybind11", bench_pybind11_default, 1, 1},
     {"pybind11_keep", bench_pybind11_keep, 0, 0},
+    {"nanobind", bench_nanobind_default, 1, 1},
+    {"nanobind_keep", bench_nanobind_keep, 0, 0},
     {"pygate", loop_pygate, 0, 1},
     {"pygate_nested", loop_pygate_nested, 0, 0},
     {"pygate_call", loop_pygate_call, 0, 0},
@@ -489,6 +493,8 @@ measure_latency(PyObject *fns[2], const char *workloads[2])
             printf("%-19s   skipped: %s\n", st->name,
                    strcmp(st->name, "cpython_pep788") == 0
                        ? "CPython has PEP 788 from 3.15"
+                   : strncmp(st->name, "nanobind", 8) == 0
+                       ? "nanobind absent"
                        : "pybind11 absent, or older than this CPython"
                          " supports");
             continue;
@@ -630,6 +636,8 @@ print_ratios(const char *workloads[2])
     const int FLOOR = strategy_index("floor");
     const int PYB = strategy_index("pybind11");
     const int PYB_KEEP = strategy_index("pybind11_keep");
+    const int NB = strategy_index("nanobind");
+    const int NB_KEEP = strategy_index("nanobind_keep");
     const int PYGATE = strategy_index("pygate");
     const int PEP788 = strategy_index("cpython_pep788");
     const int KEPT = strategy_index("gilstate_kept");
@@ -649,6 +657,13 @@ print_ratios(const char *workloads[2])
             stats k = ratio(PYB_KEEP, PYGATE, w,
                             "ratio_pybind11_keep_over_pygate", wl);
             printf("        pybind11/pygate %.1fx; pybind11_keep/pygate"
+                   " %.3f\n", p.median, k.median);
+        }
+        if (strategies[NB].loop != NULL) {
+            stats p = ratio(NB, PYGATE, w, "ratio_nanobind_over_pygate", wl);
+            stats k = ratio(NB_KEEP, PYGATE, w,
+                            "ratio_nanobind_keep_over_pygate", wl);
+            printf("        nanobind/pygate %.1fx; nanobind_keep/pygate"
                    " %.3f\n", p.median, k.median);
         }
         if (strategies[PEP788].loop != NULL) {
@@ -792,9 +807,10 @@ main(int argc, char **argv)
         return 0;
     }
 
-    printf("pygate_bench: CPython %s, %ld calls per rep, %d reps, pybind11 %s\n",
-           BENCH_PY_VERSION, opt_calls, opt_reps,
-           have_pybind11 ? "yes" : "absent (skipped)");
+    printf("pygate_bench: CPython %s, %ld calls per rep, %d reps,"
+           " pybind11 %s, nanobind %s\n", BENCH_PY_VERSION, opt_calls,
+           opt_reps, have_pybind11 ? "yes" : "absent (skipped)",
+           have_nanobind ? "yes" : "absent (skipped)");
     measure_machine();
     if (opt_only == NULL) {
         measure_latency(fns, workloads);

@@ -1,5 +1,6 @@
 /*
- * strategies.h - what the C benchmark and its C++ (pybind11) part share.
+ * strategies.h - what the C benchmark and its C++ parts (pybind11,
+ * nanobind) share.
  */
 #ifndef PYGATE_BENCH_STRATEGIES_H
 #define PYGATE_BENCH_STRATEGIES_H
@@ -26,6 +27,16 @@ static const int have_pybind11 = 0;
 #define bench_pybind11_init() ((void)0)
 #define bench_pybind11_default NULL
 #define bench_pybind11_keep NULL
+#endif
+
+#ifdef PYGATE_HAVE_NANOBIND
+static const int have_nanobind = 1;
+double bench_nanobind_default(PyObject *fn, long n);
+double bench_nanobind_keep(PyObject *fn, long n);
+#else
+static const int have_nanobind = 0;
+#define bench_nanobind_default NULL
+#define bench_nanobind_keep NULL
 #endif
 
 #ifdef __cplusplus

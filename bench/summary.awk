@@ -28,14 +28,15 @@ function val(v, m, s, w, fmt,    k) {
 END {
     print "ns per call from one native thread, empty Python call (median of the repetitions):"
     print ""
-    print "| CPython | gilstate | pinned | floor | pybind11 | pybind11_keep | pygate | pygate/floor | gilstate/pygate | pygate_nested | nested enter/leave alone | explicit guard take + close |"
-    print "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    print "| CPython | gilstate | pinned | floor | pybind11 | pybind11_keep | nanobind_keep | pygate | pygate/floor | gilstate/pygate | pygate_nested | nested enter/leave alone | explicit guard take + close |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) {
         v = order[i]
-        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", v,
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", v,
             ns(v, "gilstate", "empty"), ns(v, "pinned", "empty"),
             ns(v, "floor", "empty"), ns(v, "pybind11", "empty"),
-            ns(v, "pybind11_keep", "empty"), ns(v, "pygate", "empty"),
+            ns(v, "pybind11_keep", "empty"), ns(v, "nanobind_keep", "empty"),
+            ns(v, "pygate", "empty"),
             ratio(v, "ratio_pygate_over_floor", "pygate", "empty", "%.3f"),
             ratio(v, "ratio_gilstate_over_pygate", "gilstate", "empty", "%.1f"),
             ns(v, "pygate_nested", "empty"),
