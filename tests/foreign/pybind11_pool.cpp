@@ -17,12 +17,9 @@
  */
 #include <pybind11/pybind11.h>
 
-#include <pygate.hpp>
+#include "shutdown_callers.h"
 
 #include <atomic>
-#include <cstdio>
-#include <cstdlib>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -64,49 +61,10 @@ calls(py::function fn, int threads, int each)
     return total.load();
 }
 
-// Threads left calling while the interpreter finalizes.
-std::vector<std::thread> callers;
-std::atomic<long> calls_made{0};
-std::atomic<int> stopped_finalizing{0}, stopped_other{0};
-
-void
-join_callers_at_exit()
-{
-    for (auto &th : callers)
-        th.join();
-    std::printf("pybind11_pool: %zu threads stopped at shutdown (%d refused"
-                " with PYGATE_EFINALIZING or PYGATE_EGONE, %d otherwise)"
-                " after %ld calls\n", callers.size(),
-                stopped_finalizing.load(), stopped_other.load(),
-                calls_made.load());
-    std::fflush(stdout);
-}
-
 void
 call_through_shutdown(py::function fn, int threads)
 {
-    // A reference the threads use without the GIL's help to keep it: never
-    // dropped (the interpreter that could drop it is gone by then).
-    PyObject *f = fn.release().ptr();
-    static std::once_flag once;
-    std::call_once(once, [] { std::atexit(join_callers_at_exit); });
-    for (int t = 0; t < threads; t++)
-        callers.emplace_back([f] {
-            for (;;) {
-                pygate::entered in(view, std::nothrow);
-                if (!in.ok()) {
-                    int rc = in.code();
-                    (rc == PYGATE_EFINALIZING || rc == PYGATE_EGONE
-                         ? stopped_finalizing : stopped_other)++;
-                    return;
-                }
-                PyObject *r = PyObject_CallObject(f, nullptr);
-                if (r == nullptr)
-                    PyErr_Clear();
-                Py_XDECREF(r);
-                calls_made++;
-            }
-        });
+    shutdown_callers::start("pybind11_pool", view, fn.release().ptr(), threads);
 }
 
 } // namespace
