@@ -393,6 +393,29 @@ call(const view &v, F &&fn)
     return call(v.get(), std::forward<F>(fn));
 }
 
+/* ---- code that calls PyGILState itself ---------------------------------- */
+
+/* Makes the calling thread's PyGILState_Ensure/Release pairs (ctypes,
+ * Cython, SWIG, nanobind's gil_scoped_acquire) reuse the state pygate keeps
+ * for it in the view's interpreter, the main one, instead of making and
+ * deleting one per call (pygate_thread_keep_gilstate).  Call once, when
+ * the thread starts, detached.  Throws pygate::error: PYGATE_EINVAL (not
+ * the main interpreter's view), PYGATE_EBUSY (attached, or the slot holds
+ * someone else's state), PYGATE_EFINALIZING, PYGATE_EGONE,
+ * PYGATE_ENOMEM. */
+inline void
+keep_gilstate(pygate_view *v)
+{
+    detail::check(pygate_thread_keep_gilstate(v),
+                  "pygate_thread_keep_gilstate");
+}
+
+inline void
+keep_gilstate(const view &v)
+{
+    keep_gilstate(v.get());
+}
+
 /* ---- jobs and pools ----------------------------------------------------- */
 
 /* A job a pool runs, waited for with get(): what the callable returned,

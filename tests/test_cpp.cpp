@@ -1,7 +1,8 @@
 /*
  * test_cpp.cpp - pygate.hpp: scopes that leave when an exception unwinds,
  * owning handles, callables with captures whose lifetime is defined,
- * errors as exceptions and the noexcept path.  Built as C++17 and C++20.
+ * errors as exceptions and the noexcept path, PyGILState callers on a kept
+ * state.  Built as C++17 and C++20.
  */
 #include "harness.h"
 
@@ -11,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 static harness_python py;
 
@@ -255,6 +257,47 @@ interp_pool_from_cpp(void)
     harness_stop(&py);
 }
 
+/* ---- code that calls PyGILState itself ---------------------------------- */
+
+/* After keep_gilstate, a thread's PyGILState pairs and its pygate entries
+ * all use one state; an attached thread is refused with PYGATE_EBUSY. */
+static void
+gilstate_pairs_use_the_kept_state(void)
+{
+    py = harness_start();
+    {
+        pygate::entered in(py.view);
+        int code = 0;
+        try {
+            pygate::keep_gilstate(py.view);
+        } catch (const pygate::error &e) {
+            code = e.code();
+        }
+        CHECK(code == PYGATE_EBUSY);
+    }
+    PyThreadState *seen[3] = {nullptr, nullptr, nullptr};
+    int code = 0;
+    std::thread foreign([&] {
+        try {
+            pygate::keep_gilstate(py.view);
+        } catch (const pygate::error &e) {
+            code = e.code();
+            return;
+        }
+        for (int i = 0; i < 2; i++) {   /* as foreign code would */
+            PyGILState_STATE g = PyGILState_Ensure();
+            seen[i] = PyThreadState_Get();
+            PyGILState_Release(g);
+        }
+        pygate::entered in(py.view);
+        seen[2] = PyThreadState_Get();
+    });
+    foreign.join();
+    CHECK(code == 0);
+    CHECK(seen[0] != nullptr && seen[0] == seen[1] && seen[1] == seen[2]);
+    harness_stop(&py);
+}
+
 static const scenario scenarios[] = {
     {"scopes_leave_on_exceptions", scopes_leave_on_exceptions},
     {"handles_close_themselves", handles_close_themselves},
@@ -263,6 +306,7 @@ static const scenario scenarios[] = {
     {"jobs_give_results_and_exceptions", jobs_give_results_and_exceptions},
     {"call_runs_callables", call_runs_callables},
     {"interp_pool_from_cpp", interp_pool_from_cpp},
+    {"gilstate_pairs_use_the_kept_state", gilstate_pairs_use_the_kept_state},
     {NULL, NULL}};
 
 int
