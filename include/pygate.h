@@ -561,6 +561,10 @@ PYGATE_API int pygate_job_close(pygate_job *job);
  * interpreter) runs fn itself, entering as pygate_enter() does; so does
  * every thread on a free-threaded CPython, where there is no GIL hold to
  * share and calls run side by side (docs/API.md, "Free-threaded CPython").
+ * fn may detach and wait for another thread's pygate_call: a call that no
+ * combiner has taken for 50 ms is taken back and entered by its own
+ * thread, so such waits end (after those 50 ms) instead of waiting for
+ * each other.
  * Any thread; blocks until fn has run.  An exception fn leaves set is
  * reported to sys.unraisablehook (the thread that ran it could not hand it
  * over) and the call returns PYGATE_EEXCEPTION.

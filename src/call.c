@@ -8,7 +8,9 @@
  * COMBINE_HOLD seconds, so Python threads still run).  A caller that finds
  * a combiner publishes its request on the interpreter's record (a
  * lock-free stack) and waits for it to be marked done, or for the
- * combiner to go so that it can become one.  N threads calling at once
+ * combiner to go so that it can become one, or for WITHDRAW_AFTER, after
+ * which it takes the request back and enters itself (the combiner may be
+ * stuck in a call that waits for this one).  N threads calling at once
  * then cost one GIL hand-off per round instead of one per call, and a
  * lone caller costs an entry and two atomic operations more.  When every
  * caller published its own request too, one thread made half the calls
@@ -42,26 +44,50 @@
  * Bounded, so that a long call costs its waiters ~50 yields, not a core. */
 #define WAIT_SPIN_YIELDS 50
 
-/* A request's state: the owner marks it SLEEPING before it sleeps, so the
- * combiner makes the wake-up system call only for owners that sleep. */
-enum { CALL_PENDING = 0, CALL_SLEEPING = 1, CALL_DONE = 2 };
+/* A waiter whose request no combiner has taken this long takes it back
+ * and enters itself.  A combiner runs requests in rounds of COMBINE_HOLD,
+ * so only a combiner stuck in a call does not take a request this long;
+ * and its call may be waiting for this very waiter (fn waiting for another
+ * thread's pygate_call, having detached): without taking it back, each
+ * would wait for the other for ever. */
+#define WITHDRAW_AFTER (10 * COMBINE_HOLD)
 
+/* A request's state, a futex word of bits: the owner sets SLEEPING before
+ * it sleeps (so the combiner makes the wake-up system call only for owners
+ * that sleep) and WITHDRAWN when it takes the request back; a combiner
+ * sets TAKEN when it starts the request and DONE when it has run it.
+ * WITHDRAWN and TAKEN exclude each other: whichever comes first wins. */
+enum {
+    CALL_PENDING = 0,
+    CALL_SLEEPING = 1,
+    CALL_DONE = 2,
+    CALL_TAKEN = 4,
+    CALL_WITHDRAWN = 8
+};
+
+/* A published request has two holders (slab_shared): its owner, and the
+ * combiner that takes it off the list; the last to let go frees it (one
+ * taken back stays on the list until a combiner takes it off).  A lone
+ * caller's own request is never published, and lives on its stack. */
 typedef struct call_request {
+    slab_shared hold;
     pygate_job_fn fn;
     void *arg;
     int result;
     int rc;
-    _Atomic uint32_t state;    /* a futex word: CALL_PENDING ... CALL_DONE */
+    _Atomic uint32_t state;    /* CALL_* bits */
     struct call_request *next;
 } call_request;
 
-/* Runs fn attached; an exception it leaves is reported to
- * sys.unraisablehook (nobody on this thread could receive it). */
+/* Runs fn attached by the entry tok; an exception it leaves is reported
+ * to sys.unraisablehook (nobody on this thread could receive it).  The
+ * entry's state is looked at directly: PyErr_Occurred() would look the
+ * current state up again. */
 static int
-run_attached(pygate_job_fn fn, void *arg, int *result)
+run_attached(pygate_token tok, pygate_job_fn fn, void *arg, int *result)
 {
     *result = fn(arg);
-    if (!PyErr_Occurred())
+    if (!compat_tstate_has_exception(pygate__token_tstate(tok)))
         return PYGATE_OK;
     PyErr_WriteUnraisable(NULL);
     return PYGATE_EEXCEPTION;
@@ -70,20 +96,27 @@ run_attached(pygate_job_fn fn, void *arg, int *result)
 static void
 mark_done(call_request *r)
 {
-    /* After the exchange the owner may return and its request be gone;
-     * the wake then reaches at most an unrelated futex word, which futex
-     * waiters tolerate as a spurious wake-up. */
-    uint32_t was = atomic_exchange_explicit(&r->state, CALL_DONE,
+    /* The combiner still holds r: the wake reaches r, even if its owner
+     * returned meanwhile. */
+    uint32_t was = atomic_exchange_explicit(&r->state,
+                                            CALL_DONE | CALL_TAKEN,
                                             memory_order_acq_rel);
-    if (was == CALL_SLEEPING)
+    if (was & CALL_SLEEPING)
         syscall(SYS_futex, &r->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int
+is_done(call_request *r)
+{
+    return (atomic_load_explicit(&r->state, memory_order_acquire)
+            & CALL_DONE) != 0;
 }
 
 /* Runs the published requests, oldest first; with rc != PYGATE_OK (the
  * combiner could not enter) fails them with rc instead.  Returns how many
  * it took. */
 static int
-run_published(record *rec, int rc)
+run_published(record *rec, pygate_token tok, int rc)
 {
     call_request *list = atomic_exchange_explicit(&rec->calls.requests, NULL,
                                                   memory_order_acquire);
@@ -97,10 +130,16 @@ run_published(record *rec, int rc)
     int n = 0;
     while (fifo != NULL) {
         call_request *next = fifo->next;
-        fifo->rc = rc == PYGATE_OK
-                       ? run_attached(fifo->fn, fifo->arg, &fifo->result)
-                       : rc;
-        mark_done(fifo);
+        uint32_t was = atomic_fetch_or_explicit(&fifo->state, CALL_TAKEN,
+                                                memory_order_acq_rel);
+        if (!(was & CALL_WITHDRAWN)) {   /* else its owner runs it */
+            fifo->rc = rc == PYGATE_OK
+                           ? run_attached(tok, fifo->fn, fifo->arg,
+                                          &fifo->result)
+                           : rc;
+            mark_done(fifo);
+        }
+        pygate__slab_let_go(&fifo->hold);
         fifo = next;
         n++;
     }
@@ -117,10 +156,10 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
            pygate_token *tok, int *rc)
 {
     double start = pygate__now();
-    while (run_published(rec, *rc) > 0) {
+    while (run_published(rec, *tok, *rc) > 0) {
         if (*rc != PYGATE_OK || pygate__now() - start < COMBINE_HOLD)
             continue;
-        if (atomic_load(&own->state) == CALL_DONE)
+        if (is_done(own))
             break;
         pygate__leave(*tok);   /* let Python threads have the GIL */
         *rc = pygate__enter(view, tok);
@@ -129,9 +168,9 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
 }
 
 /* Becomes the combiner if nobody is: enters once, runs own first when
- * own_first (own is not published: its caller found nobody combining),
- * then the requests published meanwhile (run_rounds).  Returns 0 if
- * another thread is the combiner. */
+ * own_first (own is not published: its caller found nobody combining,
+ * just after it had rec from view), then the requests published meanwhile
+ * (run_rounds).  Returns 0 if another thread is the combiner. */
 static int
 combine(pygate_view *view, record *rec, call_request *own, int own_first)
 {
@@ -141,10 +180,12 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         return 0;
     do {
         pygate_token tok;
-        int rc = pygate__enter(view, &tok);
+        int rc = own_first ? pygate__enter_record(rec, &tok, __FILE__,
+                                                  __LINE__)
+                           : pygate__enter(view, &tok);
         if (own_first) {   /* then own is done, and this loop runs once */
             own->rc = rc == PYGATE_OK
-                          ? run_attached(own->fn, own->arg, &own->result)
+                          ? run_attached(tok, own->fn, own->arg, &own->result)
                           : rc;
             atomic_store_explicit(&own->state, CALL_DONE,
                                   memory_order_relaxed);
@@ -158,7 +199,7 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         /* A request published after the last look, whose owner saw this
          * thread combining, would otherwise wait for its next recheck. */
         idle = 0;
-    } while (atomic_load(&own->state) != CALL_DONE
+    } while (!is_done(own)
              && atomic_load_explicit(&calls->requests, memory_order_seq_cst)
                     != NULL
              && atomic_compare_exchange_strong(&calls->combining, &idle, 1));
@@ -191,18 +232,79 @@ static void
 wait_briefly(call_request *r)
 {
     for (int i = 0; i < WAIT_SPIN_YIELDS; i++) {
-        if (atomic_load_explicit(&r->state, memory_order_acquire)
-                == CALL_DONE)
+        if (is_done(r))
             return;
         sched_yield();
     }
-    uint32_t pending = CALL_PENDING;
-    if (!atomic_compare_exchange_strong(&r->state, &pending, CALL_SLEEPING)
-            && pending != CALL_SLEEPING)
-        return;   /* done meanwhile */
+    uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
+    if (s & CALL_DONE)
+        return;
+    if (!(s & CALL_SLEEPING)
+            && !atomic_compare_exchange_strong(&r->state, &s,
+                                               s | CALL_SLEEPING))
+        return;   /* changed meanwhile: look again */
     struct timespec ts = {0, WAIT_RECHECK_NS};
-    syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, CALL_SLEEPING, &ts,
-            NULL, 0);
+    syscall(SYS_futex, &r->state, FUTEX_WAIT_PRIVATE, s | CALL_SLEEPING,
+            &ts, NULL, 0);
+}
+
+/* Takes r back, unless a combiner took it first. */
+static int
+withdraw(call_request *r)
+{
+    uint32_t s = atomic_load_explicit(&r->state, memory_order_acquire);
+    while (!(s & (CALL_TAKEN | CALL_DONE)))
+        if (atomic_compare_exchange_weak(&r->state, &s, s | CALL_WITHDRAWN))
+            return 1;
+    return 0;
+}
+
+/* Publishes fn(arg) for the combiner, and waits for it to be run (or
+ * becomes the combiner itself), or takes it back after WITHDRAW_AFTER and
+ * enters itself. */
+static int call_alone(record *rec, pygate_job_fn fn, void *arg, int *out);
+
+static int
+ask_combiner(pygate_view *view, record *rec, pygate_job_fn fn, void *arg,
+             int *out)
+{
+    pygate_thread *t = pygate__thread_self(1);
+    call_request *r = (call_request *)pygate__slab_alloc(
+        t != NULL ? &t->pools.call_request_slab : NULL, sizeof *r);
+    if (r == NULL)   /* no memory to ask with: enter instead */
+        return call_alone(rec, fn, arg, out);
+    atomic_init(&r->hold.holders, 2);
+    r->fn = fn;
+    r->arg = arg;
+    r->rc = PYGATE_OK;
+    publish(rec, r);
+    double since = pygate__now();
+    while (!is_done(r)) {
+        if (combine(view, rec, r, 0))
+            continue;
+        if (pygate__now() - since > WITHDRAW_AFTER && withdraw(r)) {
+            pygate__slab_let_go(&r->hold);
+            return call_alone(rec, fn, arg, out);
+        }
+        wait_briefly(r);
+    }
+    *out = r->result;
+    int rc = r->rc;
+    pygate__slab_let_go(&r->hold);
+    return rc;
+}
+
+/* Enters as pygate_enter() does (nested when already in) and runs fn. */
+static int
+call_alone(record *rec, pygate_job_fn fn, void *arg, int *out)
+{
+    pygate_token tok;
+    int rc = pygate__enter_record(rec, &tok, __FILE__, __LINE__);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = run_attached(tok, fn, arg, out);
+    pygate__leave(tok);
+    return rc;
 }
 
 int
@@ -214,27 +316,14 @@ pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
         return PYGATE_EINVAL;
     int ignored;
     int *out = result != NULL ? result : &ignored;
-    if (COMPAT_FREE_THREADED || pygate__compat_current_tstate() != NULL) {
-        /* Attached (holding a GIL): never wait for a combiner, which may
-         * need that very GIL.  Enter as usual (nested when already in).
-         * Free-threaded: always (above). */
-        pygate_token tok;
-        int rc = pygate__enter(view, &tok);
-        if (rc != PYGATE_OK)
-            return rc;
-        rc = run_attached(fn, arg, out);
-        pygate__leave(tok);
-        return rc;
+    /* Attached (holding a GIL): never wait for a combiner, which may need
+     * that very GIL.  Free-threaded: always (no GIL hold to share). */
+    if (COMPAT_FREE_THREADED || pygate__compat_current_tstate() != NULL)
+        return call_alone(rec, fn, arg, out);
+    call_request own = {{0}, fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};
+    if (combine(view, rec, &own, 1)) {
+        *out = own.result;
+        return own.rc;
     }
-    call_request r = {fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};
-    if (!combine(view, rec, &r, 1)) {   /* somebody combines: ask it */
-        publish(rec, &r);
-        while (atomic_load_explicit(&r.state, memory_order_acquire)
-               != CALL_DONE) {
-            if (!combine(view, rec, &r, 0))
-                wait_briefly(&r);
-        }
-    }
-    *out = r.result;
-    return r.rc;
+    return ask_combiner(view, rec, fn, arg, out);
 }

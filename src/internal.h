@@ -508,6 +508,15 @@ int pygate__leave_reporting_exception(pygate_token token, const char *file,
  * tokens carry only the level). */
 pygate_token pygate__entry_token(uint32_t level);
 
+/* pygate_enter() into rec, a record its caller just had from a view
+ * (call.c: validating the view twice would cost a lone pygate_call a
+ * tenth more than an entry). */
+int pygate__enter_record(record *rec, pygate_token *token, const char *file,
+                         int line);
+
+/* The thread state an entry's token attached (or found attached). */
+PyThreadState *pygate__token_tstate(pygate_token token);
+
 /* ---- threads and their cached states (thread.c) ------------------------- */
 
 
@@ -540,8 +549,8 @@ typedef struct frame {
     uint32_t depth;                /* nested re-entries folded in */
 } frame;
 
-/* A thread's part in the worker pools, which the pools fill
- * (pool_submit.c, pool_worker.c) and thread.c hands back, with
+/* A thread's part in the worker pools and in pygate_call, which they fill
+ * (pool_submit.c, pool_worker.c, call.c) and thread.c hands back, with
  * pygate__thread_pools_release, when the thread ends or a child of fork()
  * forgets it. */
 typedef struct thread_pools {
@@ -550,6 +559,8 @@ typedef struct thread_pools {
     slab_block *job_pack_slab;     /* packs of those nobody waits for */
     slab_shared *job_pack;         /* held: the pack its last submission
                                       went into, or NULL */
+    slab_block *call_request_slab; /* its pygate_call requests (call.c),
+                                      which a combiner may free */
     int worker;                    /* a pool's worker thread */
     unsigned lane;                 /* 1 + the pools' lane it submits to;
                                       0: none yet */
@@ -562,6 +573,7 @@ pygate__thread_pools_release(thread_pools *tp)
     if (tp->job_pack != NULL)
         pygate__slab_let_go(tp->job_pack);
     pygate__slab_release(&tp->job_pack_slab);
+    pygate__slab_release(&tp->call_request_slab);
 }
 
 typedef struct pygate_thread {

@@ -197,6 +197,78 @@ exception_goes_to_unraisablehook(void)
     harness_stop(&py);
 }
 
+/* A call whose fn, detached, waits for another thread's pygate_call: the
+ * other call cannot be run by this caller, busy in fn, so after a while
+ * it takes its request back and enters itself (call.c, WITHDRAW_AFTER).
+ * Once as the first caller's own call, once (if combined) as a call the
+ * first caller runs for another thread. */
+static int
+answer(void *arg)
+{
+    (void)arg;
+    return 7;
+}
+
+static void *
+call_answer(void *arg)
+{
+    int result = 0;
+    int rc = pygate_call(py.view, answer, NULL, &result);
+    *(int *)arg = rc == PYGATE_OK ? result : rc;
+    return NULL;
+}
+
+static int
+wait_for_another_call(void *arg)
+{
+    request *r = (request *)arg;
+    r->caller = PyThread_get_thread_ident();   /* who ran it */
+    int answered = 0;
+    pthread_t t;
+    Py_BEGIN_ALLOW_THREADS
+    if (pthread_create(&t, NULL, call_answer, &answered) == 0)
+        pthread_join(t, NULL);
+    Py_END_ALLOW_THREADS
+    return answered;
+}
+
+static void *
+call_waiting_then_hold(void *arg)
+{
+    request *r = (request *)arg;
+    int result = 0;
+    CHECK_OK(pygate_call(py.view, hold_first, r, &result));
+    return NULL;
+}
+
+static void
+calls_may_wait_for_calls(void)
+{
+    py = harness_start();
+    alarm(60);   /* a hang fails here, not at ctest's timeout */
+    request own = {0, 0};
+    int result = 0;
+    CHECK_OK(pygate_call(py.view, wait_for_another_call, &own, &result));
+    CHECK(result == 7);
+    /* The same from a request the first caller runs for this thread. */
+    atomic_store(&second_started, 0);
+    first_ident = 0;
+    request first = {0, 10}, second = {0, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, call_waiting_then_hold, &first) == 0);
+    while (first_ident == 0)
+        usleep(100);
+    atomic_store(&second_started, 1);
+    result = 0;
+    CHECK_OK(pygate_call(py.view, wait_for_another_call, &second, &result));
+    CHECK(result == 7);
+    CHECK(pthread_join(t, NULL) == 0);
+    printf("the waiting call ran on %s\n", second.caller == first_ident
+               ? "the first caller's thread" : "its own");
+    alarm(0);
+    harness_stop(&py);
+}
+
 /* Threads keep calling while Python finalizes: every call either ran or
  * was refused with a code; the shutdown neither hangs nor crashes. */
 static _Atomic int refused[THREADS];
@@ -259,6 +331,7 @@ static const scenario scenarios[] = {
     {"exception_goes_to_unraisablehook", exception_goes_to_unraisablehook},
     {"finalize_refuses_calls", finalize_refuses_calls},
     {"call_codes", call_codes},
+    {"calls_may_wait_for_calls", calls_may_wait_for_calls},
     {NULL, NULL},
 };
 
