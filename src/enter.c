@@ -30,20 +30,26 @@ enum { TOKEN_ENTER = 0x454e5452, TOKEN_DETACH = 0x44455441 };
 
 static void unwind_frames(pygate_thread *t);
 
-static frame *
+/* Makes room for more frames: rare, so kept out of push_frame. */
+static __attribute__((noinline)) int
+grow_frames(pygate_thread *t)
+{
+    if (t->cap == 0)   /* the thread's first frame */
+        pygate__thread_set_unwinder(unwind_frames);
+    uint32_t cap = t->cap ? 2 * t->cap : 8;
+    frame *frames = (frame *)pygate__realloc(t->frames, cap * sizeof *frames);
+    if (frames == NULL)
+        return 0;
+    t->frames = frames;
+    t->cap = cap;
+    return 1;
+}
+
+static inline frame *
 push_frame(pygate_thread *t)
 {
-    if (t->nframes == t->cap) {
-        if (t->cap == 0)   /* the thread's first frame: rare */
-            pygate__thread_set_unwinder(unwind_frames);
-        uint32_t cap = t->cap ? 2 * t->cap : 8;
-        frame *frames =
-            (frame *)pygate__realloc(t->frames, cap * sizeof *frames);
-        if (frames == NULL)
-            return NULL;
-        t->frames = frames;
-        t->cap = cap;
-    }
+    if (t->nframes == t->cap && !grow_frames(t))
+        return NULL;
     frame *f = &t->frames[t->nframes++];
     *f = (frame){0};
     t->level++;
@@ -80,7 +86,7 @@ top_frame(pygate_thread *t)
 /* Takes the frame's guard: a local one on the thread's cached entry when
  * there is one, else a shared one.  `guarded`: the caller holds a guard of
  * its own on rec, so this one is taken even while the hook waits. */
-static int
+static inline int
 guard_frame(frame *f, record *rec, entry *e, int guarded)
 {
     f->held = e != NULL && pygate__record_local_guards() ? &e->held : NULL;
@@ -198,6 +204,20 @@ pygate__impl_enter_at(pygate_view *view, pygate_token *token,
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
     return enter_record(rec, 0, token, file, line);
+}
+
+int
+pygate__enter_record(record *rec, pygate_token *token, const char *file,
+                     int line)
+{
+    return enter_record(rec, 0, token, file, line);
+}
+
+PyThreadState *
+pygate__token_tstate(pygate_token token)
+{
+    pygate_thread *t = (pygate_thread *)token.thread_;
+    return top_frame(t)->tstate;
 }
 
 int
