@@ -67,8 +67,9 @@ enum {
 
 /* A published request has two holders (slab_shared): its owner, and the
  * combiner that takes it off the list; the last to let go frees it (one
- * taken back stays on the list until a combiner takes it off).  A lone
- * caller's own request is never published, and lives on its stack. */
+ * taken back stays on the list until a combiner stops or takes it off).
+ * A lone caller's own request is never published, and lives on its
+ * stack. */
 typedef struct call_request {
     slab_shared hold;
     pygate_job_fn fn;
@@ -167,6 +168,45 @@ run_rounds(pygate_view *view, record *rec, call_request *own,
     }
 }
 
+static void
+publish(record *rec, call_request *r)
+{
+    call_request *_Atomic *requests = &rec->calls.requests;
+    r->next = atomic_load_explicit(requests, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(requests, &r->next, r,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* Lets go of the requests on rec's list that their owners took back, and
+ * puts the others back in their order.  Called by the combiner, which
+ * alone takes requests off the list, as it stops: one taken back while it
+ * combined would otherwise stay on the list until the next combiner. */
+static void
+drop_withdrawn(record *rec)
+{
+    call_request *list = atomic_exchange_explicit(&rec->calls.requests, NULL,
+                                                  memory_order_acquire);
+    call_request *kept = NULL;   /* oldest first */
+    while (list != NULL) {
+        call_request *next = list->next;
+        if (atomic_load_explicit(&list->state, memory_order_acquire)
+                & CALL_WITHDRAWN) {
+            pygate__slab_let_go(&list->hold);
+        } else {
+            list->next = kept;
+            kept = list;
+        }
+        list = next;
+    }
+    while (kept != NULL) {
+        call_request *next = kept->next;
+        publish(rec, kept);
+        kept = next;
+    }
+}
+
 /* Becomes the combiner if nobody is: enters once, runs own first when
  * own_first (own is not published: its caller found nobody combining,
  * just after it had rec from view), then the requests published meanwhile
@@ -195,6 +235,9 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
             run_rounds(view, rec, own, &tok, &rc);
         if (rc == PYGATE_OK)
             pygate__leave(tok);
+        if (atomic_load_explicit(&calls->requests, memory_order_relaxed)
+                != NULL)
+            drop_withdrawn(rec);
         atomic_store_explicit(&calls->combining, 0, memory_order_seq_cst);
         /* A request published after the last look, whose owner saw this
          * thread combining, would otherwise wait for its next recheck. */
@@ -212,17 +255,6 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         syscall(SYS_futex, &next->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
                 0);
     return 1;
-}
-
-static void
-publish(record *rec, call_request *r)
-{
-    call_request *_Atomic *requests = &rec->calls.requests;
-    r->next = atomic_load_explicit(requests, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(requests, &r->next, r,
-                                                  memory_order_release,
-                                                  memory_order_relaxed))
-        ;
 }
 
 /* Waits for r to be done: yields first (see WAIT_SPIN_YIELDS), then
