@@ -291,11 +291,22 @@ withdraw(call_request *r)
     return 0;
 }
 
+/* Enters as pygate_enter() does (nested when already in) and runs fn. */
+static int
+call_alone(record *rec, pygate_job_fn fn, void *arg, int *out)
+{
+    pygate_token tok;
+    int rc = pygate__enter_record(rec, &tok, __FILE__, __LINE__);
+    if (rc != PYGATE_OK)
+        return rc;
+    rc = run_attached(tok, fn, arg, out);
+    pygate__leave(tok);
+    return rc;
+}
+
 /* Publishes fn(arg) for the combiner, and waits for it to be run (or
  * becomes the combiner itself), or takes it back after WITHDRAW_AFTER and
  * enters itself. */
-static int call_alone(record *rec, pygate_job_fn fn, void *arg, int *out);
-
 static int
 ask_combiner(pygate_view *view, record *rec, pygate_job_fn fn, void *arg,
              int *out)
@@ -323,19 +334,6 @@ ask_combiner(pygate_view *view, record *rec, pygate_job_fn fn, void *arg,
     *out = r->result;
     int rc = r->rc;
     pygate__slab_let_go(&r->hold);
-    return rc;
-}
-
-/* Enters as pygate_enter() does (nested when already in) and runs fn. */
-static int
-call_alone(record *rec, pygate_job_fn fn, void *arg, int *out)
-{
-    pygate_token tok;
-    int rc = pygate__enter_record(rec, &tok, __FILE__, __LINE__);
-    if (rc != PYGATE_OK)
-        return rc;
-    rc = run_attached(tok, fn, arg, out);
-    pygate__leave(tok);
     return rc;
 }
 
