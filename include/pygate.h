@@ -524,8 +524,9 @@ PYGATE_API int pygate_pool_submit_then(pygate_pool *pool, pygate_job_fn fn,
 PYGATE_API int pygate_pool_counts(pygate_pool *pool, uint64_t *submitted,
                                   uint64_t *completed, uint64_t *cancelled);
 
-/* Waits for the job to end: timeout in seconds, < 0 for ever, 0 to poll.
- * Any thread; an attached caller waits with the GIL released.
+/* Waits for the job to end: timeout in seconds, < 0 for ever, 0 to poll,
+ * measured on the monotonic clock (a step of the wall clock neither
+ * stretches nor cuts it; so are the pool's own waits).  Any thread; an attached caller waits with the GIL released.
  * Returns PYGATE_OK when it ran (*result, if not NULL, is what it
  * returned; see pygate_job_exception for what it raised),
  * PYGATE_ECANCELLED when it never will, PYGATE_ETIMEDOUT,

@@ -92,13 +92,27 @@ pygate__now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The absolute CLOCK_REALTIME deadline pthread_cond_timedwait() wants,
- * `seconds` (>= 0) from now. */
+/* Every condition variable pygate waits on with a deadline measures it on
+ * CLOCK_MONOTONIC: a default one measures CLOCK_REALTIME, which a clock
+ * step (NTP, a VM resumed) moves, stretching or cutting a wait by the
+ * step. */
+static inline void
+pygate__cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* The absolute deadline, `seconds` (>= 0) from now, that
+ * pthread_cond_timedwait() wants on a condition from pygate__cond_init. */
 static inline struct timespec
 pygate__deadline_after(double seconds)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     long whole = (long)seconds;
     ts.tv_sec += whole;
     ts.tv_nsec += (long)((seconds - (double)whole) * 1e9);

@@ -244,7 +244,7 @@ pygate__record_new(PyInterpreterState *interp, int64_t id)
     atomic_init(&rec->phase, PHASE_OPEN);
     atomic_init(&rec->refs, 1);
     pthread_mutex_init(&rec->lock, NULL);
-    pthread_cond_init(&rec->drained, NULL);
+    pygate__cond_init(&rec->drained);
     pthread_mutex_lock(&registry_lock);
     PYGATE__LIST_PUSH(registry, rec, reg_prev, reg_next);
     pthread_mutex_unlock(&registry_lock);
@@ -345,7 +345,7 @@ pygate__record_reset_after_fork(record *rec, uint64_t shared_held)
     uint64_t closed = atomic_load(&rec->guards) & GUARD_CLOSED;
     atomic_store(&rec->guards, closed | shared_held);
     /* Threads that no longer exist may have been waiting on it. */
-    pthread_cond_init(&rec->drained, NULL);
+    pygate__cond_init(&rec->drained);
     if (!rec->is_main) {
         /* PyOS_AfterFork_Child deletes every interpreter but the main one
          * (_PyInterpreterState_DeleteExceptMain) without finalizing it:

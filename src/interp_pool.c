@@ -430,7 +430,7 @@ ipool_new(const pygate_interp_pool_options *o)
     ip->accepting = 1;
     ip->refs = 1;   /* the handle's */
     pthread_mutex_init(&ip->lock, NULL);
-    pthread_cond_init(&ip->changed, NULL);
+    pygate__cond_init(&ip->changed);
     return ip;
 }
 

@@ -130,10 +130,10 @@ pools_child(void)
          * brackets (a submitter between its look-up and its push, or
          * waiting for room), were other threads: gone. */
         pygate__handle_forget_brackets(p->handle, HANDLE_POOL);
-        pthread_cond_init(&p->work, NULL);
-        pthread_cond_init(&p->changed, NULL);
-        pthread_cond_init(&p->room, NULL);
-        pthread_cond_init(&p->standby, NULL);
+        pygate__cond_init(&p->work);
+        pygate__cond_init(&p->changed);
+        pygate__cond_init(&p->room);
+        pygate__cond_init(&p->standby);
         p->room_waiters = 0;
         int mine = pygate__pool_worker_index(p);
         cancel_running_elsewhere_locked(p);

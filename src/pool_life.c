@@ -250,10 +250,10 @@ pool_new(const pygate_pool_options *o)
     p->accepting = 1;
     p->refs = 1;   /* the handle's */
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->work, NULL);
-    pthread_cond_init(&p->changed, NULL);
-    pthread_cond_init(&p->room, NULL);
-    pthread_cond_init(&p->standby, NULL);
+    pygate__cond_init(&p->work);
+    pygate__cond_init(&p->changed);
+    pygate__cond_init(&p->room);
+    pygate__cond_init(&p->standby);
     pygate__pools_watch_fork();
     pygate__pools_add(p);
     return p;
