@@ -26,7 +26,7 @@
 
 #include <stdlib.h>
 
-enum { TOKEN_ENTER = 0x454e5452, TOKEN_DETACH = 0x44455441 };
+enum { TOKEN_ENTER = PYGATE_TOKEN_ENTER_, TOKEN_DETACH = PYGATE_TOKEN_DETACH_ };
 
 static void unwind_frames(pygate_thread *t);
 
@@ -148,14 +148,17 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     return PYGATE_OK;
 }
 
-/* Enters rec.  `guarded`: the caller holds a guard of its own on rec. */
+/* Enters rec.  `guarded`: the caller holds a guard of its own on rec.
+ * `view`: the view the caller named, for which the thread's fast record
+ * opens once attached (pygate.h); NULL keeps it closed. */
 static int
-enter_record(record *rec, int guarded, pygate_token *token,
-             const char *file, int line)
+enter_record(record *rec, pygate_view *view, int guarded,
+             pygate_token *token, const char *file, int line)
 {
     pygate_thread *t = pygate__thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
+    pygate__fast_close(t);
 
     frame *top = top_frame(t);
     if (top != NULL && top->rec == rec && top->kind != FRAME_DETACH
@@ -165,6 +168,10 @@ enter_record(record *rec, int guarded, pygate_token *token,
         top->depth++;   /* nested: covered by the outer frame's guard */
         t->level++;
         *token = make_token(t, TOKEN_ENTER);
+        if (view != NULL && !pygate__debug_mode()
+                && atomic_load_explicit(&rec->phase, memory_order_relaxed)
+                   == PHASE_OPEN)
+            pygate__fast_open(t, view, top->tstate);
         return PYGATE_OK;
     }
 
@@ -186,13 +193,16 @@ enter_record(record *rec, int guarded, pygate_token *token,
         pop_frame(t);
         return rc;
     }
-    if (pygate__debug_mode())
+    int debug = pygate__debug_mode();
+    if (debug)
         f->site = pygate__record_site_add(rec, file, line);
     /* References other threads dropped while not attached (pygate_decref)
      * go now, on this thread, which is attached to their interpreter. */
     if (pygate__decref_queue_any(rec))
         pygate__decref_queue_drop(rec);
     *token = make_token(t, TOKEN_ENTER);
+    if (view != NULL && !debug)   /* last: the drop may enter and leave */
+        pygate__fast_open(t, view, f->tstate);
     return PYGATE_OK;
 }
 
@@ -203,14 +213,14 @@ pygate__impl_enter_at(pygate_view *view, pygate_token *token,
     record *rec = pygate__view_record(view);
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
-    return enter_record(rec, 0, token, file, line);
+    return enter_record(rec, view, 0, token, file, line);
 }
 
 int
 pygate__enter_record(record *rec, pygate_token *token, const char *file,
                      int line)
 {
-    return enter_record(rec, 0, token, file, line);
+    return enter_record(rec, NULL, 0, token, file, line);
 }
 
 PyThreadState *
@@ -230,14 +240,17 @@ pygate__impl_enter_guarded_at(pygate_guard *guard, pygate_token *token,
         return PYGATE_EINVAL;
     /* A guard inherited through fork() no longer holds: enter as with a
      * view, which may then fail once shutdown began. */
-    return enter_record(rec, holds, token, file, line);
+    return enter_record(rec, NULL, holds, token, file, line);
 }
 
-/* Checks that token names the calling thread's innermost frame. */
+/* Checks that token names the calling thread's innermost frame (t: the
+ * calling thread's record, its fast record closed first). */
 static int
 check_token(pygate_thread *t, pygate_token token, uint32_t kind,
             const char *file, int line)
 {
+    if (t != NULL)
+        pygate__fast_close(t);
     if (token.thread_ != NULL && token.thread_ != t)
         return pygate__misuse(PYGATE_EWRONGTHREAD, file, line,
                              "token used on a thread other than its own");
@@ -309,6 +322,8 @@ pygate__impl_detach_at(pygate_token *token, const char *file, int line)
     if (token == NULL)
         return PYGATE_EINVAL;
     pygate_thread *t = pygate__thread_self(0);
+    if (t != NULL)
+        pygate__fast_close(t);
     frame *top = t != NULL ? top_frame(t) : NULL;
     PyThreadState *current = pygate__compat_current_tstate();
     if (top == NULL || top->kind == FRAME_DETACH || current == NULL
@@ -368,7 +383,7 @@ pygate__impl_thread_keep_gilstate(pygate_view *view)
      * a count of 0 deletes (test_enter.foreign_gilstate_reuses_kept_state
      * enters again with the same state after such calls). */
     pygate_token token;
-    int rc = enter_record(rec, 0, &token, __FILE__, __LINE__);
+    int rc = enter_record(rec, NULL, 0, &token, __FILE__, __LINE__);
     if (rc != PYGATE_OK)
         return rc;
     return pygate__impl_leave_at(token, __FILE__, __LINE__);
@@ -420,6 +435,7 @@ report_open_frames(pygate_thread *t)
 static void
 unwind_frames(pygate_thread *t)
 {
+    pygate__fast_close(t);   /* on the thread itself: its exit */
     uint32_t open = report_open_frames(t);
     if (open > 0)
         fprintf(stderr, "pygate: a thread ended inside %u pygate entries;"

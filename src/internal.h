@@ -602,6 +602,38 @@ typedef struct pygate_thread {
     struct pygate_thread *reg_prev, *reg_next;   /* every thread's record */
 } pygate_thread;
 
+/* The calling thread's fast record (pygate.h, pygate_fast_v1_), under the
+ * name this copy's own code uses: a hidden alias of the exported
+ * pygate__fast_v1 (thread.c), so that the library always keeps its own
+ * copy's record even where another copy's exported one interposes. */
+extern __thread pygate_fast_v1_ pygate__fast
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+/* Closes the calling thread's fast record, folding the entries counted
+ * inline into its innermost frame: called first by every function that
+ * reads or changes the thread's frames or level. */
+static inline void
+pygate__fast_close(pygate_thread *t)
+{
+    if (pygate__fast.view_ == 0)
+        return;
+    pygate__fast.view_ = 0;
+    t->level = pygate__fast.level_;
+    t->frames[t->nframes - 1].depth += pygate__fast.nested_;
+    pygate__fast.nested_ = 0;
+}
+
+/* Opens it for the thread's innermost frame, an entry through view that
+ * attached tstate (not in debug mode: the caller checks). */
+static inline void
+pygate__fast_open(pygate_thread *t, pygate_view *view, PyThreadState *tstate)
+{
+    pygate__fast.tstate_ = tstate;
+    pygate__fast.thread_ = t;
+    pygate__fast.level_ = t->level;
+    pygate__fast.view_ = (uintptr_t)view;
+}
+
 /* How a thread that ends inside entries gives back what they hold (the
  * attachment, the guards): enter.c, which owns frames, hands thread.c the
  * function when a thread first has any (thread.c sits below enter.c and

@@ -255,6 +255,12 @@ record_shutdown(void *arg)
 {
     record *rec = (record *)arg;
     rec->shutdown_began = pygate__now();   /* every wait's clock */
+    /* The finalizing thread may be inside an entry: its later nested ones
+     * take the exported path, which sees the gate (enter.c never opens
+     * the record again for a record past PHASE_OPEN). */
+    pygate_thread *self = pygate__thread_self(0);
+    if (self != NULL)
+        pygate__fast_close(self);
     /* Pools first, while their workers can still enter. */
     call_listeners(rec);
     pygate__record_close_gate(rec);

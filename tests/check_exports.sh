@@ -1,8 +1,9 @@
 #!/bin/sh
 # check_exports.sh SHARED_LIB STATIC_LIB HEADER... - only the API is visible:
-# the shared library exports exactly the functions the headers mark
-# PYGATE_API, and every global symbol of the static library is named
-# pygate_* (the API) or pygate__* (internal), so it clashes with nobody.
+# the shared library exports exactly the functions (and the thread-local
+# fast records) the headers mark PYGATE_API, and every global symbol of the
+# static library is named pygate_* (the API) or pygate__* (internal), so it
+# clashes with nobody.
 set -eu
 shared=$1 static=$2
 shift 2
@@ -10,7 +11,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # Declarations may span lines: join each one, then take the name before "(".
 cat "$@" | tr '\n' ' ' | tr ';' '\n' \
-  | sed -n 's/.*PYGATE_API[^(]*[ *]\(pygate_[A-Za-z0-9_]*\)(.*/\1/p' \
+  | sed -n -e 's/.*PYGATE_API[^(]*[ *]\(pygate_[A-Za-z0-9_]*\)(.*/\1/p' \
+      -e 's/.*PYGATE_API extern __thread [A-Za-z0-9_]* \(pygate_[A-Za-z0-9_]*\) .*/\1/p' \
   | sort -u >"$tmp/declared"
 nm -D --defined-only "$shared" | awk '{print $3}' | sort -u >"$tmp/exported"
 if ! cmp -s "$tmp/declared" "$tmp/exported"; then
@@ -25,4 +27,4 @@ if [ -s "$tmp/stray" ]; then
   cat "$tmp/stray"
   exit 1
 fi
-echo "exports: $(wc -l <"$tmp/exported") functions, as declared"
+echo "exports: $(wc -l <"$tmp/exported") symbols, as declared"

@@ -386,6 +386,119 @@ gil_released_inside_entry(void)
     teardown();
 }
 
+/* ---- nested entries counted inline (pygate.h) ---------------------------- */
+
+/* Whether the thread's fast record is open, and its inline count. */
+static int
+fast_open(void)
+{
+#if PYGATE_INLINE_NESTING
+    return pygate__fast_v1.view_ != 0;
+#else
+    return 0;
+#endif
+}
+
+static unsigned
+fast_nested(void)
+{
+#if PYGATE_INLINE_NESTING
+    return pygate__fast_v1.nested_;
+#else
+    return 0;
+#endif
+}
+
+/* Inline and exported entries and leaves mixed on one thread, in and out
+ * of order (refused in release mode; debug mode aborts on misuse): the same
+ * tokens and depths either way.  arg: whether this mode opens the record
+ * (release mode, gcc or clang); 0 in debug mode. */
+static void *
+nest_inline_and_exported(void *arg)
+{
+    int inline_on = *(const int *)arg;
+    int debug = getenv("PYGATE_DEBUG")[0] == '1';
+    pygate_token outer, a, b, c;
+    CHECK(!fast_open());
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK(fast_open() == inline_on);
+    CHECK_OK(pygate_enter(py.view, &a));
+    CHECK(fast_nested() == (unsigned)inline_on);
+    CHECK(pygate_thread_depth() == 2);
+    /* The exported path folds the inline count in, and opens again. */
+    CHECK_OK(pygate_enter_at(py.view, &b, __FILE__, __LINE__));
+    CHECK(fast_nested() == 0 && fast_open() == inline_on);
+    CHECK_OK(pygate_enter(py.view, &c));
+    CHECK(fast_nested() == (unsigned)inline_on);
+    CHECK(pygate_thread_depth() == 4);
+    CHECK(eval_long("6 * 7") == 42);
+    if (!debug) {   /* out of order: refused, and nothing changes */
+        CHECK_RC(pygate_leave(b), PYGATE_EUNBALANCED);
+        CHECK_RC(pygate_leave(outer), PYGATE_EUNBALANCED);
+        CHECK(pygate_thread_depth() == 4);
+    }
+    CHECK_OK(pygate_leave(c));
+    if (!debug)
+        CHECK_RC(pygate_leave(c), PYGATE_EUNBALANCED);   /* twice */
+    CHECK_OK(pygate_leave_at(b, __FILE__, __LINE__));
+    CHECK_OK(pygate_enter(py.view, &b));   /* inline once more */
+    CHECK_OK(pygate_leave_at(b, __FILE__, __LINE__));
+    CHECK_OK(pygate_leave(a));
+    CHECK(pygate_thread_depth() == 1);
+    CHECK(PyGILState_Check());
+    CHECK_OK(pygate_leave(outer));
+    CHECK(pygate_thread_depth() == 0);
+    CHECK(PyGILState_Check() == 0);
+    CHECK(!fast_open());
+    /* Another view of the same interpreter takes the exported path, and
+     * still only nests. */
+    pygate_view *other;
+    CHECK_OK(pygate_enter(py.view, &outer));
+    CHECK_OK(pygate_view_from_current(&other));
+    CHECK_OK(pygate_enter(other, &a));
+    CHECK(fast_nested() == 0 && pygate_thread_depth() == 2);
+    CHECK_OK(pygate_leave(a));
+    /* A million nested pairs leave the thread as it was. */
+    for (int i = 0; i < 1000000; i++) {
+        CHECK_OK(pygate_enter(py.view, &a));
+        CHECK_OK(pygate_leave(a));
+    }
+    CHECK(pygate_thread_depth() == 1 && fast_nested() == 0);
+    CHECK_OK(pygate_leave(outer));
+    CHECK_OK(pygate_view_close(other));
+    return NULL;
+}
+
+static void
+nested_entries_inline(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    setup();
+    int inline_on = PYGATE_INLINE_NESTING;
+    on_native_thread(nest_inline_and_exported, &inline_on);
+    teardown();
+}
+
+/* Debug mode never opens the record: every entry is checked and sited. */
+static void
+nested_entries_debug_mode(void)
+{
+    setenv("PYGATE_DEBUG", "1", 1);
+    setup();
+    int inline_on = 0;
+    on_native_thread(nest_inline_and_exported, &inline_on);
+    teardown();
+}
+
+/* The GIL released inside an entry, in release mode (the inline path's
+ * attached-state test). */
+static void
+gil_released_inside_entry_release_mode(void)
+{
+    setenv("PYGATE_DEBUG", "0", 1);
+    gil_released_inside_entry();
+}
+
 /* ---- threads that already have a state ---------------------------------- */
 
 static void
@@ -586,6 +699,10 @@ static const scenario scenarios[] = {
     {"gilstate_from_pygate", gilstate_from_pygate},
     {"gilstate_into_pygate", gilstate_into_pygate},
     {"gil_released_inside_entry", gil_released_inside_entry},
+    {"gil_released_inside_entry_release_mode",
+     gil_released_inside_entry_release_mode},
+    {"nested_entries_inline", nested_entries_inline},
+    {"nested_entries_debug_mode", nested_entries_debug_mode},
     {"main_thread_reuses_its_state", main_thread_reuses_its_state},
     {"python_thread_reuses_its_state", python_thread_reuses_its_state},
     {"exception_stays_with_user", exception_stays_with_user},

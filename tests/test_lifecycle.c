@@ -218,6 +218,34 @@ explicit_release(void)
     CHECK(Py_FinalizeEx() == 0);
 }
 
+/* ---- the main thread finalizes from inside nested entries ---------------- */
+
+/* Nested entries counted inline (pygate.h) when the thread that holds them
+ * finalizes the interpreter and starts Python again: an entry through the
+ * old view is refused, though the new main state is the old one's address
+ * (the hook closed the thread's fast record), and the open ones leave. */
+static void
+finalize_inside_nested_entries(void)
+{
+    py = harness_start();
+    pygate_token outer, nested[3], late;
+    CHECK_OK(pygate_enter(py.view, &outer));
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(pygate_enter(py.view, &nested[i]));
+    CHECK(pygate_thread_depth() == 4);
+    CHECK(Py_FinalizeEx() == 0);
+    Py_InitializeEx(0);   /* on 3.12+ the same main state, at one address */
+    CHECK(pygate_enter(py.view, &late) < 0);
+    CHECK(pygate_thread_depth() == 4);
+    for (int i = 2; i >= 0; i--)
+        CHECK_OK(pygate_leave(nested[i]));
+    CHECK_OK(pygate_leave(outer));
+    CHECK(pygate_thread_depth() == 0);
+    CHECK(PyGILState_Check());   /* the new Python's main state */
+    CHECK_OK(pygate_view_close(py.view));
+    CHECK(Py_FinalizeEx() == 0);
+}
+
 /* ---- threads with cached states outlive the interpreter ----------------- */
 
 #define SLEEPERS 4
@@ -360,6 +388,7 @@ finalize_waits_for_shared_guards(void)
 static const scenario scenarios[] = {
     {"thread_exit_frees_states", thread_exit_frees_states},
     {"explicit_release", explicit_release},
+    {"finalize_inside_nested_entries", finalize_inside_nested_entries},
     {"thread_ends_inside_entries", thread_ends_inside_entries},
     {"threads_outlive_interpreter", threads_outlive_interpreter},
     {"finalize_waits_for_entries", finalize_waits_for_entries},
