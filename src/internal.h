@@ -618,9 +618,12 @@ pygate__fast_close(pygate_thread *t)
     if (pygate__fast.view_ == 0)
         return;
     pygate__fast.view_ = 0;
-    t->level = pygate__fast.level_;
-    t->frames[t->nframes - 1].depth += pygate__fast.nested_;
-    pygate__fast.nested_ = 0;
+    uint32_t nested = pygate__fast.nested_;
+    if (nested != 0) {   /* else level_ is still t->level */
+        t->level += nested;
+        t->frames[t->nframes - 1].depth += nested;
+        pygate__fast.nested_ = 0;
+    }
 }
 
 /* Opens it for the thread's innermost frame, an entry through view that
