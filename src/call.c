@@ -209,8 +209,8 @@ drop_withdrawn(record *rec)
 
 /* Becomes the combiner if nobody is: enters once, runs own first when
  * own_first (own is not published: its caller found nobody combining,
- * just after it had rec from view), then the requests published meanwhile
- * (run_rounds).  Returns 0 if another thread is the combiner. */
+ * just after it had rec from view, and nothing attached), then the
+ * requests published meanwhile (run_rounds).  Returns 0 if another thread is the combiner. */
 static int
 combine(pygate_view *view, record *rec, call_request *own, int own_first)
 {
@@ -220,7 +220,7 @@ combine(pygate_view *view, record *rec, call_request *own, int own_first)
         return 0;
     do {
         pygate_token tok;
-        int rc = own_first ? pygate__enter_record(rec, &tok, __FILE__,
+        int rc = own_first ? pygate__enter_record(rec, 1, &tok, __FILE__,
                                                   __LINE__)
                            : pygate__enter(view, &tok);
         if (own_first) {   /* then own is done, and this loop runs once */
@@ -291,12 +291,14 @@ withdraw(call_request *r)
     return 0;
 }
 
-/* Enters as pygate_enter() does (nested when already in) and runs fn. */
+/* Enters as pygate_enter() does (nested when already in) and runs fn.
+ * `detached`: the caller saw nothing attached on this thread. */
 static int
-call_alone(record *rec, pygate_job_fn fn, void *arg, int *out)
+call_alone(record *rec, int detached, pygate_job_fn fn, void *arg,
+           int *out)
 {
     pygate_token tok;
-    int rc = pygate__enter_record(rec, &tok, __FILE__, __LINE__);
+    int rc = pygate__enter_record(rec, detached, &tok, __FILE__, __LINE__);
     if (rc != PYGATE_OK)
         return rc;
     rc = run_attached(tok, fn, arg, out);
@@ -315,7 +317,7 @@ ask_combiner(pygate_view *view, record *rec, pygate_job_fn fn, void *arg,
     call_request *r = (call_request *)pygate__slab_alloc(
         t != NULL ? &t->pools.call_request_slab : NULL, sizeof *r);
     if (r == NULL)   /* no memory to ask with: enter instead */
-        return call_alone(rec, fn, arg, out);
+        return call_alone(rec, 1, fn, arg, out);
     atomic_init(&r->hold.holders, 2);
     r->fn = fn;
     r->arg = arg;
@@ -327,7 +329,7 @@ ask_combiner(pygate_view *view, record *rec, pygate_job_fn fn, void *arg,
             continue;
         if (pygate__now() - since > WITHDRAW_AFTER && withdraw(r)) {
             pygate__slab_let_go(&r->hold);
-            return call_alone(rec, fn, arg, out);
+            return call_alone(rec, 1, fn, arg, out);
         }
         wait_briefly(r);
     }
@@ -349,7 +351,7 @@ pygate__impl_call(pygate_view *view, pygate_job_fn fn, void *arg,
     /* Attached (holding a GIL): never wait for a combiner, which may need
      * that very GIL.  Free-threaded: always (no GIL hold to share). */
     if (COMPAT_FREE_THREADED || pygate__compat_current_tstate() != NULL)
-        return call_alone(rec, fn, arg, out);
+        return call_alone(rec, 0, fn, arg, out);
     call_request own = {{0}, fn, arg, 0, PYGATE_OK, CALL_PENDING, NULL};
     if (combine(view, rec, &own, 1)) {
         *out = own.result;

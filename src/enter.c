@@ -148,20 +148,26 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
     return PYGATE_OK;
 }
 
-/* Enters rec.  `guarded`: the caller holds a guard of its own on rec.
- * `view`: the view the caller named, for which the thread's fast record
- * opens once attached (pygate.h); NULL keeps it closed. */
+/* How enter_record is called: ENTER_GUARDED, the caller holds a guard of
+ * its own on rec; ENTER_DETACHED, the caller knows nothing is attached on
+ * this thread (it just looked), so the look is not made again. */
+enum { ENTER_GUARDED = 1, ENTER_DETACHED = 2 };
+
+/* Enters rec (`how`: ENTER_* flags).  `view`: the view the caller named,
+ * for which the thread's fast record opens once attached (pygate.h); NULL
+ * keeps it closed. */
 static int
-enter_record(record *rec, pygate_view *view, int guarded,
+enter_record(record *rec, pygate_view *view, unsigned how,
              pygate_token *token, const char *file, int line)
 {
+    int guarded = (how & ENTER_GUARDED) != 0;
     pygate_thread *t = pygate__thread_self(1);
     if (t == NULL)
         return PYGATE_ENOMEM;
     pygate__fast_close(t);
 
     frame *top = top_frame(t);
-    if (top != NULL && top->rec == rec && top->kind != FRAME_DETACH
+    if (top != NULL && !(how & ENTER_DETACHED) && top->rec == rec && top->kind != FRAME_DETACH
             && atomic_load_explicit(&rec->phase, memory_order_relaxed)
                != PHASE_GONE   /* else top->tstate may be freed */
             && compat_tstate_is_attached(top->tstate)) {
@@ -175,7 +181,9 @@ enter_record(record *rec, pygate_view *view, int guarded,
         return PYGATE_OK;
     }
 
-    PyThreadState *current = pygate__compat_current_tstate();
+    PyThreadState *current = how & ENTER_DETACHED
+                                 ? NULL
+                                 : pygate__compat_current_tstate();
     frame *f = push_frame(t);
     if (f == NULL)
         return PYGATE_ENOMEM;
@@ -217,10 +225,11 @@ pygate__impl_enter_at(pygate_view *view, pygate_token *token,
 }
 
 int
-pygate__enter_record(record *rec, pygate_token *token, const char *file,
-                     int line)
+pygate__enter_record(record *rec, int detached, pygate_token *token,
+                     const char *file, int line)
 {
-    return enter_record(rec, NULL, 0, token, file, line);
+    return enter_record(rec, NULL, detached ? ENTER_DETACHED : 0, token,
+                        file, line);
 }
 
 PyThreadState *
@@ -240,7 +249,8 @@ pygate__impl_enter_guarded_at(pygate_guard *guard, pygate_token *token,
         return PYGATE_EINVAL;
     /* A guard inherited through fork() no longer holds: enter as with a
      * view, which may then fail once shutdown began. */
-    return enter_record(rec, NULL, holds, token, file, line);
+    return enter_record(rec, NULL, holds ? ENTER_GUARDED : 0, token, file,
+                        line);
 }
 
 /* Checks that token names the calling thread's innermost frame (t: the
