@@ -342,7 +342,8 @@ PYGATE_API int pygate_detach_at(pygate_token *token, const char *file,
 PYGATE_API int pygate_reattach_at(pygate_token token, const char *file,
                                   int line);
 
-/* The inline path of pygate_enter() and pygate_leave(): a nested entry,
+/* The inline path of pygate_enter() and pygate_leave() (and of the scoped
+ * forms, PYGATE_ENTERED and pygate.hpp's pygate::entered): a nested entry,
  * into the interpreter the thread's innermost entry attached through the
  * same view, is counted here in the caller's code, without a call into
  * pygate (about 60 instructions a pair instead of 160 on 3.12.1, a third
@@ -415,8 +416,10 @@ pygate_enter_inline_(pygate_view *view, pygate_token *token,
     return pygate_enter_at(view, token, file, line);
 }
 
+/* Leaves inline the entry of token when it was counted inline and is the
+ * innermost; returns 1 then, else 0 (nothing changed). */
 static inline int
-pygate_leave_inline_(pygate_token token, const char *file, int line)
+pygate_leave_counted_(pygate_token token)
 {
 #if PYGATE_INLINE_NESTING
     pygate_fast_v1_ *fast = &pygate__fast_v1;
@@ -425,9 +428,19 @@ pygate_leave_inline_(pygate_token token, const char *file, int line)
             && token.kind_ == PYGATE_TOKEN_ENTER_) {
         fast->nested_--;
         fast->level_--;
-        return PYGATE_OK;
+        return 1;
     }
+#else
+    (void)token;
 #endif
+    return 0;
+}
+
+static inline int
+pygate_leave_inline_(pygate_token token, const char *file, int line)
+{
+    if (pygate_leave_counted_(token))
+        return PYGATE_OK;
     return pygate_leave_at(token, file, line);
 }
 
@@ -940,6 +953,31 @@ PYGATE_API pygate_scope_ pygate_scope_detach_(int *rc, const char *file,
                                               int line);
 PYGATE_API void pygate_scope_end_(pygate_scope_ *scope);
 
+/* The scoped forms' entry and end, with the inline path of pygate_enter()
+ * and pygate_leave() (a nested entry's leave never reports an exception:
+ * it does not detach). */
+static inline pygate_scope_
+pygate_scope_enter_inline_(pygate_view *view, int *rc, const char *file,
+                           int line)
+{
+    pygate_scope_ scope = {{0, 0, 0}, file, line, 0};
+    int r = pygate_enter_inline_(view, &scope.token, file, line);
+    if (rc != 0)
+        *rc = r;
+    scope.active = r == PYGATE_OK;
+    return scope;
+}
+
+static inline void
+pygate_scope_end_inline_(pygate_scope_ *scope)
+{
+    if (scope->active && pygate_leave_counted_(scope->token)) {
+        scope->active = 0;
+        return;
+    }
+    pygate_scope_end_(scope);
+}
+
 /* PYGATE_ENTERED(view, &rc) { ...Python calls... }
  * Enters the interpreter, runs the block, and always leaves, also on an
  * early return, break or goto out of the block.  *rc receives the entry's
@@ -949,8 +987,8 @@ PYGATE_API void pygate_scope_end_(pygate_scope_ *scope);
  * the scope leaves; in debug mode it is a misuse and aborts. */
 #define PYGATE_ENTERED(view, rcp)                                          \
     for (pygate_scope_ pygate_scope_var_                                   \
-             __attribute__((cleanup(pygate_scope_end_))) =                 \
-             pygate_scope_enter_((view), (rcp), __FILE__, __LINE__);       \
+             __attribute__((cleanup(pygate_scope_end_inline_))) =          \
+             pygate_scope_enter_inline_((view), (rcp), __FILE__, __LINE__); \
          pygate_scope_var_.active == 1; pygate_scope_var_.active = 2)
 
 /* PYGATE_DETACHED(&rc) { ...native work... }

@@ -281,7 +281,7 @@ public:
     scope &operator=(scope &&) = delete;
     scope(const scope &) = delete;
     scope &operator=(const scope &) = delete;
-    ~scope() { pygate_scope_end_(&s_); }
+    ~scope() { pygate_scope_end_inline_(&s_); }
 
     bool ok() const noexcept { return s_.active != 0; }
     int code() const noexcept { return rc_; }
@@ -338,7 +338,7 @@ inline detail::scope
 entered::enter(pygate_view *v, const char *file, int line) noexcept
 {
     int rc = 0;
-    pygate_scope_ s = pygate_scope_enter_(v, &rc, file, line);
+    pygate_scope_ s = pygate_scope_enter_inline_(v, &rc, file, line);
     return made(s, rc);
 }
 

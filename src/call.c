@@ -210,7 +210,8 @@ drop_withdrawn(record *rec)
 /* Becomes the combiner if nobody is: enters once, runs own first when
  * own_first (own is not published: its caller found nobody combining,
  * just after it had rec from view, and nothing attached), then the
- * requests published meanwhile (run_rounds).  Returns 0 if another thread is the combiner. */
+ * requests published meanwhile (run_rounds).  Returns 0 if another thread
+ * is the combiner. */
 static int
 combine(pygate_view *view, record *rec, call_request *own, int own_first)
 {

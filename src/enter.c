@@ -26,7 +26,9 @@
 
 #include <stdlib.h>
 
-enum { TOKEN_ENTER = PYGATE_TOKEN_ENTER_, TOKEN_DETACH = PYGATE_TOKEN_DETACH_ };
+/* A token's kind (pygate.h's, which the inline path tests). */
+enum { TOKEN_ENTER = PYGATE_TOKEN_ENTER_,
+       TOKEN_DETACH = PYGATE_TOKEN_DETACH_ };
 
 static void unwind_frames(pygate_thread *t);
 
@@ -167,7 +169,8 @@ enter_record(record *rec, pygate_view *view, unsigned how,
     pygate__fast_close(t);
 
     frame *top = top_frame(t);
-    if (top != NULL && !(how & ENTER_DETACHED) && top->rec == rec && top->kind != FRAME_DETACH
+    if (top != NULL && !(how & ENTER_DETACHED) && top->rec == rec
+            && top->kind != FRAME_DETACH
             && atomic_load_explicit(&rec->phase, memory_order_relaxed)
                != PHASE_GONE   /* else top->tstate may be freed */
             && compat_tstate_is_attached(top->tstate)) {

@@ -31,6 +31,10 @@ scopes_leave_on_exceptions(void)
         {
             pygate::entered again(py.view);   /* nested: a count */
             CHECK(pygate_thread_depth() == 2);
+#if PYGATE_INLINE_NESTING
+            /* counted inline (pygate.h), and left inline by the unwind */
+            CHECK(pygate__fast_v1.nested_ == 1);
+#endif
             throw std::runtime_error("unwind");
         }
     } catch (const std::runtime_error &) {

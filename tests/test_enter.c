@@ -647,6 +647,22 @@ scoped_blocks(void *arg)
         for (;;) {
             break;   /* a break inside does not skip the leave */
         }
+        /* Nested scopes take the inline path (release mode, gcc/clang)
+         * once an entry opened the record again after the detach. */
+        int nested_rc = -1, inner_rc = -1;
+        PYGATE_ENTERED(py.view, &nested_rc) {
+            CHECK(pygate_thread_depth() == 2 && fast_nested() == 0);
+            PYGATE_ENTERED(py.view, &inner_rc) {
+                CHECK(pygate_thread_depth() == 3);
+                CHECK(fast_nested() == (unsigned)(PYGATE_INLINE_NESTING
+                                                  && getenv("PYGATE_DEBUG")[0]
+                                                     == '0'));
+            }
+            CHECK(pygate_thread_depth() == 2 && fast_nested() == 0);
+        }
+        CHECK_OK(nested_rc);
+        CHECK_OK(inner_rc);
+        CHECK(pygate_thread_depth() == 1);
     }
     CHECK_OK(rc);
     CHECK(pygate_thread_depth() == 0);
