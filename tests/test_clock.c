@@ -61,24 +61,26 @@ release_after_200ms(void *arg)
     return NULL;
 }
 
-/* The wall clock an hour behind what it was when the deadline was made:
- * pygate_job_wait(0.2) still gives up after about 0.2 s. */
+static pygate_pool *pool;
+static pygate_job *held;   /* hold_until_released, on pool's one worker */
+
+/* Python, a pool of one worker busy with `held`, and the wall clock
+ * `step` seconds off from here on. */
 static void
-job_wait_times_out_when_clock_steps_back(void)
+start_held_job(long step)
 {
     py = harness_start();
-    pygate_pool *pool;
     pygate_pool_options o = {.workers = 1};
     CHECK_OK(pygate_pool_open(py.view, &o, &pool));
-    pygate_job *held;
     CHECK_OK(pygate_pool_submit(pool, hold_until_released, NULL, &held));
-    atomic_store(&wall_step, 3600);
+    atomic_store(&wall_step, step);
     watchdog(30);
-    double start = now_seconds();
-    CHECK_RC(pygate_job_wait(held, 0.2, NULL), PYGATE_ETIMEDOUT);
-    double took = now_seconds() - start;
-    CHECK(took >= 0.19 && took < 10);
-    atomic_store(&released, 1);
+}
+
+/* Waits for `held` to end (released), then puts everything back. */
+static void
+finish_held_job(void)
+{
     int result = 0;
     CHECK_OK(pygate_job_wait(held, -1, &result));
     CHECK(result == 5);
@@ -88,29 +90,31 @@ job_wait_times_out_when_clock_steps_back(void)
     harness_stop(&py);
 }
 
+/* The wall clock an hour behind what it was when the deadline was made:
+ * pygate_job_wait(0.2) still gives up after about 0.2 s. */
+static void
+job_wait_times_out_when_clock_steps_back(void)
+{
+    start_held_job(3600);
+    double start = now_seconds();
+    CHECK_RC(pygate_job_wait(held, 0.2, NULL), PYGATE_ETIMEDOUT);
+    double took = now_seconds() - start;
+    CHECK(took >= 0.19 && took < 10);
+    atomic_store(&released, 1);
+    finish_held_job();
+}
+
 /* The wall clock an hour ahead: pygate_job_wait(10) still waits for a job
  * that ends after 0.2 s, instead of giving up at once. */
 static void
 job_wait_waits_when_clock_steps_forward(void)
 {
-    py = harness_start();
-    pygate_pool *pool;
-    pygate_pool_options o = {.workers = 1};
-    CHECK_OK(pygate_pool_open(py.view, &o, &pool));
-    pygate_job *held;
-    CHECK_OK(pygate_pool_submit(pool, hold_until_released, NULL, &held));
-    atomic_store(&wall_step, -3600);
-    watchdog(30);
+    start_held_job(-3600);
     pthread_t releaser;
     CHECK(pthread_create(&releaser, NULL, release_after_200ms, NULL) == 0);
-    int result = 0;
-    CHECK_OK(pygate_job_wait(held, 10, &result));
-    CHECK(result == 5);
+    CHECK_OK(pygate_job_wait(held, 10, NULL));
     CHECK(pthread_join(releaser, NULL) == 0);
-    atomic_store(&wall_step, 0);
-    CHECK_OK(pygate_job_close(held));
-    CHECK_OK(pygate_pool_close(pool));
-    harness_stop(&py);
+    finish_held_job();
 }
 
 static _Atomic int later_ran;
@@ -144,7 +148,6 @@ static void
 job_behind_a_blocked_one_runs_when_clock_steps_back(void)
 {
     py = harness_start();
-    pygate_pool *pool;
     pygate_pool_options o = {.workers = 2};
     CHECK_OK(pygate_pool_open(py.view, &o, &pool));
     usleep(50 * 1000);   /* both workers asleep, nothing queued */
