@@ -369,10 +369,10 @@ PYGATE_API int pygate_reattach_at(pygate_token token, const char *file,
  * Py_LIMITED_API (no unchecked current-state read in it), compiles the
  * calls alone.
  *
- * On this path a view closed during the outer entry still counts (the
- * outer entry's guard keeps the interpreter), and no file/line is kept
- * (debug mode never opens the record: every entry there takes the
- * exported path, with its checks and sites). */
+ * On this path no file/line is kept (debug mode never opens the record:
+ * every entry there takes the exported path, with its checks and sites);
+ * a view closed since the outer entry is refused as on the exported path
+ * (the close counts in pygate__views_closed_v1). */
 #define PYGATE_TOKEN_ENTER_ 0x454e5452u   /* a token's kind_: an entry */
 #define PYGATE_TOKEN_DETACH_ 0x44455441u  /* a token's kind_: a detach */
 
@@ -382,6 +382,7 @@ typedef struct pygate_fast_v1_ {
     void *thread_;            /* the thread's token id */
     uint32_t level_;          /* open entries and detaches, nested_ too */
     uint32_t nested_;         /* entries counted inline on the innermost */
+    uint32_t closes_;         /* pygate__views_closed_v1 before that entry */
 } pygate_fast_v1_;
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(Py_LIMITED_API) \
@@ -394,6 +395,10 @@ typedef struct pygate_fast_v1_ {
 #  endif
 PYGATE_API extern __thread pygate_fast_v1_ pygate__fast_v1
     __attribute__((tls_model("initial-exec")));
+/* Counts view closes (part of the same contract): a record opened before
+ * a close no longer matches, so a closed view is refused on this path as
+ * on the exported one. */
+PYGATE_API extern uint32_t pygate__views_closed_v1;
 #else
 #  define PYGATE_INLINE_NESTING 0
 #endif
@@ -405,6 +410,8 @@ pygate_enter_inline_(pygate_view *view, pygate_token *token,
 #if PYGATE_INLINE_NESTING
     pygate_fast_v1_ *fast = &pygate__fast_v1;
     if (fast->view_ == (uintptr_t)view && fast->view_ != 0 && token != NULL
+            && fast->closes_ == __atomic_load_n(&pygate__views_closed_v1,
+                                                __ATOMIC_RELAXED)
             && fast->tstate_ == PYGATE_CURRENT_STATE_()) {
         fast->nested_++;
         token->thread_ = fast->thread_;

@@ -156,10 +156,11 @@ attach(pygate_thread *t, frame *f, record *rec, PyThreadState *current,
 enum { ENTER_GUARDED = 1, ENTER_DETACHED = 2 };
 
 /* Enters rec (`how`: ENTER_* flags).  `view`: the view the caller named,
- * for which the thread's fast record opens once attached (pygate.h); NULL
- * keeps it closed. */
+ * for which the thread's fast record opens once attached (pygate.h), with
+ * `closes` (pygate__views_closed_now() before view was checked); NULL keeps
+ * it closed. */
 static int
-enter_record(record *rec, pygate_view *view, unsigned how,
+enter_record(record *rec, pygate_view *view, uint32_t closes, unsigned how,
              pygate_token *token, const char *file, int line)
 {
     int guarded = (how & ENTER_GUARDED) != 0;
@@ -180,7 +181,7 @@ enter_record(record *rec, pygate_view *view, unsigned how,
         if (view != NULL && !pygate__debug_mode()
                 && atomic_load_explicit(&rec->phase, memory_order_relaxed)
                    == PHASE_OPEN)
-            pygate__fast_open(t, view, top->tstate);
+            pygate__fast_open(t, view, top->tstate, closes);
         return PYGATE_OK;
     }
 
@@ -213,7 +214,7 @@ enter_record(record *rec, pygate_view *view, unsigned how,
         pygate__decref_queue_drop(rec);
     *token = make_token(t, TOKEN_ENTER);
     if (view != NULL && !debug)   /* last: the drop may enter and leave */
-        pygate__fast_open(t, view, f->tstate);
+        pygate__fast_open(t, view, f->tstate, closes);
     return PYGATE_OK;
 }
 
@@ -221,17 +222,18 @@ int
 pygate__impl_enter_at(pygate_view *view, pygate_token *token,
                       const char *file, int line)
 {
+    uint32_t closes = pygate__views_closed_now();
     record *rec = pygate__view_record(view);
     if (rec == NULL || token == NULL)
         return PYGATE_EINVAL;
-    return enter_record(rec, view, 0, token, file, line);
+    return enter_record(rec, view, closes, 0, token, file, line);
 }
 
 int
 pygate__enter_record(record *rec, int detached, pygate_token *token,
                      const char *file, int line)
 {
-    return enter_record(rec, NULL, detached ? ENTER_DETACHED : 0, token,
+    return enter_record(rec, NULL, 0, detached ? ENTER_DETACHED : 0, token,
                         file, line);
 }
 
@@ -252,8 +254,8 @@ pygate__impl_enter_guarded_at(pygate_guard *guard, pygate_token *token,
         return PYGATE_EINVAL;
     /* A guard inherited through fork() no longer holds: enter as with a
      * view, which may then fail once shutdown began. */
-    return enter_record(rec, NULL, holds ? ENTER_GUARDED : 0, token, file,
-                        line);
+    return enter_record(rec, NULL, 0, holds ? ENTER_GUARDED : 0, token,
+                        file, line);
 }
 
 /* Checks that token names the calling thread's innermost frame (t: the
@@ -396,7 +398,7 @@ pygate__impl_thread_keep_gilstate(pygate_view *view)
      * a count of 0 deletes (test_enter.foreign_gilstate_reuses_kept_state
      * enters again with the same state after such calls). */
     pygate_token token;
-    int rc = enter_record(rec, NULL, 0, &token, __FILE__, __LINE__);
+    int rc = enter_record(rec, NULL, 0, 0, &token, __FILE__, __LINE__);
     if (rc != PYGATE_OK)
         return rc;
     return pygate__impl_leave_at(token, __FILE__, __LINE__);

@@ -610,6 +610,16 @@ typedef struct pygate_thread {
  * copy's record even where another copy's exported one interposes. */
 extern __thread pygate_fast_v1_ pygate__fast
     __attribute__((tls_model("initial-exec"), visibility("hidden")));
+/* pygate.h's pygate__views_closed_v1, the same way (view.c counts). */
+extern uint32_t pygate__views_closed __attribute__((visibility("hidden")));
+
+/* The count of view closes, read before a view is checked: a fast record
+ * opened with it stops matching at the next close. */
+static inline uint32_t
+pygate__views_closed_now(void)
+{
+    return __atomic_load_n(&pygate__views_closed, __ATOMIC_ACQUIRE);
+}
 
 /* Closes the calling thread's fast record, folding the entries counted
  * inline into its innermost frame: called first by every function that
@@ -629,10 +639,13 @@ pygate__fast_close(pygate_thread *t)
 }
 
 /* Opens it for the thread's innermost frame, an entry through view that
- * attached tstate (not in debug mode: the caller checks). */
+ * attached tstate (not in debug mode: the caller checks); closes: the
+ * count of view closes read before view was checked. */
 static inline void
-pygate__fast_open(pygate_thread *t, pygate_view *view, PyThreadState *tstate)
+pygate__fast_open(pygate_thread *t, pygate_view *view, PyThreadState *tstate,
+                  uint32_t closes)
 {
+    pygate__fast.closes_ = closes;
     pygate__fast.tstate_ = tstate;
     pygate__fast.thread_ = t;
     pygate__fast.level_ = t->level;

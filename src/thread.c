@@ -46,14 +46,18 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static __thread pygate_thread *thread_tls
     __attribute__((tls_model("initial-exec")));
 
-/* The fast record pygate.h's inline path reads (exported), and its
- * hidden alias for this copy's own code (internal.h).  initial-exec as
+/* The fast record pygate.h's inline path reads (exported), the count of
+ * view closes it compares, and their hidden aliases for this copy's own
+ * code (internal.h).  initial-exec as
  * thread_tls: 32 more bytes of static TLS. */
 PYGATE_API __thread pygate_fast_v1_ pygate__fast_v1
     __attribute__((tls_model("initial-exec")));
 extern __thread pygate_fast_v1_ pygate__fast
     __attribute__((alias("pygate__fast_v1"), tls_model("initial-exec"),
                    visibility("hidden")));
+PYGATE_API uint32_t pygate__views_closed_v1;
+extern uint32_t pygate__views_closed
+    __attribute__((alias("pygate__views_closed_v1"), visibility("hidden")));
 
 /* Every thread's record, for fork() (fork.c). */
 static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;

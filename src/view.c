@@ -79,6 +79,9 @@ view_close(pygate_view *view)
     record *rec = pygate__view_record(view);
     if (rec == NULL || !pygate__handle_close((uintptr_t)(view), HANDLE_VIEW))
         return PYGATE_EINVAL;
+    /* Every thread's fast record opened through a view stops matching
+     * (pygate.h): a nested entry through this one is refused from now on. */
+    __atomic_fetch_add(&pygate__views_closed, 1, __ATOMIC_RELEASE);
     pygate__record_unref(rec);
     return PYGATE_OK;
 }

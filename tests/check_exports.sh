@@ -12,15 +12,18 @@ trap 'rm -rf "$tmp"' EXIT
 # Declarations may span lines: join each one, then take the name before "(".
 cat "$@" | tr '\n' ' ' | tr ';' '\n' \
   | sed -n -e 's/.*PYGATE_API[^(]*[ *]\(pygate_[A-Za-z0-9_]*\)(.*/\1/p' \
-      -e 's/.*PYGATE_API extern __thread [A-Za-z0-9_]* \(pygate_[A-Za-z0-9_]*\) .*/\1/p' \
+      -e 's/.*PYGATE_API extern [A-Za-z0-9_ ]* \(pygate_[A-Za-z0-9_]*\)\( .*\)*$/\1/p' \
   | sort -u >"$tmp/declared"
-nm -D --defined-only "$shared" | awk '{print $3}' | sort -u >"$tmp/exported"
+# ASan adds an ODR indicator (__odr_asan.NAME) for each global variable.
+nm -D --defined-only "$shared" | awk '$3 !~ /^__odr_asan\./ {print $3}' \
+  | sort -u >"$tmp/exported"
 if ! cmp -s "$tmp/declared" "$tmp/exported"; then
   echo "exported symbols differ from the PYGATE_API declarations:"
   diff "$tmp/declared" "$tmp/exported" || true
   exit 1
 fi
-nm --defined-only "$static" | awk '$2 ~ /^[A-Z]$/ && $2 != "U" {print $3}' \
+nm --defined-only "$static" \
+  | awk '$2 ~ /^[A-Z]$/ && $2 != "U" && $3 !~ /^__odr_asan\./ {print $3}' \
   | grep -v '^pygate_' >"$tmp/stray" || true
 if [ -s "$tmp/stray" ]; then
   echo "global symbols of the static library outside pygate's prefix:"

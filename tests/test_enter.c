@@ -465,7 +465,18 @@ nest_inline_and_exported(void *arg)
     }
     CHECK(pygate_thread_depth() == 1 && fast_nested() == 0);
     CHECK_OK(pygate_leave(outer));
+    /* A view closed inside an entry through it: refused from then on, on
+     * the inline path as on the exported one. */
+    CHECK_OK(pygate_enter(other, &outer));
+    CHECK_OK(pygate_enter(other, &a));
+    CHECK(fast_nested() == (unsigned)inline_on);
     CHECK_OK(pygate_view_close(other));
+    CHECK_RC(pygate_enter(other, &b), PYGATE_EINVAL);
+    CHECK_OK(pygate_enter(py.view, &b));   /* another view still enters */
+    CHECK_OK(pygate_leave(b));
+    CHECK_OK(pygate_leave(a));
+    CHECK_OK(pygate_leave(outer));
+    CHECK(pygate_thread_depth() == 0);
     return NULL;
 }
 
