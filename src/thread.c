@@ -49,7 +49,7 @@ static __thread pygate_thread *thread_tls
 /* The fast record pygate.h's inline path reads (exported), the count of
  * view closes it compares, and their hidden aliases for this copy's own
  * code (internal.h).  initial-exec as
- * thread_tls: 32 more bytes of static TLS. */
+ * thread_tls: 40 more bytes of static TLS. */
 PYGATE_API __thread pygate_fast_v1_ pygate__fast_v1
     __attribute__((tls_model("initial-exec")));
 extern __thread pygate_fast_v1_ pygate__fast
